@@ -1,0 +1,39 @@
+"""The web layer: a Flask app factory and its blueprints. It calls the service, never the reverse."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from flask import Flask, g, request
+
+from app.api import chat, health, models
+from app.api.errors import register_error_handlers
+from app.service.completion import CompletionService
+
+log = logging.getLogger("switchboard")
+_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def create_app(service: CompletionService | None = None) -> Flask:
+    service = service or CompletionService()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_bytes
+    app.json.sort_keys = False
+    app.url_map.strict_slashes = False
+    app.extensions["switchboard"] = service
+    for blueprint in (chat.bp, models.bp, health.bp):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+
+    @app.before_request
+    def _assign_request_id():
+        sent = request.headers.get("x-request-id", "")
+        g.request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+
+    @app.after_request
+    def _tag_response(response):
+        response.headers["x-request-id"] = g.get("request_id") or uuid.uuid4().hex
+        return response
+
+    return app

@@ -1,0 +1,44 @@
+"""POST /chat/completions and /v1/chat/completions."""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, current_app, request
+
+from app.api.schemas import validate_chat_request
+from app.errors import InvalidRequestError, ProxyError
+from app.jsonfast import dumps, loads
+
+bp = Blueprint("chat", __name__)
+
+
+def read_json_body():
+    """The request body as JSON, with 415 for another content type and 400 for bad JSON."""
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise ProxyError("Send the body as JSON with Content-Type: application/json "
+                         f"(got {mimetype or 'none'}).", status=415,
+                         type="invalid_request_error", code="unsupported_media_type")
+    data = request.get_data(cache=False)
+    try:
+        return loads(data)
+    except ValueError as exc:
+        raise InvalidRequestError(f"The request body is not valid JSON: {exc}.",
+                                  code="invalid_json") from None
+
+
+@bp.post("/chat/completions")
+@bp.post("/v1/chat/completions")
+def chat_completions():
+    started = time.perf_counter()
+    body = validate_chat_request(read_json_body())
+    outcome = current_app.extensions["switchboard"].complete(body)
+    response = Response(dumps(outcome.response), mimetype="application/json")
+    headers = response.headers
+    headers["x-switchboard-model"] = outcome.target.model
+    headers["x-switchboard-provider"] = outcome.target.provider
+    if outcome.dropped_params:
+        headers["x-switchboard-dropped-params"] = ",".join(outcome.dropped_params)
+    overhead = (time.perf_counter() - started - outcome.upstream_seconds) * 1000
+    headers["x-switchboard-overhead-ms"] = f"{max(0.0, overhead):.2f}"
+    return response

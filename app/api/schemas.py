@@ -1,0 +1,200 @@
+"""Validation of the chat request (marshmallow), with messages that say exactly what is wrong.
+
+Types are strict: "0.5" is not a number and 1 is not a boolean, as in OpenAI's API.
+Fields the schema does not know are kept (forward compatibility).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from app.errors import InvalidRequestError
+
+ROLES = ("system", "developer", "user", "assistant", "function", "tool")
+
+
+class StrictNumber(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError("must be a number")
+        return value
+
+
+class StrictInteger(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("must be an integer")
+        return value
+
+
+class StrictBoolean(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("must be a boolean (true or false)")
+        return value
+
+
+class StrictString(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("must be a string")
+        return value
+
+
+class StrictObject(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise ValidationError("must be an object")
+        return value
+
+
+class OneOfShapes(fields.Field):
+    """A value that may be a string (from `choices`, when given) or an object."""
+
+    def __init__(self, choices: tuple[str, ...] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.choices = choices
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, dict):
+            return value
+        if isinstance(value, str) and (self.choices is None or value in self.choices):
+            return value
+        if self.choices:
+            raise ValidationError(f"must be one of {', '.join(self.choices)}, or an object")
+        raise ValidationError("must be a string or an object")
+
+
+class Content(fields.Field):
+    """Message content: a string, null, or a list of content parts each with a `type`."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            for position, part in enumerate(value):
+                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                    raise ValidationError({position: ["must be an object with a string 'type'"]})
+            return value
+        raise ValidationError("must be a string, null, or a list of content parts")
+
+
+class Stop(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(s, str) for s in value):
+            if len(value) > 4:
+                raise ValidationError("may hold at most 4 sequences")
+            return value
+        raise ValidationError("must be a string or a list of up to 4 strings")
+
+
+def _object_list(**kwargs):
+    return fields.List(StrictObject(), **kwargs)
+
+
+class MessageSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    role = StrictString(required=True, validate=validate.OneOf(
+        ROLES, error="must be one of " + ", ".join(ROLES) + " (got {input!r})"))
+    content = Content(allow_none=True)
+    name = StrictString()
+    function_call = StrictObject()
+    tool_calls = _object_list()
+    tool_call_id = StrictString()
+
+    @validates_schema
+    def _content_present(self, data, **kwargs):
+        if "content" in data and data["content"] is not None:
+            return
+        if data.get("role") == "assistant" and (data.get("tool_calls") or data.get("function_call")):
+            return
+        raise ValidationError("is required (null is allowed only for an assistant message "
+                              "with tool_calls or function_call)", "content")
+
+
+class ChatRequestSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    model = StrictString(required=True, validate=validate.Length(min=1, error="must not be empty"))
+    messages = fields.List(fields.Nested(MessageSchema), required=True,
+                           validate=validate.Length(min=1, error="must hold at least one message"))
+    temperature = StrictNumber(validate=validate.Range(0, 2, error="must be between 0 and 2"))
+    top_p = StrictNumber(validate=validate.Range(0, 1, error="must be between 0 and 1"))
+    n = StrictInteger(validate=validate.Range(min=1, max=128, error="must be between 1 and 128"))
+    stream = StrictBoolean()
+    stop = Stop(allow_none=True)
+    max_tokens = StrictInteger(allow_none=True, validate=validate.Range(
+        min=1, error="must be at least 1"))
+    max_completion_tokens = StrictInteger(allow_none=True, validate=validate.Range(
+        min=1, error="must be at least 1"))
+    presence_penalty = StrictNumber(validate=validate.Range(-2, 2, error="must be between -2 and 2"))
+    frequency_penalty = StrictNumber(validate=validate.Range(-2, 2, error="must be between -2 and 2"))
+    logit_bias = StrictObject(allow_none=True)
+    user = StrictString()
+    functions = _object_list()
+    function_call = OneOfShapes(("none", "auto"))
+    tools = _object_list()
+    tool_choice = OneOfShapes(("none", "auto", "required"))
+    parallel_tool_calls = StrictBoolean()
+    response_format = StrictObject()
+    seed = StrictInteger(allow_none=True)
+    stream_options = StrictObject(allow_none=True)
+    logprobs = StrictBoolean(allow_none=True)
+    top_logprobs = StrictInteger(allow_none=True, validate=validate.Range(
+        0, 20, error="must be between 0 and 20"))
+
+    @validates_schema
+    def _tools_named(self, data, **kwargs):
+        for key, path in (("tools", ("function", "name")), ("functions", ("name",))):
+            for position, item in enumerate(data.get(key) or ()):
+                node = item
+                for step in path:
+                    node = node.get(step) if isinstance(node, dict) else None
+                if not isinstance(node, str) or not node:
+                    raise ValidationError({position: {".".join(path): ["is required"]}}, key)
+
+
+_SCHEMA = ChatRequestSchema()
+
+
+def _first_error(errors: Any, path: str = "") -> tuple[str, str]:
+    """The first leaf of marshmallow's nested errors as ("messages[0].role", "message")."""
+    if isinstance(errors, dict):
+        key, value = next(iter(errors.items()))
+        if key == "_schema":
+            return _first_error(value, path)
+        if isinstance(key, int):
+            step = f"{path}[{key}]"
+        else:
+            step = f"{path}.{key}" if path else str(key)
+        return _first_error(value, step)
+    if isinstance(errors, list):
+        return _first_error(errors[0], path) if isinstance(errors[0], (dict, list)) else (path, errors[0])
+    return path, str(errors)
+
+
+_WORDING = {
+    "Missing data for required field.": "is required",
+    "Field may not be null.": "must not be null",
+    "Invalid input type.": "must be an object",
+    "Not a valid list.": "must be an array",
+}
+
+
+def validate_chat_request(body: Any) -> dict[str, Any]:
+    """Return the body unchanged if it is a valid chat request; raise InvalidRequestError if not."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.", code="invalid_body")
+    errors = _SCHEMA.validate(body)
+    if errors:
+        param, message = _first_error(errors)
+        message = _WORDING.get(message, message)
+        code = "missing_required_parameter" if message == "is required" else "invalid_value"
+        raise InvalidRequestError(f"Invalid parameter '{param}': {message}.", param=param, code=code)
+    return body

@@ -1,0 +1,173 @@
+"""Settings: environment variables plus an optional YAML file, read once at start.
+
+The YAML file (path in SWITCHBOARD_CONFIG) is validated as a whole before the proxy
+serves anything; a bad entry stops the start with a message that names it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import yaml
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+ENV_PREFIX = "os.environ/"
+DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+DEFAULT_TIMEOUT_SECONDS = 600.0
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the bad entry."""
+
+
+class _DeploymentParams(Schema):
+    class Meta:
+        unknown = INCLUDE  # provider-specific settings (prompt_template, ...) pass through
+
+    model = fields.String(required=True, validate=validate.Length(min=1))
+    api_base = fields.String(validate=validate.Length(min=1))
+    api_key = fields.String()
+    api_version = fields.String()
+    timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    weight = fields.Float(validate=validate.Range(min=0))
+    rpm = fields.Integer(validate=validate.Range(min=0))
+    tpm = fields.Integer(validate=validate.Range(min=0))
+    input_cost_per_token = fields.Float(validate=validate.Range(min=0))
+    output_cost_per_token = fields.Float(validate=validate.Range(min=0))
+
+
+class _ModelEntry(Schema):
+    class Meta:
+        unknown = RAISE
+
+    model_name = fields.String(required=True, validate=validate.Length(min=1))
+    params = fields.Nested(_DeploymentParams, required=True)
+    model_info = fields.Dict()
+
+
+class _ConfigFile(Schema):
+    class Meta:
+        unknown = RAISE
+
+    model_list = fields.List(fields.Dict(), load_default=list)
+    drop_params = fields.Boolean(load_default=False)
+    request_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    connect_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    max_request_bytes = fields.Integer(validate=validate.Range(min=1))
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A credential plus where it came from, so errors can name the variable, never the value."""
+
+    value: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One `model_list` entry: a client-facing name served by a provider/model."""
+
+    model_name: str
+    model: str
+    params: dict[str, Any]
+    index: int
+
+
+@dataclass
+class Settings:
+    env: Mapping[str, str]
+    deployments: list[Deployment] = field(default_factory=list)
+    drop_params: bool = False
+    request_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    config_path: str | None = None
+
+    def secret(self, value: Any, default_env: tuple[str, ...] = ()) -> Secret:
+        """Resolve an `os.environ/NAME` reference, a literal, or the first set default variable."""
+        if isinstance(value, str) and value.startswith(ENV_PREFIX):
+            name = value[len(ENV_PREFIX):]
+            return Secret(self.env.get(name) or None, name)
+        if value:
+            return Secret(str(value), "config")
+        for name in default_env:
+            if self.env.get(name):
+                return Secret(self.env[name], name)
+        return Secret(None, default_env[0] if default_env else "api_key")
+
+    def env_value(self, value: Any, default_env: str | None = None) -> str | None:
+        """A non-secret setting (api_base, api_version) from config, or its environment variable."""
+        if isinstance(value, str) and value.startswith(ENV_PREFIX):
+            return self.env.get(value[len(ENV_PREFIX):]) or None
+        if value:
+            return str(value)
+        return self.env.get(default_env) or None if default_env else None
+
+
+def _first_error(errors: Any, path: str = "") -> tuple[str, str]:
+    """Walk marshmallow's nested error dict down to the first leaf message."""
+    if isinstance(errors, dict):
+        key, value = next(iter(errors.items()))
+        return _first_error(value, f"{path}.{key}" if path else str(key))
+    if isinstance(errors, list):
+        return path, str(errors[0])
+    return path, str(errors)
+
+
+def _env_number(env: Mapping[str, str], name: str, cast, default):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None, config_path: str | None = None) -> Settings:
+    """Build Settings from the environment and the YAML file it names (if any)."""
+    env = dict(os.environ if env is None else env)
+    config_path = config_path or env.get("SWITCHBOARD_CONFIG") or None
+    raw: dict[str, Any] = {}
+    if config_path:
+        try:
+            with open(config_path, encoding="utf-8") as fh:
+                raw = yaml.safe_load(fh) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {config_path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {config_path} must hold a mapping at the top level")
+    try:
+        top = _ConfigFile().load(raw)
+    except ValidationError as exc:
+        where, message = _first_error(exc.messages)
+        raise ConfigError(f"config {where}: {message}") from None
+
+    deployments = []
+    for index, entry in enumerate(top["model_list"]):
+        try:
+            loaded = _ModelEntry().load(entry)
+        except ValidationError as exc:
+            where, message = _first_error(exc.messages)
+            name = entry.get("model_name", "?") if isinstance(entry, dict) else "?"
+            raise ConfigError(
+                f"config model_list[{index}] (model_name {name!r}): {where}: {message}") from None
+        params = dict(entry["params"])
+        deployments.append(Deployment(loaded["model_name"], params["model"], params, index))
+
+    return Settings(
+        env=env,
+        deployments=deployments,
+        drop_params=top["drop_params"],
+        request_timeout=top.get("request_timeout")
+        or _env_number(env, "SWITCHBOARD_TIMEOUT", float, DEFAULT_TIMEOUT_SECONDS),
+        connect_timeout=top.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_SECONDS),
+        max_request_bytes=top.get("max_request_bytes")
+        or _env_number(env, "SWITCHBOARD_MAX_REQUEST_BYTES", int, DEFAULT_MAX_REQUEST_BYTES),
+        config_path=config_path,
+    )

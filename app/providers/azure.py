@@ -1,0 +1,29 @@
+"""Azure OpenAI: OpenAI's body, with the deployment in the URL and an `api-key` header."""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from app.providers.base import Target
+from app.providers.openai import OpenAIProvider
+
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+class AzureProvider(OpenAIProvider):
+    name = "azure"
+    key_env = ("AZURE_API_KEY",)
+    base_env = "AZURE_API_BASE"
+    version_env = "AZURE_API_VERSION"
+    default_base = None  # every Azure resource has its own endpoint
+
+    def headers(self, target: Target) -> dict[str, str]:
+        return {"Content-Type": "application/json", "api-key": target.api_key or ""}
+
+    def url(self, target: Target) -> str:
+        version = target.api_version or DEFAULT_API_VERSION
+        return (f"{target.api_base.rstrip('/')}/openai/deployments/{quote(target.upstream_model, safe='')}"
+                f"/chat/completions?api-version={quote(version, safe='')}")
+
+    def wire_body(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
+        return dict(body)  # the deployment in the URL selects the model

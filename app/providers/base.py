@@ -1,0 +1,211 @@
+"""What every provider module implements: OpenAI format in, wire format out, and back.
+
+A provider knows nothing of Flask, caching, retries or logging. It builds requests and
+reads responses; the service sends them. Multi-step protocols (Replicate's polling, a
+stream URL handed out by a create call) are expressed by returning a `FollowUp`.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from app.errors import UpstreamError
+
+# Every request field OpenAI's chat API defines; anything else is a forward-compatible extra.
+OPENAI_PARAMS = frozenset({
+    "temperature", "top_p", "n", "stream", "stop", "max_tokens", "max_completion_tokens",
+    "presence_penalty", "frequency_penalty", "logit_bias", "user", "functions",
+    "function_call", "tools", "tool_choice", "parallel_tool_calls", "response_format", "seed",
+    "stream_options", "logprobs", "top_logprobs",
+})
+
+# Values that ask for nothing beyond the default, so a provider without the parameter honours them.
+NEUTRAL_VALUES: dict[str, tuple] = {
+    "n": (1,), "logprobs": (False,), "stream_options": ({},),
+    "presence_penalty": (0, 0.0), "frequency_penalty": (0, 0.0), "logit_bias": ({},),
+    "parallel_tool_calls": (True,),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One concrete place a request can go: provider, its model id, and how to reach it."""
+
+    model_group: str          # the name the client asked for
+    model: str                # provider-qualified name, e.g. "azure/my-gpt4"
+    provider: str
+    upstream_model: str       # the id the provider's API wants
+    api_base: str | None
+    api_key: str | None
+    key_source: str           # the variable the key came from, for error messages
+    api_version: str | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)      # registry facts
+    settings: Mapping[str, Any] = field(default_factory=dict)  # deployment params from config
+    key_required: bool = True
+
+
+@dataclass
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    json: Any = None
+    stream: bool = False      # read the answer as an event stream
+
+
+@dataclass
+class UpstreamResponse:
+    status: int
+    headers: Mapping[str, str]
+    payload: Any              # parsed JSON
+
+
+@dataclass
+class FollowUp:
+    """The answer is not ready: send `request` after `delay` seconds and parse again."""
+
+    request: UpstreamRequest
+    delay: float = 0.0
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def chat_completion(model: str, choices: list[dict], usage: dict | None,
+                    response_id: str | None = None, created: int | None = None) -> dict:
+    """An OpenAI chat.completion body; providers fill in choices and usage."""
+    return {
+        "id": response_id or completion_id(),
+        "object": "chat.completion",
+        "created": created or int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
+def usage_dict(prompt_tokens: int, completion_tokens: int, **extra) -> dict:
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+             "total_tokens": prompt_tokens + completion_tokens}
+    usage.update({k: v for k, v in extra.items() if v is not None})
+    return usage
+
+
+def stop_list(stop: Any) -> list[str] | None:
+    """OpenAI's `stop` is a string or a list; most providers want a list."""
+    if stop is None:
+        return None
+    return [stop] if isinstance(stop, str) else list(stop)
+
+
+def message_text(content: Any) -> str:
+    """The text of an OpenAI message content: a string, None, or a list of parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content
+                   if isinstance(part, dict) and part.get("type") == "text")
+
+
+class Provider:
+    """Base provider. Subclasses set the class attributes and override the translators."""
+
+    name: str = ""
+    key_env: tuple[str, ...] = ()       # variables that may hold the key, first set wins
+    base_env: str | None = None
+    version_env: str | None = None
+    default_base: str | None = None
+    key_required: bool = True
+    # OpenAI params this provider honours; None means every param passes through unchanged.
+    supported_params: frozenset[str] | None = None
+    # How an event stream from this provider is framed: "sse" or "ndjson".
+    stream_format: str = "sse"
+
+    def unsupported_params(self, body: Mapping[str, Any]) -> list[str]:
+        """OpenAI params in `body` that this provider cannot honour (neutral values excepted)."""
+        if self.supported_params is None:
+            return []
+        return sorted(
+            key for key, value in body.items()
+            if key in OPENAI_PARAMS and key not in self.supported_params and key != "user"
+            and value is not None and value not in NEUTRAL_VALUES.get(key, ())
+        )
+
+    def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        raise NotImplementedError
+
+    def parse_response(self, response: UpstreamResponse, body: dict[str, Any],
+                       target: Target) -> dict | FollowUp:
+        raise NotImplementedError
+
+    def stream_translator(self, body: dict[str, Any], target: Target) -> "StreamTranslator":
+        raise NotImplementedError
+
+    def error_message(self, payload: Any) -> str | None:
+        """The provider's own error text from an error body (each provider nests it differently)."""
+        if isinstance(payload, dict):
+            error = payload.get("error", payload)
+            if isinstance(error, dict):
+                return error.get("message") or error.get("detail")
+            if isinstance(error, str):
+                return error
+        return None
+
+    def error_code(self, payload: Any) -> str | None:
+        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+            code = payload["error"].get("code") or payload["error"].get("type")
+            return str(code) if code is not None else None
+        return None
+
+    def upstream_error(self, status: int, payload: Any, headers: Mapping[str, str]) -> UpstreamError:
+        """Map a provider error answer to the OpenAI-style error our client sees."""
+        return upstream_error(self.name, status, self.error_message(payload),
+                              self.error_code(payload), retry_after_seconds(headers))
+
+
+class StreamTranslator:
+    """Turns one provider's stream events into OpenAI chunk fragments.
+
+    Each fragment is a dict with "choices" (and optionally "usage"); the service adds
+    id, object, created and model so that they are the same on every chunk.
+    """
+
+    def on_event(self, event: str | None, data: str) -> Iterable[dict]:
+        raise NotImplementedError
+
+    def on_end(self) -> Iterable[dict]:
+        return ()
+
+
+_STATUS_MAP = {400: 400, 401: 401, 403: 403, 404: 404, 408: 504, 413: 413, 422: 400, 429: 429}
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                403: "permission_error", 404: "not_found_error", 413: "invalid_request_error",
+                429: "rate_limit_error", 502: "upstream_error", 503: "upstream_error",
+                504: "timeout_error"}
+
+
+def upstream_error(provider: str, status: int, message: str | None, code: str | None = None,
+                   retry_after: float | None = None) -> UpstreamError:
+    """The one mapping from a provider's HTTP status to ours (5xx -> 502, 408 -> 504, ...)."""
+    mapped = _STATUS_MAP.get(status, 502 if status >= 500 else status)
+    text = f"{provider} returned HTTP {status}: {message or 'no error message'}"
+    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after and mapped == 429 else {}
+    return UpstreamError(text, provider=provider, upstream_status=status, status=mapped,
+                         type=_ERROR_TYPES.get(mapped, "upstream_error"), code=code,
+                         retry_after=retry_after, headers=headers)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds; HTTP dates ignored)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw:
+            try:
+                return max(0.0, float(raw) * scale)
+            except ValueError:
+                continue
+    return None

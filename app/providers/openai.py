@@ -1,0 +1,87 @@
+"""OpenAI, and every server that speaks OpenAI's chat API.
+
+Requests pass through nearly unchanged (unknown fields included, for forward
+compatibility); answers are normalised so that every field a client reads is present.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from app.jsonfast import loads
+from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
+                                UpstreamResponse, chat_completion)
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+    key_env = ("OPENAI_API_KEY",)
+    base_env = "OPENAI_API_BASE"
+    default_base = "https://api.openai.com/v1"
+    # Renames a compatible server wants (e.g. Mistral's `random_seed`), applied on the way out.
+    renamed_params: dict[str, str] = {}
+
+    def headers(self, target: Target) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if target.api_key:
+            headers["Authorization"] = f"Bearer {target.api_key}"
+        return headers
+
+    def url(self, target: Target) -> str:
+        return f"{target.api_base.rstrip('/')}/chat/completions"
+
+    def wire_body(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
+        wire = {self.renamed_params.get(k, k): v for k, v in body.items()}
+        wire["model"] = target.upstream_model
+        return wire
+
+    def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        return UpstreamRequest("POST", self.url(target), self.headers(target),
+                               self.wire_body(body, target), stream=bool(body.get("stream")))
+
+    def parse_response(self, response: UpstreamResponse, body: dict[str, Any],
+                       target: Target) -> dict | FollowUp:
+        payload = response.payload
+        if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
+            raise ValueError("the answer has no choices list")
+        result = chat_completion(payload.get("model") or target.upstream_model,
+                                 [normalise_choice(c, i) for i, c in enumerate(payload["choices"])],
+                                 payload.get("usage"), payload.get("id"), payload.get("created"))
+        for extra in ("system_fingerprint", "service_tier"):
+            if payload.get(extra) is not None:
+                result[extra] = payload[extra]
+        return result
+
+    def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
+        return OpenAIStreamTranslator(self)
+
+
+def normalise_choice(choice: Any, position: int) -> dict:
+    """A choice with index, message {role, content, ...} and finish_reason always present."""
+    if not isinstance(choice, dict):
+        raise ValueError("a choice is not an object")
+    message = dict(choice.get("message") or {})
+    message.setdefault("role", "assistant")
+    message.setdefault("content", None)
+    normalised = {"index": choice.get("index", position), "message": message,
+                  "finish_reason": choice.get("finish_reason")}
+    if "logprobs" in choice:
+        normalised["logprobs"] = choice["logprobs"]
+    return normalised
+
+
+class OpenAIStreamTranslator(StreamTranslator):
+    """OpenAI-style SSE: each `data:` is already a chunk; keep its choices and usage."""
+
+    def __init__(self, provider: Provider):
+        self.provider = provider
+
+    def on_event(self, event: str | None, data: str) -> Iterable[dict]:
+        if data.strip() == "[DONE]":
+            return ()
+        chunk = loads(data)
+        if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+            raise self.provider.upstream_error(502, chunk, {})
+        fragment = {"choices": chunk.get("choices") or []}
+        if chunk.get("usage"):
+            fragment["usage"] = chunk["usage"]
+        return (fragment,)

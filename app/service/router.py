@@ -1,0 +1,123 @@
+"""Model resolution: the name a client sends -> the deployments (Targets) that can serve it.
+
+Order: config aliases (`model_list`), then the registry, then naming rules
+(`gpt-*` -> OpenAI, `<provider>/<model>`, ...). Everything here is computed from
+settings loaded once; per request it is a few dictionary look-ups.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from app.config import Deployment, Settings
+from app.errors import MissingCredentialError, ModelNotFoundError
+from app.providers import PROVIDERS, get_provider
+from app.providers.base import Provider, Target
+from app.registry import ModelRegistry
+
+# (pattern on the bare name, provider) tried in order when neither config nor registry knows it.
+NAME_RULES: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"^(gpt-|o1|o3|o4|chatgpt-|ft:gpt-)"), "openai"),
+    (re.compile(r"^claude-"), "anthropic"),
+    (re.compile(r"^command"), "cohere"),
+    (re.compile(r"^gemini-"), "gemini"),
+]
+
+# Retired APIs: a clear 404 that names what replaced them.
+RETIRED = {
+    "palm": "Google retired the PaLM API; use a Gemini model such as gemini/gemini-2.5-flash",
+    "chat-bison": "Google retired PaLM chat-bison; use a Gemini model such as gemini/gemini-2.5-flash",
+    "text-bison": "Google retired PaLM text-bison; use a Gemini model such as gemini/gemini-2.5-flash",
+}
+
+LIST_MODELS_HINT = "GET /v1/models lists the model names this proxy serves"
+
+
+class Router:
+    def __init__(self, settings: Settings, registry: ModelRegistry):
+        self.settings = settings
+        self.registry = registry
+        self.aliases: dict[str, list[Deployment]] = {}
+        for deployment in settings.deployments:
+            self.aliases.setdefault(deployment.model_name, []).append(deployment)
+        self._cache: dict[str, tuple[Target, ...]] = {}
+
+    def resolve(self, name: str) -> tuple[Target, ...]:
+        """All deployments for `name`; raises ModelNotFoundError for a name nothing claims."""
+        targets = self._cache.get(name)
+        if targets is None:
+            if name in self.aliases:
+                targets = tuple(self._target(name, d.model, d.params) for d in self.aliases[name])
+            else:
+                targets = (self._target(name, name, {}),)
+            if len(self._cache) < 10_000:  # bounded: clients choose the names
+                self._cache[name] = targets
+        return targets
+
+    def _target(self, group: str, model: str, params: dict[str, Any]) -> Target:
+        provider, upstream_model, info = self.split(model)
+        settings = self.settings
+        base = settings.env_value(params.get("api_base"), provider.base_env) or provider.default_base
+        if base is None:
+            raise ModelNotFoundError(
+                f"model {group!r} needs an api_base: set {provider.base_env} or api_base in config",
+                param="model")
+        secret = settings.secret(params.get("api_key"), provider.key_env)
+        own_base = params.get("api_base") is not None or bool(settings.env.get(provider.base_env or ""))
+        key_required = provider.key_required and not (own_base and provider.name == "openai")
+        version = settings.env_value(params.get("api_version"), provider.version_env)
+        return Target(group, model, provider.name, upstream_model, base, secret.value,
+                      secret.source, version, info, params, key_required)
+
+    def split(self, model: str) -> tuple[Provider, str, dict[str, Any]]:
+        """provider, upstream model id and registry facts for a provider-qualified name."""
+        info = self.registry.get(model)
+        if info is not None:
+            provider = get_provider(info["provider"])
+            if provider is not None:
+                return provider, info.get("upstream_model", model), info
+        prefix, _, rest = model.partition("/")
+        if rest:
+            if prefix in RETIRED:
+                raise ModelNotFoundError(f"model {model!r} is retired: {RETIRED[prefix]}",
+                                         param="model")
+            provider = get_provider(prefix)
+            if provider is not None:
+                return provider, rest, self.registry.find_upstream(provider.name, rest) or {}
+            hf = PROVIDERS.get("huggingface")
+            if hf is not None and "/" not in rest:
+                return hf, model, {}
+        for family, reason in RETIRED.items():
+            if model.startswith(family):
+                raise ModelNotFoundError(f"model {model!r} is retired: {reason}", param="model")
+        for pattern, provider_name in NAME_RULES:
+            provider = PROVIDERS.get(provider_name)
+            if provider is not None and pattern.match(model):
+                return provider, model, self.registry.find_upstream(provider_name, model) or {}
+        raise ModelNotFoundError(f"The model {model!r} does not exist or is not served here; "
+                                 f"{LIST_MODELS_HINT}.", param="model")
+
+    def require_credentials(self, target: Target) -> None:
+        """Refuse, without calling upstream, a target whose key the operator has not set."""
+        if target.key_required and not target.api_key:
+            raise MissingCredentialError(
+                f"no API key for provider {target.provider} (model {target.model_group!r}): "
+                f"set the environment variable {target.key_source} or api_key in config")
+
+    def available_models(self) -> list[tuple[str, str]]:
+        """(name, provider) for config aliases and registry models whose provider has credentials."""
+        listed = {name: self.split(ds[0].model)[0].name for name, ds in self.aliases.items()}
+        for name, info in self.registry.items():
+            if name in listed:
+                continue
+            provider = get_provider(info["provider"])
+            if provider is not None and self._has_credentials(provider):
+                listed[name] = provider.name
+        return sorted(listed.items())
+
+    def _has_credentials(self, provider: Provider) -> bool:
+        env = self.settings.env
+        if provider.key_required:
+            return any(env.get(name) for name in provider.key_env)
+        return bool(env.get(provider.base_env or ""))
+

@@ -1,0 +1,153 @@
+"""Shared fixtures: provider emulators, the Flask app on given settings, and real gunicorn."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import urllib3
+
+from app.api import create_app
+from app.config import load_settings
+from app.service.completion import CompletionService
+from tests.emulators.openai import AzureEmulator, OpenAIEmulator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _emulator(cls):
+    emulator = cls().start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def _openai_server():
+    yield from _emulator(OpenAIEmulator)
+
+
+@pytest.fixture(scope="session")
+def _azure_server():
+    yield from _emulator(AzureEmulator)
+
+
+def _fresh(emulator):
+    emulator.reset_state()
+    yield emulator
+    assert not emulator.violations, "requests broke the provider contract:\n" + "\n".join(
+        emulator.violations)
+
+
+@pytest.fixture
+def openai_emu(_openai_server):
+    yield from _fresh(_openai_server)
+
+
+@pytest.fixture
+def azure_emu(_azure_server):
+    yield from _fresh(_azure_server)
+
+
+@pytest.fixture
+def provider_env(openai_emu, azure_emu) -> dict[str, str]:
+    """Environment that points every provider at its emulator."""
+    return {
+        "OPENAI_API_KEY": openai_emu.api_key,
+        "OPENAI_API_BASE": f"{openai_emu.base_url}/v1",
+        "AZURE_API_KEY": azure_emu.api_key,
+        "AZURE_API_BASE": azure_emu.base_url,
+        "AZURE_API_VERSION": azure_emu.api_version,
+    }
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    def write(text: str) -> str:
+        path = tmp_path / "switchboard.yaml"
+        path.write_text(text)
+        return str(path)
+    return write
+
+
+@pytest.fixture
+def make_client(provider_env):
+    """A Flask test client for a proxy built from `provider_env` plus overrides and a config."""
+    def make(env: dict | None = None, config: str | None = None):
+        settings = load_settings({**provider_env, **(env or {})}, config)
+        return create_app(CompletionService(settings)).test_client()
+    return make
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GunicornProxy:
+    """A real gunicorn process started from gunicorn.conf.py on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        full_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+                    "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": "2",
+                    "SWITCHBOARD_THREADS": "16", **env}
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], cwd=ROOT,
+            env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_ready()
+
+    def _wait_ready(self, limit: float = 30.0) -> None:
+        deadline = time.monotonic() + limit
+        http = urllib3.PoolManager()
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if http.request("GET", f"{self.base_url}/health", timeout=1.0,
+                                retries=False).status == 200:
+                    return
+            except urllib3.exceptions.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn not ready in {limit} s: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_gunicorn(tmp_path):
+    started: list[GunicornProxy] = []
+
+    def start(env: dict[str, str]) -> GunicornProxy:
+        proxy = GunicornProxy(env, tmp_path / f"gunicorn-{len(started)}.log")
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()

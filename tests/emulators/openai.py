@@ -1,0 +1,169 @@
+"""OpenAI and Azure OpenAI emulators (also the OpenAI-compatible family's).
+
+Requests are checked against OpenAI's and Azure's official OpenAPI contracts.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+
+from tests.emulators.contracts import Contract
+from tests.emulators.model import Tool, Turn, generate, stream_pieces
+from tests.emulators.server import Call, Emulator, Reply, sse
+
+OPENAI_CONTRACT = Contract("openai/openapi.yaml")
+AZURE_CONTRACT = Contract("azure-openai/inference-2024-10-21.json")
+AZURE_PATH = "/deployments/{deployment-id}/chat/completions"
+
+
+def openai_error(status: int, message: str, type_: str, code: str | None = None,
+                 headers: dict | None = None) -> Reply:
+    return Reply(status, {"error": {"message": message, "type": type_, "param": None,
+                                    "code": code}}, headers or {})
+
+
+def _turns(messages: list[dict]) -> list[Turn]:
+    turns = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+        calls = [{"id": c["id"], "name": c["function"]["name"],
+                  "arguments": json.loads(c["function"]["arguments"] or "{}")}
+                 for c in m.get("tool_calls") or ()]
+        turns.append(Turn(m["role"], content or "", calls, m.get("tool_call_id")))
+    return turns
+
+
+class OpenAIEmulator(Emulator):
+    """Serves POST /v1/chat/completions like api.openai.com."""
+
+    name = "openai"
+    contract = OPENAI_CONTRACT
+    api_key = "sk-test-openai-key-0123456789"
+    paths = ("/v1/chat/completions", "/chat/completions")
+
+    def __init__(self):
+        super().__init__()
+        self._ids = itertools.count(1)
+
+    def authorised(self, call: Call) -> bool:
+        return call.headers.get("authorization") == f"Bearer {self.api_key}"
+
+    def contract_pointer(self) -> str:
+        return self.contract.request_body_pointer("/chat/completions")
+
+    def route(self, call: Call) -> str | None:
+        return call.body.get("model") if call.path in self.paths else None
+
+    def handle(self, call: Call) -> Reply:
+        if call.method != "POST" or call.body is None:
+            return openai_error(404, f"Unknown request URL: {call.method} {call.path}",
+                                "invalid_request_error", "unknown_url")
+        model = self.route(call)
+        if model is None:
+            return openai_error(404, f"Unknown request URL: POST {call.path}",
+                                "invalid_request_error", "unknown_url")
+        if not self.authorised(call):
+            return openai_error(401, "Incorrect API key provided.", "invalid_request_error",
+                                "invalid_api_key")
+        problems = self.contract.errors(self.contract_pointer(), call.body)
+        if problems:
+            self.check_contract(problems, f"request to {call.path}")
+            return openai_error(400, "contract violation: " + "; ".join(problems),
+                                "invalid_request_error")
+        return self.complete(call.body, model)
+
+    def complete(self, body: dict, model: str) -> Reply:
+        tools = [Tool(t["function"]["name"], t["function"].get("parameters") or {})
+                 for t in body.get("tools") or ()]
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict):
+            choice = choice["function"]["name"]
+        stop = body.get("stop")
+        stop = [stop] if isinstance(stop, str) else stop
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        turns = _turns(body["messages"])
+        generations = [generate(turns, tools, choice, limit, stop, next(self._ids))
+                       for _ in range(body.get("n") or 1)]
+        created = int(time.time())
+        response_id = f"chatcmpl-emu{next(self._ids)}"
+        if body.get("stream"):
+            return Reply(200, events=self._stream(body, model, generations, response_id, created),
+                         content_type="text/event-stream")
+        choices = [{"index": i, "message": self._message(g), "logprobs": None,
+                    "finish_reason": g.finish} for i, g in enumerate(generations)]
+        usage = {"prompt_tokens": generations[0].prompt_tokens,
+                 "completion_tokens": sum(g.completion_tokens for g in generations)}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return Reply(200, {"id": response_id, "object": "chat.completion", "created": created,
+                           "model": model, "system_fingerprint": "fp_emulator",
+                           "choices": choices, "usage": usage})
+
+    @staticmethod
+    def _message(g) -> dict:
+        if g.tool_call:
+            return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
+                "id": g.tool_call["id"], "type": "function",
+                "function": {"name": g.tool_call["name"],
+                             "arguments": json.dumps(g.tool_call["arguments"])}}]}
+        return {"role": "assistant", "content": g.text, "refusal": None}
+
+    def _stream(self, body, model, generations, response_id, created):
+        include_usage = (body.get("stream_options") or {}).get("include_usage")
+
+        def chunk(choices, usage=None):
+            data = {"id": response_id, "object": "chat.completion.chunk", "created": created,
+                    "model": model, "system_fingerprint": "fp_emulator", "choices": choices}
+            if include_usage:
+                data["usage"] = usage
+            return sse(data)
+
+        for i, g in enumerate(generations):
+            yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
+                          "logprobs": None, "finish_reason": None}])
+            if g.tool_call:
+                args = json.dumps(g.tool_call["arguments"])
+                yield chunk([{"index": i, "delta": {"tool_calls": [{
+                    "index": 0, "id": g.tool_call["id"], "type": "function",
+                    "function": {"name": g.tool_call["name"], "arguments": ""}}]},
+                    "logprobs": None, "finish_reason": None}])
+                for piece in (args[:len(args) // 2], args[len(args) // 2:]):
+                    yield chunk([{"index": i, "delta": {"tool_calls": [{
+                        "index": 0, "function": {"arguments": piece}}]},
+                        "logprobs": None, "finish_reason": None}])
+            for piece in stream_pieces(g.text):
+                yield chunk([{"index": i, "delta": {"content": piece}, "logprobs": None,
+                              "finish_reason": None}])
+            yield chunk([{"index": i, "delta": {}, "logprobs": None, "finish_reason": g.finish}])
+        if include_usage:
+            prompt = generations[0].prompt_tokens
+            completion = sum(g.completion_tokens for g in generations)
+            yield chunk([], {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion})
+        yield b"data: [DONE]\n\n"
+
+
+class AzureEmulator(OpenAIEmulator):
+    """Serves POST /openai/deployments/{id}/chat/completions?api-version=... like Azure."""
+
+    name = "azure"
+    contract = AZURE_CONTRACT
+    api_key = "azure-test-key-0123456789abcdef"
+    api_version = "2024-10-21"
+
+    def authorised(self, call: Call) -> bool:
+        return call.headers.get("api-key") == self.api_key
+
+    def contract_pointer(self) -> str:
+        return self.contract.request_body_pointer(AZURE_PATH)
+
+    def route(self, call: Call) -> str | None:
+        prefix, suffix = "/openai/deployments/", "/chat/completions"
+        if not (call.path.startswith(prefix) and call.path.endswith(suffix)):
+            return None
+        if call.query.get("api-version") != [self.api_version]:
+            self.check_contract([f"api-version {call.query.get('api-version')}"], "query")
+            return None
+        return call.path[len(prefix):-len(suffix)]
