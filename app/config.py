@@ -16,6 +16,7 @@ ENV_PREFIX = "os.environ/"
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 600.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
+DEFAULT_STREAM_TIMEOUT_SECONDS = 60.0  # longest silence allowed between two stream reads
 
 
 class ConfigError(Exception):
@@ -55,6 +56,7 @@ class _ConfigFile(Schema):
     drop_params = fields.Boolean(load_default=False)
     request_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     connect_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    stream_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     max_request_bytes = fields.Integer(validate=validate.Range(min=1))
 
 
@@ -83,6 +85,7 @@ class Settings:
     drop_params: bool = False
     request_timeout: float = DEFAULT_TIMEOUT_SECONDS
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    stream_timeout: float = DEFAULT_STREAM_TIMEOUT_SECONDS
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     config_path: str | None = None
 
@@ -167,6 +170,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         request_timeout=top.get("request_timeout")
         or _env_number(env, "SWITCHBOARD_TIMEOUT", float, DEFAULT_TIMEOUT_SECONDS),
         connect_timeout=top.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_SECONDS),
+        stream_timeout=top.get("stream_timeout", DEFAULT_STREAM_TIMEOUT_SECONDS),
         max_request_bytes=top.get("max_request_bytes")
         or _env_number(env, "SWITCHBOARD_MAX_REQUEST_BYTES", int, DEFAULT_MAX_REQUEST_BYTES),
         config_path=config_path,

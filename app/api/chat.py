@@ -1,6 +1,7 @@
 """POST /chat/completions and /v1/chat/completions."""
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Blueprint, Response, current_app, request
@@ -10,6 +11,7 @@ from app.errors import InvalidRequestError, ProxyError
 from app.jsonfast import dumps, loads
 
 bp = Blueprint("chat", __name__)
+log = logging.getLogger("switchboard")
 
 
 def read_json_body():
@@ -27,13 +29,33 @@ def read_json_body():
                                   code="invalid_json") from None
 
 
+def sse_frames(chunks):
+    """`data: <chunk>` frames, then `data: [DONE]`. A failure after the first byte becomes an
+    in-band error frame, so a cut stream never looks like a finished one."""
+    try:
+        for chunk in chunks:
+            yield b"data: " + dumps(chunk) + b"\n\n"
+    except ProxyError as exc:
+        yield b"data: " + dumps(exc.to_dict()) + b"\n\n"
+    except Exception:
+        log.exception("stream failed")
+        yield b"data: " + dumps(ProxyError("The stream failed inside the proxy.",
+                                           code="internal_error").to_dict()) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
 @bp.post("/chat/completions")
 @bp.post("/v1/chat/completions")
 def chat_completions():
     started = time.perf_counter()
     body = validate_chat_request(read_json_body())
     outcome = current_app.extensions["switchboard"].complete(body)
-    response = Response(dumps(outcome.response), mimetype="application/json")
+    if outcome.chunks is not None:
+        response = Response(sse_frames(outcome.chunks), mimetype="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"
+    else:
+        response = Response(dumps(outcome.response), mimetype="application/json")
     headers = response.headers
     headers["x-switchboard-model"] = outcome.target.model
     headers["x-switchboard-provider"] = outcome.target.provider

@@ -20,6 +20,8 @@ def default_service() -> CompletionService:
     return _default
 
 
-def completion(model: str, messages: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
-    """An OpenAI-shaped chat.completion, through the same code path as the HTTP endpoint."""
-    return default_service().complete({"model": model, "messages": messages, **params}).response
+def completion(model: str, messages: list[dict[str, Any]], **params: Any):
+    """An OpenAI-shaped chat.completion dict, through the same code path as the HTTP endpoint;
+    with stream=True, an iterator of chat.completion.chunk dicts."""
+    outcome = default_service().complete({"model": model, "messages": messages, **params})
+    return outcome.chunks if outcome.chunks is not None else outcome.response

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -17,6 +18,7 @@ from app.providers import get_provider
 from app.providers.base import FollowUp, Provider, Target, UpstreamResponse
 from app.registry import ModelRegistry, load_registry
 from app.service.router import Router
+from app.service.streaming import ChunkStream, read_events
 from app.service.transport import Transport, TransportError
 
 # Body fields the proxy itself consumes; never sent upstream.
@@ -73,7 +75,10 @@ class CompletionService:
         timeout = float(options.get("timeout") or target.settings.get("timeout")
                         or self.settings.request_timeout)
         outcome = Outcome(None, target, dropped_params=dropped)
-        outcome.response = self._call(provider, params, target, timeout, outcome)
+        if params.get("stream"):
+            outcome.chunks = self._stream(provider, params, target, timeout, outcome)
+        else:
+            outcome.response = self._call(provider, params, target, timeout, outcome)
         return outcome
 
     def _check_params(self, provider: Provider, params: dict[str, Any], target: Target,
@@ -92,10 +97,13 @@ class CompletionService:
             param=unsupported[0])
 
     def _call(self, provider: Provider, params: dict[str, Any], target: Target, timeout: float,
-              outcome: Outcome) -> dict[str, Any]:
+              outcome: Outcome) -> Any:
+        """Send the provider's request and follow its FollowUps; a stream request is returned unsent."""
         deadline = time.monotonic() + timeout
         request = provider.build_request(params, target)
         while True:
+            if request.stream:
+                return request
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._timeout_error(provider, timeout)
@@ -121,6 +129,50 @@ class CompletionService:
             if result.delay:
                 time.sleep(max(0.0, min(result.delay, deadline - time.monotonic())))
             request = result.request
+
+    def _stream(self, provider: Provider, params: dict[str, Any], target: Target, timeout: float,
+                outcome: Outcome) -> Iterator[dict]:
+        """Open the upstream stream and read up to the first chunk, so that an early failure is
+        still a plain HTTP error; the rest is read as the client consumes it."""
+        started = time.perf_counter()
+        request = self._call(provider, params, target, timeout, outcome)
+        stall = min(timeout, self.settings.stream_timeout)
+        try:
+            response = self.transport.open_stream(request, stall)
+        except TransportError as exc:
+            raise self._transport_error(provider, exc, timeout) from None
+        if response.status >= 400:
+            data = response.read()
+            response.release_conn()
+            payload = self._decode(provider, data, response.status)
+            raise self._scrubbed(provider.upstream_error(response.status, payload,
+                                                         response.headers), target)
+        include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
+        stream = ChunkStream(provider.name, target.upstream_model, include_usage)
+        events = read_events(response, provider.stream_format, provider, stall)
+        chunks = self._guarded(stream.chunks(events, provider.stream_translator(params, target)),
+                               response, provider, target)
+        first = next(chunks, None)
+        outcome.upstream_seconds += time.perf_counter() - started
+        return chain(() if first is None else (first,), chunks)
+
+    def _guarded(self, chunks: Iterator[dict], response, provider: Provider,
+                 target: Target) -> Iterator[dict]:
+        """Map failures to ProxyErrors and always free the upstream connection, even when the
+        client goes away mid-stream (the generator is closed then)."""
+        finished = False
+        try:
+            yield from chunks
+            finished = True
+        except ProxyError as exc:
+            raise self._scrubbed(exc, target) from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UpstreamError(f"{provider.name} sent a stream event this proxy cannot read: "
+                                f"{exc}", provider=provider.name, status=502) from None
+        finally:
+            if not finished:
+                response.close()
+            response.release_conn()
 
     @staticmethod
     def _decode(provider: Provider, data: bytes, status: int) -> Any:
