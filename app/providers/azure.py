@@ -26,4 +26,6 @@ class AzureProvider(OpenAIProvider):
                 f"/chat/completions?api-version={quote(version, safe='')}")
 
     def wire_body(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
-        return dict(body)  # the deployment in the URL selects the model
+        wire = super().wire_body(body, target)
+        del wire["model"]  # the deployment in the URL selects the model
+        return wire

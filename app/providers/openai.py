@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from app.jsonfast import loads
-from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
+from app.providers.base import (OPENAI_PARAMS, FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse, chat_completion)
 
 
@@ -30,7 +30,10 @@ class OpenAIProvider(Provider):
         return f"{target.api_base.rstrip('/')}/chat/completions"
 
     def wire_body(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
-        wire = {self.renamed_params.get(k, k): v for k, v in body.items()}
+        """The body as sent: unknown fields kept, OpenAI params set to null left out (the
+        contract rejects null for several of them, and null means the default anyway)."""
+        wire = {self.renamed_params.get(k, k): v for k, v in body.items()
+                if v is not None or k not in OPENAI_PARAMS}
         wire["model"] = target.upstream_model
         return wire
 

@@ -63,8 +63,9 @@ class Router:
                 f"model {group!r} needs an api_base: set {provider.base_env} or api_base in config",
                 param="model")
         secret = settings.secret(params.get("api_key"), provider.key_env)
-        own_base = params.get("api_base") is not None or bool(settings.env.get(provider.base_env or ""))
-        key_required = provider.key_required and not (own_base and provider.name == "openai")
+        # A self-hosted OpenAI-compatible server configured in model_list may need no key.
+        key_required = provider.key_required and not (
+            provider.name == "openai" and params.get("api_base") is not None)
         version = settings.env_value(params.get("api_version"), provider.version_env)
         return Target(group, model, provider.name, upstream_model, base, secret.value,
                       secret.source, version, info, params, key_required)

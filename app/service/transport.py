@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import urllib3
-from urllib3.exceptions import HTTPError, TimeoutError as Urllib3Timeout
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError as Urllib3Timeout
 
 from app.jsonfast import dumps
 from app.providers.base import UpstreamRequest
@@ -59,6 +59,9 @@ class Transport:
             return self.pool.request(request.method, request.url, body=body,
                                      headers=request.headers, timeout=self._timeout(read_timeout),
                                      preload_content=preload, redirect=False)
+        except NewConnectionError as exc:  # urllib3 files it under timeouts; it is a refusal
+            raise TransportError(f"connection failed: {exc.__cause__ or 'refused'}",
+                                 timed_out=False) from None
         except Urllib3Timeout as exc:
             raise TransportError(f"timed out after {read_timeout:g} s ({type(exc).__name__})",
                                  timed_out=True) from None
