@@ -1,0 +1,1 @@
+"""Token usage and (later) spend: counting, pricing and the ledger."""

@@ -1,0 +1,80 @@
+"""Token counting with tiktoken, offline, following OpenAI's rules for chat messages.
+
+Used where a provider reports no usage, for context-window checks before a call, and
+for /utils/token_counter. Non-OpenAI models are counted with cl100k_base as an estimate.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+import tiktoken
+
+from app.jsonfast import dumps
+
+ENCODINGS_DIR = Path(__file__).with_name("encodings")
+_O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
+_load_lock = threading.Lock()
+
+# OpenAI's chat format costs: every message is wrapped in 3 tokens, a name adds 1, and
+# the reply is primed with 3 more.
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+
+
+@lru_cache(maxsize=None)
+def encoding(name: str) -> tiktoken.Encoding:
+    """Load an encoding from the files shipped in ENCODINGS_DIR (tiktoken's cache layout)."""
+    with _load_lock:
+        previous = os.environ.get("TIKTOKEN_CACHE_DIR")
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(ENCODINGS_DIR)
+        try:
+            return tiktoken.get_encoding(name)
+        finally:
+            if previous is None:
+                del os.environ["TIKTOKEN_CACHE_DIR"]
+            else:
+                os.environ["TIKTOKEN_CACHE_DIR"] = previous
+
+
+def encoding_for(model: str) -> tiktoken.Encoding:
+    bare = model.rsplit("/", 1)[-1]
+    return encoding("o200k_base" if bare.startswith(_O200K_PREFIXES) else "cl100k_base")
+
+
+def count_text(model: str, text: str) -> int:
+    return len(encoding_for(model).encode(text, disallowed_special=())) if text else 0
+
+
+def _content_text(content: Any) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+
+
+def count_messages(model: str, messages: Iterable[dict], tools: list | None = None,
+                   functions: list | None = None) -> int:
+    """Prompt tokens of a chat request as OpenAI bills them (tool definitions estimated)."""
+    enc = encoding_for(model)
+    total = REPLY_PRIMING
+    for message in messages:
+        total += TOKENS_PER_MESSAGE
+        total += len(enc.encode(message.get("role", ""), disallowed_special=()))
+        total += len(enc.encode(_content_text(message.get("content")), disallowed_special=()))
+        if message.get("name"):
+            total += TOKENS_PER_NAME + len(enc.encode(message["name"], disallowed_special=()))
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            total += len(enc.encode(f"{function.get('name', '')}{function.get('arguments', '')}",
+                                    disallowed_special=()))
+        if message.get("function_call"):
+            total += len(enc.encode(dumps(message["function_call"]).decode(),
+                                    disallowed_special=()))
+    definitions = [*(tools or ()), *(functions or ())]
+    if definitions:
+        total += len(enc.encode(dumps(definitions).decode(), disallowed_special=()))
+    return total
