@@ -17,6 +17,7 @@ DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 600.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
 DEFAULT_STREAM_TIMEOUT_SECONDS = 60.0  # longest silence allowed between two stream reads
+DEFAULT_NUM_RETRIES = 2
 
 
 class ConfigError(Exception):
@@ -58,6 +59,17 @@ class _ConfigFile(Schema):
     connect_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     stream_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     max_request_bytes = fields.Integer(validate=validate.Range(min=1))
+    timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    num_retries = fields.Integer(validate=validate.Range(min=0, max=10))
+    fallbacks = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    default_fallbacks = fields.List(fields.String())
+    context_window_fallbacks = fields.Dict(keys=fields.String(),
+                                           values=fields.List(fields.String()))
+    routing_strategy = fields.String(validate=validate.OneOf(
+        ("simple-shuffle", "least-busy", "lowest-latency")))
+    allowed_fails = fields.Integer(validate=validate.Range(min=1))
+    fail_window = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    cooldown_time = fields.Float(validate=validate.Range(min=0))
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,14 @@ class Settings:
     request_timeout: float = DEFAULT_TIMEOUT_SECONDS
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT_SECONDS
+    num_retries: int = DEFAULT_NUM_RETRIES
+    fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    default_fallbacks: list[str] = field(default_factory=list)
+    context_window_fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    routing_strategy: str = "simple-shuffle"
+    allowed_fails: int = 3
+    fail_window: float = 60.0
+    cooldown_time: float = 30.0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     config_path: str | None = None
 
@@ -130,6 +150,10 @@ def _env_number(env: Mapping[str, str], name: str, cast, default):
         raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
 
 
+_PASSED_THROUGH = ("num_retries", "fallbacks", "default_fallbacks", "context_window_fallbacks",
+                   "routing_strategy", "allowed_fails", "fail_window", "cooldown_time")
+
+
 def load_settings(env: Mapping[str, str] | None = None, config_path: str | None = None) -> Settings:
     """Build Settings from the environment and the YAML file it names (if any)."""
     env = dict(os.environ if env is None else env)
@@ -167,11 +191,12 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         env=env,
         deployments=deployments,
         drop_params=top["drop_params"],
-        request_timeout=top.get("request_timeout")
+        request_timeout=top.get("request_timeout") or top.get("timeout")
         or _env_number(env, "SWITCHBOARD_TIMEOUT", float, DEFAULT_TIMEOUT_SECONDS),
         connect_timeout=top.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_SECONDS),
         stream_timeout=top.get("stream_timeout", DEFAULT_STREAM_TIMEOUT_SECONDS),
         max_request_bytes=top.get("max_request_bytes")
         or _env_number(env, "SWITCHBOARD_MAX_REQUEST_BYTES", int, DEFAULT_MAX_REQUEST_BYTES),
         config_path=config_path,
+        **{key: top[key] for key in _PASSED_THROUGH if key in top},
     )

@@ -65,7 +65,7 @@ def test_upstream_error_before_first_byte_is_plain_http_error(client, openai_emu
         "message": "Rate limit reached", "type": "requests", "param": None,
         "code": "rate_limit_exceeded"}}, {"Retry-After": "7"})))
     r = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": USER,
-                                                  "stream": True})
+                                                  "stream": True, "num_retries": 0})
     assert r.status_code == 429
     assert r.headers["Retry-After"] == "7"
     assert "Rate limit reached" in r.json["error"]["message"]

@@ -8,6 +8,12 @@ from tests.emulators.server import Fault, Reply
 USER = [{"role": "user", "content": "hi"}]
 
 
+@pytest.fixture
+def client(make_client, write_config):
+    """A proxy that reports the first upstream failure as it is (no retries, no fallbacks)."""
+    return make_client(config=write_config("num_retries: 0"))
+
+
 def openai_body(message: str, type_: str = "invalid_request_error", code=None) -> dict:
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
@@ -44,9 +50,9 @@ def test_azure_retry_after_ms(client, azure_emu):
     assert r.headers["Retry-After"] == "2"
 
 
-def test_timeout_is_504(make_client, openai_emu):
+def test_timeout_is_504(make_client, openai_emu, write_config):
     openai_emu.fail_next(Fault(hang=1.5, reply=Reply(200, {})))
-    r = make_client(env={"SWITCHBOARD_TIMEOUT": "0.5"}).post(
+    r = make_client(env={"SWITCHBOARD_TIMEOUT": "0.5"}, config=write_config("num_retries: 0")).post(
         "/v1/chat/completions", json={"model": "gpt-4", "messages": USER})
     assert r.status_code == 504
     assert r.json["error"]["code"] == "upstream_timeout"
@@ -59,9 +65,10 @@ def test_per_request_timeout(client, openai_emu):
     assert r.status_code == 504
 
 
-def test_refused_connection_is_502(make_client):
+def test_refused_connection_is_502(make_client, write_config):
     from tests.conftest import free_port
-    r = make_client(env={"OPENAI_API_BASE": f"http://127.0.0.1:{free_port()}/v1"}).post(
+    r = make_client(env={"OPENAI_API_BASE": f"http://127.0.0.1:{free_port()}/v1"},
+                    config=write_config("num_retries: 0")).post(
         "/v1/chat/completions", json={"model": "gpt-4", "messages": USER})
     assert r.status_code == 502
     assert r.json["error"]["code"] == "upstream_unreachable"

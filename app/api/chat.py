@@ -59,6 +59,8 @@ def chat_completions():
     headers = response.headers
     headers["x-switchboard-model"] = outcome.target.model
     headers["x-switchboard-provider"] = outcome.target.provider
+    headers["x-switchboard-attempted-fallbacks"] = str(outcome.attempted_fallbacks)
+    headers["x-switchboard-attempted-retries"] = str(outcome.attempted_retries)
     if outcome.dropped_params:
         headers["x-switchboard-dropped-params"] = ",".join(outcome.dropped_params)
     overhead = (time.perf_counter() - started - outcome.upstream_seconds) * 1000

@@ -17,3 +17,10 @@ def readiness():
     checks = {"config": "ok", "registry": "ok" if len(service.registry) else "empty"}
     ready = all(value == "ok" for value in checks.values())
     return {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
+
+
+@bp.get("/health/deployments")
+def deployments():
+    """Each configured deployment's state: healthy or cooling down, failures, latency."""
+    service = current_app.extensions["switchboard"]
+    return {"deployments": service.pool.snapshot(service.router.configured_targets())}

@@ -148,6 +148,13 @@ class ChatRequestSchema(Schema):
     logprobs = StrictBoolean(allow_none=True)
     top_logprobs = StrictInteger(allow_none=True, validate=validate.Range(
         0, 20, error="must be between 0 and 20"))
+    # Proxy options (the openai SDK sends them through extra_body).
+    fallbacks = fields.List(StrictString())
+    num_retries = StrictInteger(validate=validate.Range(0, 10, error="must be between 0 and 10"))
+    timeout = StrictNumber(validate=validate.Range(min=0, min_inclusive=False,
+                                                   error="must be a positive number of seconds"))
+    drop_params = StrictBoolean()
+    metadata = StrictObject(allow_none=True)
 
     @validates_schema
     def _tools_named(self, data, **kwargs):

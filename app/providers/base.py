@@ -44,6 +44,7 @@ class Target:
     info: Mapping[str, Any] = field(default_factory=dict)      # registry facts
     settings: Mapping[str, Any] = field(default_factory=dict)  # deployment params from config
     key_required: bool = True
+    deployment_id: str = ""   # unique per deployment, for cooldowns and balancing
 
 
 @dataclass
@@ -53,6 +54,7 @@ class UpstreamRequest:
     headers: dict[str, str]
     json: Any = None
     stream: bool = False      # read the answer as an event stream
+    attempt: int = 0          # times a polling FollowUp has repeated this request (for backoff)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class UpstreamResponse:
     status: int
     headers: Mapping[str, str]
     payload: Any              # parsed JSON
+    request: UpstreamRequest | None = None  # what this answers; a poller reads its `attempt`
 
 
 @dataclass
@@ -101,6 +104,53 @@ def stop_list(stop: Any) -> list[str] | None:
     return [stop] if isinstance(stop, str) else list(stop)
 
 
+class StopScanner:
+    """Cuts generated text at the first stop sequence, as OpenAI does (the stop text itself is
+    never returned), for upstreams that return it or cannot stop on it at all.
+
+    `feed` takes text pieces as they arrive and returns what is safe to pass on: a tail that
+    could be the start of a stop sequence split across pieces is held back until the next
+    piece (or `flush`) decides. After a hit, `hit` is True and everything else is dropped.
+    """
+
+    def __init__(self, stop: Any):
+        self.sequences = [s for s in stop_list(stop) or () if s]
+        self.hit = False
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        if self.hit:
+            return ""
+        text = self._held + text
+        found = [at for at in (text.find(s) for s in self.sequences) if at >= 0]
+        if found:
+            self.hit, self._held = True, ""
+            return text[:min(found)]
+        keep = max((k for s in self.sequences for k in range(1, min(len(s), len(text) + 1))
+                    if text.endswith(s[:k])), default=0)
+        self._held = text[len(text) - keep:] if keep else ""
+        return text[:len(text) - keep]
+
+    def flush(self) -> str:
+        """The held-back tail once the text has ended (it was not a stop sequence after all)."""
+        held, self._held = self._held, ""
+        return held
+
+    def cut(self, text: str) -> str:
+        """A whole text at once: feed plus flush."""
+        return self.feed(text) + self.flush()
+
+
+def params_outside(body: Mapping[str, Any], supported: frozenset[str]) -> list[str]:
+    """OpenAI params in `body` outside `supported` (`user` and neutral values excepted); for
+    providers whose support differs per model (see Provider.unsupported_params_for)."""
+    return sorted(
+        key for key, value in body.items()
+        if key in OPENAI_PARAMS and key not in supported and key != "user"
+        and value is not None and value not in NEUTRAL_VALUES.get(key, ())
+    )
+
+
 def message_text(content: Any) -> str:
     """The text of an OpenAI message content: a string, None, or a list of parts."""
     if content is None:
@@ -129,11 +179,12 @@ class Provider:
         """OpenAI params in `body` that this provider cannot honour (neutral values excepted)."""
         if self.supported_params is None:
             return []
-        return sorted(
-            key for key, value in body.items()
-            if key in OPENAI_PARAMS and key not in self.supported_params and key != "user"
-            and value is not None and value not in NEUTRAL_VALUES.get(key, ())
-        )
+        return params_outside(body, self.supported_params)
+
+    def unsupported_params_for(self, body: Mapping[str, Any], target: Target) -> list[str]:
+        """`unsupported_params` for one deployment: override when support depends on the model
+        (e.g. Hugging Face chat vs text-generation models)."""
+        return self.unsupported_params(body)
 
     def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
         raise NotImplementedError
@@ -166,6 +217,12 @@ class Provider:
         return upstream_error(self.name, status, self.error_message(payload),
                               self.error_code(payload), retry_after_seconds(headers))
 
+    def retry_after_error(self, status: int, payload: Any,
+                          request: UpstreamRequest) -> FollowUp | None:
+        """An error answer that only means "not yet" (e.g. Hugging Face's 503 while a model
+        loads): return the FollowUp to send instead of failing; None fails as usual."""
+        return None
+
 
 class StreamTranslator:
     """Turns one provider's stream events into OpenAI chunk fragments.
@@ -181,7 +238,8 @@ class StreamTranslator:
         return ()
 
 
-_STATUS_MAP = {400: 400, 401: 401, 403: 403, 404: 404, 408: 504, 413: 413, 422: 400, 429: 429}
+_STATUS_MAP = {400: 400, 401: 401, 403: 403, 404: 404, 408: 504, 413: 413, 422: 400,
+               424: 502, 429: 429}  # 424: the upstream's own dependency (the model) failed
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                 403: "permission_error", 404: "not_found_error", 413: "invalid_request_error",
                 429: "rate_limit_error", 502: "upstream_error", 503: "upstream_error",

@@ -1,25 +1,28 @@
 """The completion service: the library API and what the HTTP endpoint calls.
 
-It resolves the model, checks parameters against the provider, sends the provider's
-wire request, follows multi-step protocols, and maps every failure to a ProxyError.
+It resolves the model, checks parameters against the provider, and runs the attempt
+plan: the model's deployments with retries, then its fallbacks, within one deadline.
 """
 from __future__ import annotations
 
-import re
 import time
-from itertools import chain
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from app.config import Settings, load_settings
-from app.errors import InvalidRequestError, ProxyError, UnsupportedParamsError, UpstreamError
-from app.jsonfast import loads
+from app.errors import (InvalidRequestError, ModelNotFoundError, ProxyError,
+                        UnsupportedParamsError, UpstreamError)
 from app.providers import get_provider
-from app.providers.base import FollowUp, Provider, Target, UpstreamResponse
+from app.providers.base import Provider, Target
 from app.registry import ModelRegistry, load_registry
+from app.service.deployments import CooldownPolicy, DeploymentPool, MemoryCooldowns
+from app.service.reliability import (Attempt, all_routes_failed, backoff_seconds,
+                                     counts_against_deployment, falls_back,
+                                     is_context_window_error, is_retryable)
 from app.service.router import Router
-from app.service.streaming import ChunkStream, read_events
-from app.service.transport import Transport, TransportError
+from app.service.outcome import Outcome
+from app.service.transport import Transport
+from app.service.upstream import UpstreamCaller, timeout_error
+from app.usage.tokens import count_messages
 
 # Body fields the proxy itself consumes; never sent upstream.
 PROXY_FIELDS = ("fallbacks", "cache", "metadata", "drop_params", "num_retries", "timeout",
@@ -28,27 +31,6 @@ PROXY_FIELDS = ("fallbacks", "cache", "metadata", "drop_params", "num_retries", 
 CONNECTION_FIELDS = ("api_base", "base_url", "api_key", "api_version", "organization",
                      "extra_headers")
 
-_KEY_PATTERN = re.compile(r"\b(sk|r8|hf|sk-ant|AIza)[-_A-Za-z0-9*.]{8,}")
-
-
-@dataclass
-class Outcome:
-    """What one completion produced, plus the facts the endpoint reports in headers."""
-
-    response: dict[str, Any] | None
-    target: Target
-    upstream_seconds: float = 0.0
-    dropped_params: list[str] = field(default_factory=list)
-    chunks: Iterator[dict] | None = None   # set instead of `response` when streaming
-
-
-def scrub(text: str, *secrets: str | None) -> str:
-    """Remove key material from text that came from outside (upstream error messages)."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return _KEY_PATTERN.sub("[redacted]", text)
-
 
 class CompletionService:
     def __init__(self, settings: Settings | None = None, registry: ModelRegistry | None = None,
@@ -56,10 +38,19 @@ class CompletionService:
         self.settings = settings or load_settings()
         self.registry = registry or load_registry()
         self.router = Router(self.settings, self.registry)
-        self.transport = transport or Transport(connect_timeout=self.settings.connect_timeout)
+        self.upstream = UpstreamCaller(
+            transport or Transport(connect_timeout=self.settings.connect_timeout),
+            self.settings.stream_timeout)
+        self.pool = DeploymentPool(self.settings.routing_strategy, MemoryCooldowns(CooldownPolicy(
+            self.settings.allowed_fails, self.settings.fail_window, self.settings.cooldown_time)))
 
     def complete(self, body: dict[str, Any]) -> Outcome:
-        """Run one chat completion request given in OpenAI's JSON shape."""
+        """Run one chat completion request given in OpenAI's JSON shape.
+
+        The requested model's deployments are tried first (retries with backoff, moving to
+        another healthy deployment when there is one), then each fallback model in order,
+        all within one deadline.
+        """
         params = dict(body)
         options = {key: params.pop(key) for key in PROXY_FIELDS if key in params}
         for key in CONNECTION_FIELDS:
@@ -67,23 +58,148 @@ class CompletionService:
                 raise InvalidRequestError(
                     f"'{key}' cannot be set in a request: upstream connection settings come from "
                     f"the proxy's configuration", param=key, code="forbidden_param")
-        model = params.pop("model")
-        target = self.router.resolve(model)[0]
+        requested = params.pop("model")
+        timeout = float(options.get("timeout") or self.settings.request_timeout)
+        deadline = time.monotonic() + timeout
+        retry_budget = options.get("num_retries", self.settings.num_retries)
+        plan = self._plan(requested, options.get("fallbacks"))
+        attempts: list[Attempt] = []
+        retries = 0
+        position = 0
+        while position < len(plan):
+            group = plan[position]
+            position += 1
+            try:
+                targets = self.router.resolve(group)
+            except ModelNotFoundError as exc:
+                if position == 1:
+                    raise
+                attempts.append(Attempt(group, exc))
+                continue
+            if self._exceeds_context(group, targets, params):
+                attempts.append(Attempt(group, InvalidRequestError(
+                    f"the prompt is longer than {group}'s context window",
+                    code="context_length_exceeded")))
+                self._insert(plan, position, self.settings.context_window_fallbacks[group])
+                continue
+            try:
+                outcome, used = self._run_group(group, targets, params, options, deadline,
+                                                retry_budget, attempts, position == len(plan))
+            except ProxyError as exc:
+                if not is_context_window_error(exc):
+                    raise
+                self._insert(plan, position, self.settings.context_window_fallbacks.get(group, ()))
+                outcome, used = None, 0
+            retries += used
+            if outcome is not None:
+                outcome.attempted_fallbacks = position - 1
+                outcome.attempted_retries = retries
+                return outcome
+            if time.monotonic() >= deadline:
+                break
+        raise all_routes_failed(attempts) if attempts else timeout_error(requested, timeout)
+
+    def _plan(self, requested: str, per_request: Any) -> list[str]:
+        plan = [requested]
+        configured = self.settings.fallbacks.get(requested, self.settings.default_fallbacks)
+        self._insert(plan, 1, [*(per_request or ()), *configured])
+        return plan
+
+    @staticmethod
+    def _insert(plan: list[str], position: int, models) -> None:
+        """Put models into the plan at `position`, skipping any already in it."""
+        fresh = [m for m in dict.fromkeys(models) if m not in plan]
+        plan[position:position] = fresh
+
+    def _exceeds_context(self, group: str, targets, params: dict[str, Any]) -> bool:
+        """Known from the registry before the call; checked only where a larger model is
+        configured (token counting costs time, and a provider's own limit is the final word)."""
+        if group not in self.settings.context_window_fallbacks:
+            return False
+        window = min((t.info.get("context_window") or 0 for t in targets), default=0)
+        if not window:
+            return False
+        messages = params.get("messages") or ()
+        if sum(len(str(m.get("content") or "")) for m in messages) + 64 * len(messages) < window:
+            return False  # a token is at least one character: cannot overflow
+        return count_messages(targets[0].upstream_model, messages, params.get("tools"),
+                              params.get("functions")) > window
+
+    def _run_group(self, group: str, targets, params: dict[str, Any], options: dict[str, Any],
+                   deadline: float, retry_budget: int, attempts: list[Attempt],
+                   last_resort: bool) -> tuple[Outcome | None, int]:
+        """Try one model's deployments; None when it cannot answer (the caller falls back)."""
+        excluded: set[str] = set()
+        retries = 0
+        while True:
+            target = self.pool.pick(targets, excluded, last_resort)
+            if target is None:
+                if not excluded:
+                    attempts.append(Attempt(group, UpstreamError(
+                        f"every deployment of {group} is cooling down after failures",
+                        provider="switchboard", status=503, code="deployments_cooling_down")))
+                return None, retries
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None, retries
+            try:
+                return self._attempt(target, params, options, remaining), retries
+            except ProxyError as error:
+                attempts.append(Attempt(target.model, error))
+                if is_context_window_error(error) or not falls_back(error):
+                    raise
+                excluded.add(target.deployment_id)
+                if not is_retryable(error):
+                    continue  # another deployment may have working credentials
+                if retries >= retry_budget:
+                    return None, retries
+                retries += 1
+                if self.pool.pick(targets, excluded, last_resort) is not None:
+                    continue  # another healthy deployment: no need to wait
+                wait = backoff_seconds(retries - 1, getattr(error, "retry_after", None))
+                if time.monotonic() + wait >= deadline:
+                    return None, retries
+                time.sleep(wait)
+                excluded.discard(target.deployment_id)
+
+    def _attempt(self, target: Target, params: dict[str, Any], options: dict[str, Any],
+                 timeout: float) -> Outcome:
+        """One call to one deployment, recorded in the pool's health state."""
         self.router.require_credentials(target)
         provider = get_provider(target.provider)
-        dropped = self._check_params(provider, params, target, options)
-        timeout = float(options.get("timeout") or target.settings.get("timeout")
-                        or self.settings.request_timeout)
-        outcome = Outcome(None, target, dropped_params=dropped)
-        if params.get("stream"):
-            outcome.chunks = self._stream(provider, params, target, timeout, outcome)
-        else:
-            outcome.response = self._call(provider, params, target, timeout, outcome)
+        call_params = dict(params)
+        outcome = Outcome(None, target,
+                          dropped_params=self._check_params(provider, call_params, target, options))
+        self.pool.started(target)
+        started = time.monotonic()
+        try:
+            if call_params.get("stream"):
+                chunks = self.upstream.stream(provider, call_params, target, timeout, outcome)
+                outcome.chunks = self._tracked(chunks, target, started)
+            else:
+                outcome.response = self.upstream.call(provider, call_params, target, timeout, outcome)
+                self.pool.finished(target, outcome.upstream_seconds)
+        except ProxyError as error:
+            hold = getattr(error, "retry_after", None) if error.status == 429 else None
+            self.pool.finished(target, None, error.message,
+                               unhealthy=counts_against_deployment(error), hold=hold)
+            raise
         return outcome
+
+    def _tracked(self, chunks: Iterator[dict], target: Target, started: float) -> Iterator[dict]:
+        """Stream chunks, telling the pool when the stream ends however it ends."""
+        error = None
+        try:
+            yield from chunks
+        except ProxyError as exc:
+            error = exc.message
+            raise
+        finally:
+            self.pool.finished(target, time.monotonic() - started, error)
 
     def _check_params(self, provider: Provider, params: dict[str, Any], target: Target,
                       options: dict[str, Any]) -> list[str]:
-        unsupported = provider.unsupported_params(params)
+        unsupported = provider.unsupported_params_for(params, target)
         if not unsupported:
             return []
         if options.get("drop_params", self.settings.drop_params):
@@ -95,109 +211,3 @@ class CompletionService:
             f"provider {provider.name} (model {target.model_group!r}) does not support: {names}. "
             f"Remove it, or set drop_params: true to drop unsupported parameters.",
             param=unsupported[0])
-
-    def _call(self, provider: Provider, params: dict[str, Any], target: Target, timeout: float,
-              outcome: Outcome) -> Any:
-        """Send the provider's request and follow its FollowUps; a stream request is returned unsent."""
-        deadline = time.monotonic() + timeout
-        request = provider.build_request(params, target)
-        while True:
-            if request.stream:
-                return request
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._timeout_error(provider, timeout)
-            try:
-                raw = self.transport.send(request, remaining)
-            except TransportError as exc:
-                raise self._transport_error(provider, exc, timeout) from None
-            outcome.upstream_seconds += raw.seconds
-            payload = self._decode(provider, raw.data, raw.status)
-            if raw.status >= 400:
-                raise self._scrubbed(provider.upstream_error(raw.status, payload, raw.headers),
-                                     target)
-            try:
-                result = provider.parse_response(UpstreamResponse(raw.status, raw.headers, payload),
-                                                 params, target)
-            except UpstreamError as exc:
-                raise self._scrubbed(exc, target) from None
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise UpstreamError(f"{provider.name} sent an answer this proxy cannot read: {exc}",
-                                    provider=provider.name, status=502) from None
-            if not isinstance(result, FollowUp):
-                return result
-            if result.delay:
-                time.sleep(max(0.0, min(result.delay, deadline - time.monotonic())))
-            request = result.request
-
-    def _stream(self, provider: Provider, params: dict[str, Any], target: Target, timeout: float,
-                outcome: Outcome) -> Iterator[dict]:
-        """Open the upstream stream and read up to the first chunk, so that an early failure is
-        still a plain HTTP error; the rest is read as the client consumes it."""
-        started = time.perf_counter()
-        request = self._call(provider, params, target, timeout, outcome)
-        stall = min(timeout, self.settings.stream_timeout)
-        try:
-            response = self.transport.open_stream(request, stall)
-        except TransportError as exc:
-            raise self._transport_error(provider, exc, timeout) from None
-        if response.status >= 400:
-            data = response.read()
-            response.release_conn()
-            payload = self._decode(provider, data, response.status)
-            raise self._scrubbed(provider.upstream_error(response.status, payload,
-                                                         response.headers), target)
-        include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
-        stream = ChunkStream(provider.name, target.upstream_model, include_usage)
-        events = read_events(response, provider.stream_format, provider, stall)
-        chunks = self._guarded(stream.chunks(events, provider.stream_translator(params, target)),
-                               response, provider, target)
-        first = next(chunks, None)
-        outcome.upstream_seconds += time.perf_counter() - started
-        return chain(() if first is None else (first,), chunks)
-
-    def _guarded(self, chunks: Iterator[dict], response, provider: Provider,
-                 target: Target) -> Iterator[dict]:
-        """Map failures to ProxyErrors and always free the upstream connection, even when the
-        client goes away mid-stream (the generator is closed then)."""
-        finished = False
-        try:
-            yield from chunks
-            finished = True
-        except ProxyError as exc:
-            raise self._scrubbed(exc, target) from None
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UpstreamError(f"{provider.name} sent a stream event this proxy cannot read: "
-                                f"{exc}", provider=provider.name, status=502) from None
-        finally:
-            if not finished:
-                response.close()
-            response.release_conn()
-
-    @staticmethod
-    def _decode(provider: Provider, data: bytes, status: int) -> Any:
-        try:
-            return loads(data) if data else None
-        except ValueError:
-            if status >= 400:
-                return {"error": {"message": data[:200].decode("utf-8", "replace")}}
-            raise UpstreamError(f"{provider.name} sent a body that is not JSON",
-                                provider=provider.name, status=502) from None
-
-    @staticmethod
-    def _timeout_error(provider: Provider, timeout: float) -> UpstreamError:
-        return UpstreamError(f"{provider.name} did not answer within {timeout:g} s",
-                             provider=provider.name, status=504, type="timeout_error",
-                             code="upstream_timeout")
-
-    def _transport_error(self, provider: Provider, exc: TransportError,
-                         timeout: float) -> UpstreamError:
-        if exc.timed_out:
-            return self._timeout_error(provider, timeout)
-        return UpstreamError(f"{provider.name} could not be reached: {exc}",
-                             provider=provider.name, status=502, code="upstream_unreachable")
-
-    @staticmethod
-    def _scrubbed(error: ProxyError, target: Target) -> ProxyError:
-        error.message = scrub(error.message, target.api_key)
-        return error

@@ -47,14 +47,15 @@ class Router:
         targets = self._cache.get(name)
         if targets is None:
             if name in self.aliases:
-                targets = tuple(self._target(name, d.model, d.params) for d in self.aliases[name])
+                targets = tuple(self._target(name, d.model, d.params, f"{name}[{d.index}]")
+                                for d in self.aliases[name])
             else:
-                targets = (self._target(name, name, {}),)
+                targets = (self._target(name, name, {}, name),)
             if len(self._cache) < 10_000:  # bounded: clients choose the names
                 self._cache[name] = targets
         return targets
 
-    def _target(self, group: str, model: str, params: dict[str, Any]) -> Target:
+    def _target(self, group: str, model: str, params: dict[str, Any], deployment_id: str) -> Target:
         provider, upstream_model, info = self.split(model)
         settings = self.settings
         base = settings.env_value(params.get("api_base"), provider.base_env) or provider.default_base
@@ -68,7 +69,7 @@ class Router:
             provider.name == "openai" and params.get("api_base") is not None)
         version = settings.env_value(params.get("api_version"), provider.version_env)
         return Target(group, model, provider.name, upstream_model, base, secret.value,
-                      secret.source, version, info, params, key_required)
+                      secret.source, version, info, params, key_required, deployment_id)
 
     def split(self, model: str) -> tuple[Provider, str, dict[str, Any]]:
         """provider, upstream model id and registry facts for a provider-qualified name."""
@@ -104,6 +105,10 @@ class Router:
             raise MissingCredentialError(
                 f"no API key for provider {target.provider} (model {target.model_group!r}): "
                 f"set the environment variable {target.key_source} or api_key in config")
+
+    def configured_targets(self) -> list[Target]:
+        """Every deployment in model_list (for /health/deployments)."""
+        return [target for name in self.aliases for target in self.resolve(name)]
 
     def available_models(self) -> list[tuple[str, str]]:
         """(name, provider) for config aliases and registry models whose provider has credentials."""

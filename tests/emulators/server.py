@@ -63,6 +63,7 @@ class Emulator:
         self._server: ThreadingHTTPServer | None = None
         self.open_streams = 0
         self.closed_streams = 0
+        self._connections: set[socket.socket] = set()
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> "Emulator":
@@ -73,6 +74,16 @@ class Emulator:
 
             def log_message(self, *args):  # keep test output clean
                 pass
+
+            def setup(self):
+                super().setup()
+                with emulator._lock:
+                    emulator._connections.add(self.connection)
+
+            def finish(self):
+                with emulator._lock:
+                    emulator._connections.discard(self.connection)
+                super().finish()
 
             def _serve(self):
                 emulator._dispatch(self)
@@ -85,9 +96,17 @@ class Emulator:
         return self
 
     def stop(self) -> None:
+        """Stop like a dead host: refuse new connections and cut the kept-alive ones."""
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+            with self._lock:
+                connections = list(self._connections)
+            for connection in connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     @property
     def port(self) -> int:
