@@ -1,7 +1,7 @@
 """Switchboard: one OpenAI-format endpoint in front of many LLM providers.
 
-Library use, without the server:  `from app import completion`.
+Library use, without the server:  `from app import completion, acompletion`.
 """
-from app.service import completion
+from app.service import acompletion, completion
 
-__all__ = ["completion"]
+__all__ = ["completion", "acompletion"]

@@ -136,17 +136,3 @@ model_list:
     make_client(env={"OPENAI_API_KEY": ""}, config=config).post(
         "/v1/chat/completions", json={"model": "local", "messages": USER})
     assert "authorization" not in openai_emu.calls[-1].headers
-
-
-def test_library_api_same_path(provider_env, openai_emu):
-    from app.config import load_settings
-    from app.service.completion import CompletionService
-    import app.service as service_module
-    service_module._default = CompletionService(load_settings(provider_env))
-    try:
-        from app import completion
-        result = completion("gpt-4", USER, temperature=0)
-    finally:
-        service_module._default = None
-    assert result["choices"][0]["message"]["content"] == "Hello! You said: ping"
-    assert openai_emu.calls[-1].body["temperature"] == 0
