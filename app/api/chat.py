@@ -4,11 +4,13 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from app.api.schemas import validate_chat_request
 from app.errors import InvalidRequestError, ProxyError
 from app.jsonfast import dumps, loads
+from app.service.events import RequestContext
+from app.usage.pricing import format_cost
 
 bp = Blueprint("chat", __name__)
 log = logging.getLogger("switchboard")
@@ -48,19 +50,27 @@ def sse_frames(chunks):
 @bp.post("/v1/chat/completions")
 def chat_completions():
     started = time.perf_counter()
-    body = validate_chat_request(read_json_body())
-    outcome = current_app.extensions["switchboard"].complete(body)
+    service = current_app.extensions["switchboard"]
+    context = RequestContext(request_id=g.request_id, started=started)
+    body = None
+    try:
+        body = validate_chat_request(read_json_body())
+    except ProxyError as error:
+        service.record_rejection(body, error, context)
+        raise
+    outcome = service.complete(body, context)
     if outcome.chunks is not None:
         response = Response(sse_frames(outcome.chunks), mimetype="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
     else:
         response = Response(dumps(outcome.response), mimetype="application/json")
+        response.headers["x-switchboard-cost"] = format_cost(outcome.bill.cost)
     headers = response.headers
     headers["x-switchboard-model"] = outcome.target.model
     headers["x-switchboard-provider"] = outcome.target.provider
-    headers["x-switchboard-attempted-fallbacks"] = str(outcome.attempted_fallbacks)
-    headers["x-switchboard-attempted-retries"] = str(outcome.attempted_retries)
+    headers["x-switchboard-attempted-fallbacks"] = str(outcome.trail.fallbacks)
+    headers["x-switchboard-attempted-retries"] = str(outcome.trail.retries)
     if outcome.dropped_params:
         headers["x-switchboard-dropped-params"] = ",".join(outcome.dropped_params)
     overhead = (time.perf_counter() - started - outcome.upstream_seconds) * 1000

@@ -1,28 +1,23 @@
 """The completion service: the library API and what the HTTP endpoint calls.
 
-It resolves the model, checks parameters against the provider, and runs the attempt
-plan: the model's deployments with retries, then its fallbacks, within one deadline.
+It splits the proxy's options from the OpenAI params, runs the attempt plan (the
+model's deployments with retries, then its fallbacks, within one deadline), and
+publishes one event per request for the ledger and the integrations.
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Iterator
 
 from app.config import Settings, load_settings
-from app.errors import (InvalidRequestError, ModelNotFoundError, ProxyError,
-                        UnsupportedParamsError, UpstreamError)
-from app.providers import get_provider
-from app.providers.base import Provider, Target
+from app.errors import InvalidRequestError, ProxyError
 from app.registry import ModelRegistry, load_registry
+from app.service.attempts import AttemptRunner
 from app.service.deployments import CooldownPolicy, DeploymentPool, MemoryCooldowns
-from app.service.reliability import (Attempt, all_routes_failed, backoff_seconds,
-                                     counts_against_deployment, falls_back,
-                                     is_context_window_error, is_retryable)
+from app.service.events import EventBus, RequestContext, build_event
+from app.service.outcome import Outcome, Trail
 from app.service.router import Router
-from app.service.outcome import Outcome
 from app.service.transport import Transport
-from app.service.upstream import UpstreamCaller, timeout_error
-from app.usage.tokens import count_messages
+from app.service.upstream import UpstreamCaller
 
 # Body fields the proxy itself consumes; never sent upstream.
 PROXY_FIELDS = ("fallbacks", "cache", "metadata", "drop_params", "num_retries", "timeout",
@@ -43,14 +38,37 @@ class CompletionService:
             self.settings.stream_timeout)
         self.pool = DeploymentPool(self.settings.routing_strategy, MemoryCooldowns(CooldownPolicy(
             self.settings.allowed_fails, self.settings.fail_window, self.settings.cooldown_time)))
+        self.attempts = AttemptRunner(self.settings, self.router, self.pool, self.upstream)
+        self.events = EventBus()
 
-    def complete(self, body: dict[str, Any]) -> Outcome:
+    def complete(self, body: dict[str, Any], context: RequestContext | None = None) -> Outcome:
         """Run one chat completion request given in OpenAI's JSON shape.
 
-        The requested model's deployments are tried first (retries with backoff, moving to
-        another healthy deployment when there is one), then each fallback model in order,
-        all within one deadline.
+        Every request, answered or failed, ends in one RequestEvent on `self.events`
+        (for a stream, when the stream ends).
         """
+        context = context or RequestContext()
+        trail = Trail()
+        try:
+            params, options = self._split(body)
+            outcome = self.attempts.run(params.pop("model"), params, options, trail)
+        except ProxyError as error:
+            self.events.publish(build_event(context, body, None, trail, error))
+            raise
+        if outcome.chunks is not None:
+            outcome.chunks = self._published(outcome.chunks, outcome, body, context)
+        else:
+            self.events.publish(build_event(context, body, outcome, trail))
+        return outcome
+
+    def record_rejection(self, body: Any, error: ProxyError, context: RequestContext) -> None:
+        """A request refused before the service ran (bad input, auth) still gets its event."""
+        self.events.publish(build_event(context, body if isinstance(body, dict) else {}, None,
+                                        Trail(), error))
+
+    @staticmethod
+    def _split(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """OpenAI params (sent upstream) apart from the proxy's own options."""
         params = dict(body)
         options = {key: params.pop(key) for key in PROXY_FIELDS if key in params}
         for key in CONNECTION_FIELDS:
@@ -58,156 +76,20 @@ class CompletionService:
                 raise InvalidRequestError(
                     f"'{key}' cannot be set in a request: upstream connection settings come from "
                     f"the proxy's configuration", param=key, code="forbidden_param")
-        requested = params.pop("model")
-        timeout = float(options.get("timeout") or self.settings.request_timeout)
-        deadline = time.monotonic() + timeout
-        retry_budget = options.get("num_retries", self.settings.num_retries)
-        plan = self._plan(requested, options.get("fallbacks"))
-        attempts: list[Attempt] = []
-        retries = 0
-        position = 0
-        while position < len(plan):
-            group = plan[position]
-            position += 1
-            try:
-                targets = self.router.resolve(group)
-            except ModelNotFoundError as exc:
-                if position == 1:
-                    raise
-                attempts.append(Attempt(group, exc))
-                continue
-            if self._exceeds_context(group, targets, params):
-                attempts.append(Attempt(group, InvalidRequestError(
-                    f"the prompt is longer than {group}'s context window",
-                    code="context_length_exceeded")))
-                self._insert(plan, position, self.settings.context_window_fallbacks[group])
-                continue
-            try:
-                outcome, used = self._run_group(group, targets, params, options, deadline,
-                                                retry_budget, attempts, position == len(plan))
-            except ProxyError as exc:
-                if not is_context_window_error(exc):
-                    raise
-                self._insert(plan, position, self.settings.context_window_fallbacks.get(group, ()))
-                outcome, used = None, 0
-            retries += used
-            if outcome is not None:
-                outcome.attempted_fallbacks = position - 1
-                outcome.attempted_retries = retries
-                return outcome
-            if time.monotonic() >= deadline:
-                break
-        raise all_routes_failed(attempts) if attempts else timeout_error(requested, timeout)
+        return params, options
 
-    def _plan(self, requested: str, per_request: Any) -> list[str]:
-        plan = [requested]
-        configured = self.settings.fallbacks.get(requested, self.settings.default_fallbacks)
-        self._insert(plan, 1, [*(per_request or ()), *configured])
-        return plan
-
-    @staticmethod
-    def _insert(plan: list[str], position: int, models) -> None:
-        """Put models into the plan at `position`, skipping any already in it."""
-        fresh = [m for m in dict.fromkeys(models) if m not in plan]
-        plan[position:position] = fresh
-
-    def _exceeds_context(self, group: str, targets, params: dict[str, Any]) -> bool:
-        """Known from the registry before the call; checked only where a larger model is
-        configured (token counting costs time, and a provider's own limit is the final word)."""
-        if group not in self.settings.context_window_fallbacks:
-            return False
-        window = min((t.info.get("context_window") or 0 for t in targets), default=0)
-        if not window:
-            return False
-        messages = params.get("messages") or ()
-        if sum(len(str(m.get("content") or "")) for m in messages) + 64 * len(messages) < window:
-            return False  # a token is at least one character: cannot overflow
-        return count_messages(targets[0].upstream_model, messages, params.get("tools"),
-                              params.get("functions")) > window
-
-    def _run_group(self, group: str, targets, params: dict[str, Any], options: dict[str, Any],
-                   deadline: float, retry_budget: int, attempts: list[Attempt],
-                   last_resort: bool) -> tuple[Outcome | None, int]:
-        """Try one model's deployments; None when it cannot answer (the caller falls back)."""
-        excluded: set[str] = set()
-        retries = 0
-        while True:
-            target = self.pool.pick(targets, excluded, last_resort)
-            if target is None:
-                if not excluded:
-                    attempts.append(Attempt(group, UpstreamError(
-                        f"every deployment of {group} is cooling down after failures",
-                        provider="switchboard", status=503, code="deployments_cooling_down")))
-                return None, retries
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None, retries
-            try:
-                return self._attempt(target, params, options, remaining), retries
-            except ProxyError as error:
-                attempts.append(Attempt(target.model, error))
-                if is_context_window_error(error) or not falls_back(error):
-                    raise
-                excluded.add(target.deployment_id)
-                if not is_retryable(error):
-                    continue  # another deployment may have working credentials
-                if retries >= retry_budget:
-                    return None, retries
-                retries += 1
-                if self.pool.pick(targets, excluded, last_resort) is not None:
-                    continue  # another healthy deployment: no need to wait
-                wait = backoff_seconds(retries - 1, getattr(error, "retry_after", None))
-                if time.monotonic() + wait >= deadline:
-                    return None, retries
-                time.sleep(wait)
-                excluded.discard(target.deployment_id)
-
-    def _attempt(self, target: Target, params: dict[str, Any], options: dict[str, Any],
-                 timeout: float) -> Outcome:
-        """One call to one deployment, recorded in the pool's health state."""
-        self.router.require_credentials(target)
-        provider = get_provider(target.provider)
-        call_params = dict(params)
-        outcome = Outcome(None, target,
-                          dropped_params=self._check_params(provider, call_params, target, options))
-        self.pool.started(target)
-        started = time.monotonic()
-        try:
-            if call_params.get("stream"):
-                chunks = self.upstream.stream(provider, call_params, target, timeout, outcome)
-                outcome.chunks = self._tracked(chunks, target, started)
-            else:
-                outcome.response = self.upstream.call(provider, call_params, target, timeout, outcome)
-                self.pool.finished(target, outcome.upstream_seconds)
-        except ProxyError as error:
-            hold = getattr(error, "retry_after", None) if error.status == 429 else None
-            self.pool.finished(target, None, error.message,
-                               unhealthy=counts_against_deployment(error), hold=hold)
-            raise
-        return outcome
-
-    def _tracked(self, chunks: Iterator[dict], target: Target, started: float) -> Iterator[dict]:
-        """Stream chunks, telling the pool when the stream ends however it ends."""
-        error = None
+    def _published(self, chunks: Iterator[dict], outcome: Outcome, body: dict[str, Any],
+                   context: RequestContext) -> Iterator[dict]:
+        """Pass the stream through; publish its event when it ends, however it ends."""
+        error: ProxyError | None = None
         try:
             yield from chunks
         except ProxyError as exc:
-            error = exc.message
+            error = exc
+            raise
+        except GeneratorExit:
+            error = ProxyError("the client disconnected before the stream ended", status=499,
+                               type="client_disconnected", code="client_disconnected")
             raise
         finally:
-            self.pool.finished(target, time.monotonic() - started, error)
-
-    def _check_params(self, provider: Provider, params: dict[str, Any], target: Target,
-                      options: dict[str, Any]) -> list[str]:
-        unsupported = provider.unsupported_params_for(params, target)
-        if not unsupported:
-            return []
-        if options.get("drop_params", self.settings.drop_params):
-            for key in unsupported:
-                params.pop(key)
-            return unsupported
-        names = ", ".join(unsupported)
-        raise UnsupportedParamsError(
-            f"provider {provider.name} (model {target.model_group!r}) does not support: {names}. "
-            f"Remove it, or set drop_params: true to drop unsupported parameters.",
-            param=unsupported[0])
+            self.events.publish(build_event(context, body, outcome, outcome.trail, error))

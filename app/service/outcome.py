@@ -1,4 +1,5 @@
-"""What one completion produced: the body (or chunk iterator) and the facts for headers."""
+"""What one completion produced: the body (or chunk iterator) and the facts for headers,
+the ledger and the integrations."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,13 +9,22 @@ from app.providers.base import Target
 
 
 @dataclass
-class Outcome:
-    """What one completion produced, plus the facts the endpoint reports in headers."""
+class Trail:
+    """How the answer was reached: every failed attempt, retries and fallbacks taken."""
 
+    attempts: list = field(default_factory=list)   # reliability.Attempt
+    retries: int = 0
+    fallbacks: int = 0
+
+
+@dataclass
+class Outcome:
     response: dict[str, Any] | None
     target: Target
     upstream_seconds: float = 0.0
     dropped_params: list[str] = field(default_factory=list)
-    attempted_fallbacks: int = 0
-    attempted_retries: int = 0
-    chunks: Iterator[dict] | None = None   # set instead of `response` when streaming
+    trail: Trail = field(default_factory=Trail)
+    bill: Any = None                        # accounting.Bill, once known
+    chunks: Iterator[dict] | None = None    # set instead of `response` when streaming
+    stream: Any = None                      # streaming.ChunkStream behind `chunks`
+    cache: str = "off"                      # off, miss, hit, semantic-hit

@@ -7,12 +7,12 @@ usage seen, and emits the usage chunk only when the client asked for it.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from urllib3.exceptions import HTTPError, TimeoutError as Urllib3Timeout
 
 from app.errors import UpstreamError
-from app.providers.base import Provider, StreamTranslator, completion_id
+from app.providers.base import Provider, StreamTranslator, chat_completion, completion_id
 from app.service.sse import decoder_for
 
 READ_SIZE = 65536
@@ -38,17 +38,27 @@ def read_events(response, stream_format: str, provider: Provider, stall_timeout:
 
 
 class ChunkStream:
-    """Normalised chunks for one streamed completion; `usage` holds the last usage seen."""
+    """Normalised chunks for one streamed completion.
 
-    def __init__(self, provider: str, model: str, include_usage: bool):
+    It also assembles the whole answer as it passes (text, tool calls, finish reasons),
+    so that the finished stream can be accounted, cached and logged like a plain answer.
+    `settle` turns the assembled answer into its bill (usage counted when the provider
+    sent none, and cost); the usage chunk carries both.
+    """
+
+    def __init__(self, provider: str, model: str, include_usage: bool,
+                 settle: Callable[[dict], Any]):
         self.provider = provider
         self.id = completion_id()
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
+        self.settle = settle
         self.usage: dict[str, Any] | None = None
+        self.bill = None
         self.finished = False
-        self._started: set[int] = set()
+        self.first_chunk_at: float | None = None
+        self._choices: dict[int, dict] = {}
 
     def chunks(self, events, translator: StreamTranslator) -> Iterator[dict]:
         for event, data in events:
@@ -59,8 +69,21 @@ class ChunkStream:
         if not self.finished:
             raise UpstreamError("the upstream stream ended before the model finished",
                                 provider=self.provider, status=502, code="stream_truncated")
-        if self.include_usage and self.usage is not None:
-            yield self._chunk([], self.usage)
+        self.bill = self.settle(self.completion())
+        if self.include_usage:
+            yield self._chunk([], {**self.bill.usage, "cost": self.bill.cost})
+
+    def completion(self) -> dict:
+        """The chat.completion the chunks so far add up to."""
+        choices = []
+        for index in sorted(self._choices):
+            state = self._choices[index]
+            message = {"role": "assistant", "content": "".join(state["content"]) or None}
+            if state["tool_calls"]:
+                message["tool_calls"] = [state["tool_calls"][k] for k in sorted(state["tool_calls"])]
+            choices.append({"index": index, "message": message,
+                            "finish_reason": state["finish_reason"]})
+        return chat_completion(self.model, choices, self.usage, self.id, self.created)
 
     def _emit(self, fragment: dict) -> Iterator[dict]:
         if fragment.get("usage"):
@@ -68,14 +91,33 @@ class ChunkStream:
         choices = fragment.get("choices") or []
         if not choices:
             return
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.perf_counter()
         for choice in choices:
             index = choice.get("index", 0)
-            if choice.get("finish_reason"):
-                self.finished = True
-            if index not in self._started:
-                self._started.add(index)
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = {"content": [], "tool_calls": {},
+                                                "finish_reason": None}
                 choice["delta"] = {"role": "assistant", **(choice.get("delta") or {})}
+            self._absorb(state, choice)
         yield self._chunk(choices, None)
+
+    def _absorb(self, state: dict, choice: dict) -> None:
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            state["content"].append(delta["content"])
+        for call in delta.get("tool_calls") or ():
+            slot = state["tool_calls"].setdefault(call.get("index", 0), {
+                "id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+            if call.get("id"):
+                slot["id"] = call["id"]
+            function = call.get("function") or {}
+            slot["function"]["name"] += function.get("name") or ""
+            slot["function"]["arguments"] += function.get("arguments") or ""
+        if choice.get("finish_reason"):
+            state["finish_reason"] = choice["finish_reason"]
+            self.finished = True
 
     def _chunk(self, choices: list, usage: dict | None) -> dict:
         chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,

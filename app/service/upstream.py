@@ -11,6 +11,7 @@ from typing import Any, Iterator
 from app.errors import ProxyError, UpstreamError
 from app.jsonfast import loads
 from app.providers.base import FollowUp, Provider, Target, UpstreamResponse
+from app.service.accounting import settle
 from app.service.outcome import Outcome
 from app.service.streaming import ChunkStream, read_events
 from app.service.transport import Transport, TransportError
@@ -56,7 +57,7 @@ class UpstreamCaller:
                                      target)
             try:
                 result = retry or provider.parse_response(
-                    UpstreamResponse(raw.status, raw.headers, payload), params, target)
+                    UpstreamResponse(raw.status, raw.headers, payload, request), params, target)
             except UpstreamError as exc:
                 raise self._scrubbed(exc, target) from None
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -93,7 +94,9 @@ class UpstreamCaller:
             time.sleep(retry.delay)
             request = retry.request
         include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
-        stream = ChunkStream(provider.name, target.upstream_model, include_usage)
+        stream = ChunkStream(provider.name, target.upstream_model, include_usage,
+                             lambda completion: settle(target, params, completion))
+        outcome.stream = stream
         events = read_events(response, provider.stream_format, provider, stall)
         chunks = self._guarded(stream.chunks(events, provider.stream_translator(params, target)),
                                response, provider, target)

@@ -78,3 +78,29 @@ def count_messages(model: str, messages: Iterable[dict], tools: list | None = No
     if definitions:
         total += len(enc.encode(dumps(definitions).decode(), disallowed_special=()))
     return total
+
+
+def completion_text(response: dict) -> str:
+    """Everything the model wrote in a chat.completion: text and tool-call arguments."""
+    parts = []
+    for choice in response.get("choices") or ():
+        message = choice.get("message") or {}
+        parts.append(_content_text(message.get("content")))
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            parts.append(f"{function.get('name', '')}{function.get('arguments', '')}")
+    return "".join(parts)
+
+
+def estimate_usage(model: str, params: dict, response: dict) -> dict:
+    """Usage counted here, for providers that report none (marked estimated by the caller)."""
+    prompt = count_messages(model, params.get("messages") or (), params.get("tools"),
+                            params.get("functions"))
+    completion = count_text(model, completion_text(response))
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def usage_reported(usage: dict | None) -> bool:
+    """A provider that counted nothing sends no usage, or all zeros."""
+    return bool(usage) and bool(usage.get("prompt_tokens") or usage.get("completion_tokens"))

@@ -1,0 +1,50 @@
+"""Anthropic's Messages API (`claude-*`, `anthropic/<model>`), claude-2 era models included.
+
+`POST {ANTHROPIC_API_BASE}/v1/messages` with `x-api-key` and `anthropic-version`. Error
+bodies `{"type":"error","error":{"type","message"}}` are read by the base class (message,
+and the error type as code); statuses use the shared mapping, so a 529 overloaded_error
+reaches the client as a 502 with code "overloaded_error" and upstream_status 529 kept for
+retries. The translation decisions are documented in request.py and response.py.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from app.providers.anthropic.request import local_stops, unsupported_values, wire_body
+from app.providers.anthropic.response import completion
+from app.providers.anthropic.stream import AnthropicStreamTranslator
+from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
+                                UpstreamResponse)
+
+API_VERSION = "2023-06-01"
+
+
+class AnthropicProvider(Provider):
+    name = "anthropic"
+    key_env = ("ANTHROPIC_API_KEY",)
+    base_env = "ANTHROPIC_API_BASE"
+    default_base = "https://api.anthropic.com"
+    # n > 1, penalties, seed, logit_bias and logprobs have no Messages API counterpart.
+    supported_params = frozenset({
+        "temperature", "top_p", "stop", "max_tokens", "max_completion_tokens", "user",
+        "tools", "tool_choice", "functions", "function_call", "parallel_tool_calls",
+        "response_format", "stream", "stream_options",
+    })
+
+    def unsupported_params(self, body: dict[str, Any]) -> list[str]:
+        return sorted(super().unsupported_params(body) + unsupported_values(body))
+
+    def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        # A base given with OpenAI-style "/v1" at the end still means the same API root.
+        base = target.api_base.rstrip("/").removesuffix("/v1")
+        headers = {"x-api-key": target.api_key or "", "anthropic-version": API_VERSION,
+                   "content-type": "application/json"}
+        return UpstreamRequest("POST", f"{base}/v1/messages", headers, wire_body(body, target),
+                               stream=bool(body.get("stream")))
+
+    def parse_response(self, response: UpstreamResponse, body: dict[str, Any],
+                       target: Target) -> dict | FollowUp:
+        return completion(response.payload, target, local_stops(body))
+
+    def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
+        return AnthropicStreamTranslator(self, local_stops(body))

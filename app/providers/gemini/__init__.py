@@ -1,0 +1,121 @@
+"""Google Gemini (Generative Language API, v1beta): generateContent and its SSE stream.
+
+The key goes in the `x-goog-api-key` header, never in a `?key=` query, so that it
+cannot land in a URL that gets logged. Errors are Google RPC statuses
+(`{"error": {code, message, status, details}}`); the retry hint is a `RetryInfo`
+detail in the body, not a header.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping
+from urllib.parse import quote
+
+from app.errors import UpstreamError
+from app.jsonfast import loads
+from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
+                                UpstreamResponse, chat_completion, retry_after_seconds,
+                                upstream_error)
+from app.providers.gemini.request import wire_body
+from app.providers.gemini.response import StreamState, choices, usage
+
+_VERSIONED_BASE = re.compile(r"/v1(beta\d*)?$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")   # google.protobuf.Duration in JSON
+# ErrorInfo reasons Google gives (with HTTP 400) for a key that is wrong or expired.
+_BAD_KEY_REASONS = ("API_KEY_INVALID", "API_KEY_EXPIRED")
+
+
+def rpc_error(payload: Any) -> dict:
+    """The `error` object of a Google RPC error body (some endpoints wrap it in a list)."""
+    if isinstance(payload, list) and len(payload) == 1:
+        payload = payload[0]
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def detail(error: dict, type_suffix: str) -> dict:
+    """The first `details` entry whose @type ends with e.g. "google.rpc.RetryInfo"."""
+    for entry in error.get("details") or ():
+        if isinstance(entry, dict) and str(entry.get("@type", "")).endswith(type_suffix):
+            return entry
+    return {}
+
+
+class GeminiProvider(Provider):
+    name = "gemini"
+    key_env = ("GEMINI_API_KEY",)
+    base_env = "GEMINI_API_BASE"
+    default_base = "https://generativelanguage.googleapis.com"
+    supported_params = frozenset({
+        "temperature", "top_p", "n", "stream", "stop", "max_tokens", "max_completion_tokens",
+        "presence_penalty", "frequency_penalty", "functions", "function_call", "tools",
+        "tool_choice", "response_format", "seed", "stream_options", "logprobs", "top_logprobs",
+    })  # not logit_bias; not parallel_tool_calls=false (Gemini cannot turn parallel calls off)
+
+    def url(self, target: Target, stream: bool) -> str:
+        base = target.api_base.rstrip("/")
+        if not _VERSIONED_BASE.search(base):
+            base += "/v1beta"
+        model = quote(target.upstream_model.removeprefix("models/"), safe="")
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"{base}/models/{model}:{method}"
+
+    def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        stream = bool(body.get("stream"))
+        headers = {"Content-Type": "application/json", "x-goog-api-key": target.api_key or ""}
+        return UpstreamRequest("POST", self.url(target, stream), headers, wire_body(body),
+                               stream=stream)
+
+    def parse_response(self, response: UpstreamResponse, body: dict[str, Any],
+                       target: Target) -> dict | FollowUp:
+        payload = response.payload
+        if not isinstance(payload, dict):
+            raise ValueError("the answer is not a JSON object")
+        response_id = payload.get("responseId")
+        return chat_completion(payload.get("modelVersion") or target.upstream_model,
+                               choices(payload, body.get("n") or 1),
+                               usage(payload.get("usageMetadata")),
+                               f"chatcmpl-{response_id}" if response_id else None)
+
+    def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
+        return GeminiStreamTranslator(self, body.get("n") or 1)
+
+    def error_message(self, payload: Any) -> str | None:
+        return rpc_error(payload).get("message") or super().error_message(payload)
+
+    def error_code(self, payload: Any) -> str | None:
+        error = rpc_error(payload)
+        return detail(error, "google.rpc.ErrorInfo").get("reason") or error.get("status")
+
+    def upstream_error(self, status: int, payload: Any,
+                       headers: Mapping[str, str]) -> UpstreamError:
+        """Google's mapping plus two fixes: a bad key (HTTP 400 from Google) is our 401, and
+        RetryInfo.retryDelay is the retry hint."""
+        error = rpc_error(payload)
+        delay = _DURATION.match(str(detail(error, "google.rpc.RetryInfo").get("retryDelay", "")))
+        mapped = upstream_error(self.name, status, self.error_message(payload),
+                                self.error_code(payload),
+                                float(delay.group(1)) if delay else retry_after_seconds(headers))
+        if status == 400 and self.error_code(payload) in _BAD_KEY_REASONS:
+            mapped.status, mapped.type = 401, "authentication_error"
+        return mapped
+
+
+class GeminiStreamTranslator(StreamTranslator):
+    """Each `data:` is a whole GenerateContentResponse; there is no [DONE] (the stream ends)."""
+
+    def __init__(self, provider: GeminiProvider, n: int):
+        self.provider = provider
+        self.state = StreamState(n)
+
+    def on_event(self, event: str | None, data: str) -> Iterable[dict]:
+        payload = loads(data)
+        error = rpc_error(payload)
+        if error:
+            code = error.get("code")
+            raise self.provider.upstream_error(code if isinstance(code, int) and code >= 400
+                                               else 500, payload, {})
+        if not isinstance(payload, dict):
+            raise ValueError("a stream chunk is not a JSON object")
+        fragment = self.state.fragment(payload)
+        return (fragment,) if fragment else ()

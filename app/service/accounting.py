@@ -1,0 +1,31 @@
+"""Usage and cost of an answer: the provider's own usage when it reported one, else
+counted with tiktoken (marked estimated); cost from the registry or deployment prices."""
+from __future__ import annotations
+
+from typing import Any
+
+from app.providers.base import Target
+from app.usage.pricing import TokenCounts, cost_of
+from app.usage.tokens import estimate_usage, usage_reported
+
+
+class Bill:
+    """Usage and cost of one answered attempt."""
+
+    __slots__ = ("usage", "estimated", "cost", "counts")
+
+    def __init__(self, usage: dict, estimated: bool, target: Target):
+        self.usage = usage
+        self.estimated = estimated
+        self.counts = TokenCounts.from_usage(usage)
+        self.cost = cost_of(target.info, target.settings, self.counts)
+
+
+def settle(target: Target, params: dict[str, Any], response: dict) -> Bill:
+    """Fill in the response's usage if the provider gave none, and price it."""
+    usage = response.get("usage")
+    if usage_reported(usage):
+        return Bill(usage, False, target)
+    usage = estimate_usage(target.upstream_model, params, response)
+    response["usage"] = usage
+    return Bill(usage, True, target)

@@ -1,0 +1,187 @@
+"""The attempt plan: the requested model's deployments with retries, then each fallback,
+then context-window fallbacks where a prompt is too long, all within one deadline."""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+from app.config import Settings
+from app.errors import (InvalidRequestError, ModelNotFoundError, ProxyError,
+                        UnsupportedParamsError, UpstreamError)
+from app.providers import get_provider
+from app.providers.base import Provider, Target
+from app.service.accounting import settle
+from app.service.deployments import DeploymentPool
+from app.service.outcome import Outcome, Trail
+from app.service.reliability import (Attempt, all_routes_failed, backoff_seconds,
+                                     counts_against_deployment, falls_back,
+                                     is_context_window_error, is_retryable)
+from app.service.router import Router
+from app.service.upstream import UpstreamCaller, timeout_error
+from app.usage.tokens import count_messages
+
+
+class AttemptRunner:
+    def __init__(self, settings: Settings, router: Router, pool: DeploymentPool,
+                 upstream: UpstreamCaller):
+        self.settings = settings
+        self.router = router
+        self.pool = pool
+        self.upstream = upstream
+
+    def run(self, requested: str, params: dict[str, Any], options: dict[str, Any],
+            trail: Trail) -> Outcome:
+        """Answer from the first route that can; raise the most meaningful failure if none can."""
+        timeout = float(options.get("timeout") or self.settings.request_timeout)
+        deadline = time.monotonic() + timeout
+        retry_budget = options.get("num_retries", self.settings.num_retries)
+        plan = self._plan(requested, options.get("fallbacks"))
+        position = 0
+        while position < len(plan):
+            group = plan[position]
+            position += 1
+            trail.fallbacks = position - 1
+            try:
+                targets = self.router.resolve(group)
+            except ModelNotFoundError as exc:
+                if position == 1:
+                    raise
+                trail.attempts.append(Attempt(group, exc))
+                continue
+            if self._exceeds_context(group, targets, params):
+                trail.attempts.append(Attempt(group, InvalidRequestError(
+                    f"the prompt is longer than {group}'s context window",
+                    code="context_length_exceeded")))
+                self._insert(plan, position, self.settings.context_window_fallbacks[group])
+                continue
+            try:
+                outcome = self._run_group(group, targets, params, options, deadline,
+                                          retry_budget, trail, position == len(plan))
+            except ProxyError as exc:
+                if not is_context_window_error(exc):
+                    raise
+                self._insert(plan, position, self.settings.context_window_fallbacks.get(group, ()))
+                outcome = None
+            if outcome is not None:
+                outcome.trail = trail
+                return outcome
+            if time.monotonic() >= deadline:
+                break
+        if trail.attempts:
+            raise all_routes_failed(trail.attempts)
+        raise timeout_error(requested, timeout)
+
+    def _plan(self, requested: str, per_request: Any) -> list[str]:
+        plan = [requested]
+        configured = self.settings.fallbacks.get(requested, self.settings.default_fallbacks)
+        self._insert(plan, 1, [*(per_request or ()), *configured])
+        return plan
+
+    @staticmethod
+    def _insert(plan: list[str], position: int, models) -> None:
+        """Put models into the plan at `position`, skipping any already in it."""
+        fresh = [m for m in dict.fromkeys(models) if m not in plan]
+        plan[position:position] = fresh
+
+    def _exceeds_context(self, group: str, targets, params: dict[str, Any]) -> bool:
+        """Known from the registry before the call; checked only where a larger model is
+        configured (token counting costs time, and a provider's own limit is the final word)."""
+        if group not in self.settings.context_window_fallbacks:
+            return False
+        window = min((t.info.get("context_window") or 0 for t in targets), default=0)
+        if not window:
+            return False
+        messages = params.get("messages") or ()
+        if sum(len(str(m.get("content") or "")) for m in messages) + 64 * len(messages) < window:
+            return False  # a token is at least one character: cannot overflow
+        return count_messages(targets[0].upstream_model, messages, params.get("tools"),
+                              params.get("functions")) > window
+
+    def _run_group(self, group: str, targets, params: dict[str, Any], options: dict[str, Any],
+                   deadline: float, retry_budget: int, trail: Trail,
+                   last_resort: bool) -> Outcome | None:
+        """Try one model's deployments; None when it cannot answer (the caller falls back)."""
+        excluded: set[str] = set()
+        retries = 0
+        while True:
+            target = self.pool.pick(targets, excluded, last_resort)
+            if target is None:
+                if not excluded:
+                    trail.attempts.append(Attempt(group, UpstreamError(
+                        f"every deployment of {group} is cooling down after failures",
+                        provider="switchboard", status=503, code="deployments_cooling_down")))
+                return None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                return self._attempt(target, params, options, remaining)
+            except ProxyError as error:
+                trail.attempts.append(Attempt(target.model, error))
+                if is_context_window_error(error) or not falls_back(error):
+                    raise
+                excluded.add(target.deployment_id)
+                if not is_retryable(error):
+                    continue  # another deployment may have working credentials
+                if retries >= retry_budget:
+                    return None
+                retries += 1
+                trail.retries += 1
+                if self.pool.pick(targets, excluded, last_resort) is not None:
+                    continue  # another healthy deployment: no need to wait
+                wait = backoff_seconds(retries - 1, getattr(error, "retry_after", None))
+                if time.monotonic() + wait >= deadline:
+                    return None
+                time.sleep(wait)
+                excluded.discard(target.deployment_id)
+
+    def _attempt(self, target: Target, params: dict[str, Any], options: dict[str, Any],
+                 timeout: float) -> Outcome:
+        """One call to one deployment, recorded in the pool's health state."""
+        self.router.require_credentials(target)
+        provider = get_provider(target.provider)
+        call_params = dict(params)
+        outcome = Outcome(None, target,
+                          dropped_params=self._check_params(provider, call_params, target, options))
+        self.pool.started(target)
+        started = time.monotonic()
+        try:
+            if call_params.get("stream"):
+                chunks = self.upstream.stream(provider, call_params, target, timeout, outcome)
+                outcome.chunks = self._tracked(chunks, target, started)
+            else:
+                outcome.response = self.upstream.call(provider, call_params, target, timeout, outcome)
+                outcome.bill = settle(target, call_params, outcome.response)
+                self.pool.finished(target, outcome.upstream_seconds)
+        except ProxyError as error:
+            hold = getattr(error, "retry_after", None) if error.status == 429 else None
+            self.pool.finished(target, None, error.message,
+                               unhealthy=counts_against_deployment(error), hold=hold)
+            raise
+        return outcome
+
+    def _tracked(self, chunks: Iterator[dict], target: Target, started: float) -> Iterator[dict]:
+        """Stream chunks, telling the pool when the stream ends however it ends."""
+        error = None
+        try:
+            yield from chunks
+        except ProxyError as exc:
+            error = exc.message
+            raise
+        finally:
+            self.pool.finished(target, time.monotonic() - started, error)
+
+    def _check_params(self, provider: Provider, params: dict[str, Any], target: Target,
+                      options: dict[str, Any]) -> list[str]:
+        unsupported = provider.unsupported_params_for(params, target)
+        if not unsupported:
+            return []
+        if options.get("drop_params", self.settings.drop_params):
+            for key in unsupported:
+                params.pop(key)
+            return unsupported
+        names = ", ".join(unsupported)
+        raise UnsupportedParamsError(
+            f"provider {provider.name} (model {target.model_group!r}) does not support: {names}. "
+            f"Remove it, or set drop_params: true to drop unsupported parameters.",
+            param=unsupported[0])

@@ -1,0 +1,139 @@
+"""One record per request, built once and handed to every consumer (ledger, integrations,
+metrics), success or failure, streamed or not, cached or not."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+log = logging.getLogger("switchboard.events")
+
+
+@dataclass
+class RequestContext:
+    """Who asked and when: set by the caller (the HTTP layer, or a library user)."""
+
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    key_id: str | None = None
+    key_alias: str | None = None
+    callbacks: bool = True             # False: integrations skip this request
+    started: float = field(default_factory=time.perf_counter)
+    started_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class RequestEvent:
+    request_id: str
+    started_at: float                  # unix seconds
+    requested_model: str | None
+    model: str | None = None           # the deployment's model that answered
+    provider: str | None = None
+    deployment: str | None = None
+    stream: bool = False
+    messages: list | None = None
+    response: dict | None = None       # the final chat.completion (OpenAI shape)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_estimated: bool = False
+    cost: float = 0.0                  # USD billed for this request
+    saved_cost: float = 0.0            # USD a cache hit saved
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    overhead_ms: float | None = None
+    cache: str = "off"                 # off, miss, hit, semantic-hit
+    attempts: list[dict] = field(default_factory=list)
+    retries: int = 0
+    fallbacks: int = 0
+    status: int = 200
+    error_type: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    user: str | None = None
+    key_id: str | None = None
+    key_alias: str | None = None
+    metadata: dict | None = None
+    callbacks: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error_type is None
+
+
+class EventBus:
+    """Hands each finished request's event to every subscriber.
+
+    Subscribers must not block (they enqueue for their own background workers); a failing
+    subscriber is logged and never affects the request or the other subscribers.
+    """
+
+    def __init__(self):
+        self._subscribers: list[Callable[[RequestEvent], None]] = []
+
+    def subscribe(self, subscriber: Callable[[RequestEvent], None]) -> None:
+        self._subscribers.append(subscriber)
+
+    def publish(self, event: RequestEvent) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber %r failed", subscriber)
+
+
+def build_event(context: RequestContext, body: dict, outcome, trail,
+                error: Exception | None = None) -> RequestEvent:
+    """The event for a finished request, from whatever it got to (`outcome` may be None)."""
+    event = RequestEvent(
+        request_id=context.request_id, started_at=context.started_at,
+        requested_model=body.get("model") if isinstance(body.get("model"), str) else None,
+        stream=body.get("stream") is True, messages=body.get("messages"),
+        user=body.get("user") if isinstance(body.get("user"), str) else None,
+        metadata=body.get("metadata") if isinstance(body.get("metadata"), dict) else None,
+        key_id=context.key_id, key_alias=context.key_alias, callbacks=context.callbacks,
+        latency_ms=round((time.perf_counter() - context.started) * 1000, 3),
+        retries=trail.retries, fallbacks=trail.fallbacks,
+        attempts=[{"model": a.model, "status": a.error.status, "error": a.error.message}
+                  for a in trail.attempts])
+    if outcome is not None:
+        _describe_answer(event, outcome, context)
+    if error is not None:
+        event.status = getattr(error, "status", 500)
+        event.error_type = getattr(error, "type", "server_error")
+        event.error_code = getattr(error, "code", None)
+        event.error_message = getattr(error, "message", str(error))
+        if outcome is not None and outcome.chunks is not None:
+            event.status = 200  # the stream had started: the client saw 200, then an error frame
+    return event
+
+
+def _describe_answer(event: RequestEvent, outcome, context: RequestContext) -> None:
+    target = outcome.target
+    event.model, event.provider, event.deployment = target.model, target.provider, target.deployment_id
+    event.cache = outcome.cache
+    event.overhead_ms = None
+    response = outcome.response
+    if outcome.stream is not None:
+        response = outcome.stream.completion()
+        if outcome.stream.first_chunk_at is not None:
+            event.ttft_ms = round((outcome.stream.first_chunk_at - context.started) * 1000, 3)
+    event.response = response
+    if response and response.get("choices"):
+        event.finish_reason = response["choices"][0].get("finish_reason")
+    bill = outcome.bill if outcome.bill is not None else getattr(outcome.stream, "bill", None)
+    if bill is not None:
+        counts = bill.counts
+        event.prompt_tokens, event.completion_tokens = counts.prompt, counts.completion
+        event.cached_tokens, event.cache_creation_tokens = counts.cached, counts.cache_creation
+        event.reasoning_tokens, event.usage_estimated = counts.reasoning, bill.estimated
+        event.cost = bill.cost
+    event.overhead_ms = round(event.latency_ms - outcome.upstream_seconds * 1000, 3) \
+        if outcome.stream is None else None

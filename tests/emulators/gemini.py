@@ -1,0 +1,343 @@
+"""Google Gemini emulator: generateContent and streamGenerateContent?alt=sse, v1beta.
+
+Requests are checked against `GenerateContentRequest` of the converted Gemini contract
+(gemini/openapi.json, OAS 3.0; see WIRE-FORMATS §2.3 point 4 for its path-pattern
+artifact, which matters only to Prism), plus what the live API enforces beyond that
+schema: unknown field names are refused (Google's JSON is proto-backed), roles are
+`user`/`model`, no empty turns or empty text, one data field per part, and function
+responses must answer the function calls of the model turn just before them. Every
+answer body, stream chunk and error body is itself checked against the contract.
+Errors use Google's RPC shape; a bad key is HTTP 400 API_KEY_INVALID, a missing one 403.
+"""
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+from collections import Counter
+
+from tests.emulators.contracts import Contract, load_spec, specs_available
+from tests.emulators.model import Generation, Tool, Turn, generate, stream_pieces
+from tests.emulators.server import Call, Emulator, Reply
+
+SPEC = "gemini/openapi.json"
+CONTRACT = Contract(SPEC)
+REQUEST = CONTRACT.request_body_pointer("/models/{modelsId}:generateContent")
+REQUEST_SCHEMA = "#/components/schemas/GenerateContentRequest"   # what REQUEST refers to
+RESPONSE = "/components/schemas/GenerateContentResponse"
+STATUS = "/components/schemas/Status"
+ROUTE = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
+MODELS = re.compile(r"^gemini-[a-z0-9.-]+$")   # the model ids this emulator serves
+DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse",
+               "executableCode", "codeExecutionResult", "toolCall", "toolResponse")
+FINISH = {"length": "MAX_TOKENS"}
+INTERNAL = ("An internal error has occurred. Please retry or report in "
+            "https://developers.generativeai.google/guide/troubleshooting")
+
+
+def google_error(code: int, status: str, message: str, details: list | None = None) -> Reply:
+    """A Google RPC error answer, as generativelanguage.googleapis.com sends it."""
+    error = {"code": code, "message": message, "status": status}
+    if details is not None:
+        error["details"] = details
+    return Reply(code, {"error": error})
+
+
+def rate_limited(delay: str = "30s") -> Reply:
+    return google_error(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please "
+                        "check your plan and billing details.", [
+                            {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                             "violations": [{"quotaMetric": "generativelanguage.googleapis.com/"
+                                             "generate_content_free_tier_requests",
+                                             "quotaId": "GenerateRequestsPerMinutePerProject"}]},
+                            {"@type": "type.googleapis.com/google.rpc.Help", "links": [
+                                {"description": "Learn more about Gemini API quotas",
+                                 "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+                            {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                             "retryDelay": delay}])
+
+
+def overloaded() -> Reply:
+    return google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+
+
+def internal() -> Reply:
+    return google_error(500, "INTERNAL", INTERNAL)
+
+
+def bad_key() -> Reply:
+    message = "API key not valid. Please pass a valid API key."
+    return google_error(400, "INVALID_ARGUMENT", message, [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+         "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
+        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
+         "message": message}])
+
+
+def no_key() -> Reply:
+    return google_error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers "
+                        "(callers without established identity). Please use API Key or other "
+                        "form of API consumer identity to call this API.")
+
+
+def unknown_fields(instance, schema: dict, path: str = "") -> list[str]:
+    """Field names the schema does not declare (the live API refuses them: proto JSON)."""
+    spec = load_spec(SPEC)
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    problems = []
+    if isinstance(instance, dict) and "properties" in schema:
+        for key, value in instance.items():
+            if key not in schema["properties"]:
+                problems.append(f'Unknown name "{key}" at \'{path or "request"}\': '
+                                f'Cannot find field.')
+            else:
+                problems += unknown_fields(value, schema["properties"][key],
+                                           f"{path}.{key}".strip("."))
+    elif isinstance(instance, list) and "items" in schema:
+        for i, item in enumerate(instance):
+            problems += unknown_fields(item, schema["items"], f"{path}[{i}]")
+    return problems
+
+
+def api_rules(body: dict) -> list[str]:
+    """What the live API refuses although the schema allows it."""
+    contents = body.get("contents") or []
+    problems = [] if contents else ["* GenerateContentRequest.contents: contents is not specified"]
+    system = body.get("systemInstruction")
+    for i, content in enumerate(contents + ([system] if system else [])):
+        where = f"contents[{i}]" if i < len(contents) else "systemInstruction"
+        if where != "systemInstruction" and content.get("role") not in ("user", "model"):
+            problems.append(f"{where}.role: Please use a valid role: user, model.")
+        if not content.get("parts"):
+            problems.append(f"{where}.parts: must not be empty")
+        for j, part in enumerate(content.get("parts") or ()):
+            fields = [f for f in DATA_FIELDS if f in part]
+            if len(fields) != 1:
+                problems.append(f"{where}.parts[{j}]: a part must hold exactly one data field")
+            if part.get("text") == "":
+                problems.append("Unable to submit request because it has an empty text "
+                                "parameter. Add a value to the parameter and try again.")
+    for i, content in enumerate(contents):
+        answers = [p["functionResponse"]["name"] for p in content.get("parts") or ()
+                   if "functionResponse" in p]
+        if not answers:
+            continue
+        before = contents[i - 1] if i else {}
+        calls = [p["functionCall"]["name"] for p in before.get("parts") or ()
+                 if "functionCall" in p]
+        if before.get("role") != "model" or Counter(calls) != Counter(answers):
+            problems.append("Please ensure that the number of function response parts is equal "
+                            "to the number of function call parts of the function call turn, "
+                            "and that the function response turn comes immediately after a "
+                            "function call turn.")
+    declared = {d["name"] for d in declarations(body)}
+    calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    allowed = calling.get("allowedFunctionNames")
+    if allowed and (calling.get("mode") not in ("ANY", "VALIDATED") or set(allowed) - declared):
+        problems.append("allowed_function_names must name declared functions and needs mode ANY")
+    return problems
+
+
+def declarations(body: dict) -> list[dict]:
+    return [d for tool in body.get("tools") or () for d in tool.get("functionDeclarations") or ()]
+
+
+def tool_result_text(response: dict) -> str:
+    if set(response) == {"content"} and isinstance(response["content"], str):
+        return response["content"]
+    return json.dumps(response)
+
+
+def model_turns(body: dict) -> list[Turn]:
+    def text(parts) -> str:
+        return " ".join(p["text"] for p in parts or () if "text" in p)
+
+    system = text((body.get("systemInstruction") or {}).get("parts"))
+    turns = [Turn("system", system)] if system else []
+    for content in body["contents"]:
+        parts = content["parts"]
+        if content["role"] == "model":
+            calls = [{"id": None, "name": p["functionCall"]["name"],
+                      "arguments": p["functionCall"].get("args", {})}
+                     for p in parts if "functionCall" in p]
+            turns.append(Turn("assistant", text(parts), calls))
+            continue
+        turns += [Turn("tool", tool_result_text(p["functionResponse"]["response"]))
+                  for p in parts if "functionResponse" in p]
+        if text(parts):
+            turns.append(Turn("user", text(parts)))
+    return turns
+
+
+class GeminiEmulator(Emulator):
+    """Serves POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse."""
+
+    name = "gemini"
+    api_key = "AIzaSyEmulatorGeminiKey0123456789abcdef"
+
+    def __init__(self):
+        super().__init__()
+        self._ids = itertools.count(1)
+        self.script: list[str] = []
+        self.thinking_tokens = 0
+        self.cached_tokens = 0
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self.script = []
+        self.thinking_tokens = 0
+        self.cached_tokens = 0
+
+    def next_answer(self, kind: str) -> None:
+        """Script the next answer: "blocked" (prompt blocked, no candidates), "safety" (the
+        candidate stopped by SAFETY) or "mid_stream_error" (an error chunk after one chunk)."""
+        self.script.append(kind)
+
+    def handle(self, call: Call) -> Reply:
+        match = ROUTE.match(call.path)
+        if call.method != "POST" or not match:
+            return self.error(google_error(404, "NOT_FOUND", f"Requested entity was not found: "
+                                                              f"{call.method} {call.path}"))
+        if "key" in call.query:
+            self.check_contract(["the API key was sent in the URL (?key=)"], "query")
+        key = call.headers.get("x-goog-api-key")
+        if not key:
+            return self.error(no_key())
+        if key != self.api_key:
+            return self.error(bad_key())
+        model, method = match.groups()
+        if not MODELS.match(model):
+            return self.error(google_error(404, "NOT_FOUND", f"models/{model} is not found for "
+                                           f"API version v1beta, or is not supported for "
+                                           f"{method}. Call ListModels to see the list of "
+                                           f"available models and their supported methods."))
+        stream = method == "streamGenerateContent"
+        if stream and call.query.get("alt") != ["sse"]:
+            self.check_contract([f"alt={call.query.get('alt')} (the proxy reads SSE)"], "query")
+        if not isinstance(call.body, dict):
+            return self.error(google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload."))
+        problems = CONTRACT.errors(REQUEST, call.body)
+        if not problems and specs_available():
+            problems = unknown_fields(call.body, {"$ref": REQUEST_SCHEMA})
+        problems = problems or api_rules(call.body)
+        if problems:
+            self.check_contract(problems, f"request to {call.path}")
+            return self.error(google_error(400, "INVALID_ARGUMENT",
+                                           "Invalid JSON payload received. " + "; ".join(problems)))
+        return self.answer(call.body, model, stream)
+
+    def error(self, reply: Reply) -> Reply:
+        self.check_contract(CONTRACT.errors(STATUS, reply.body["error"]), "own error body")
+        return reply
+
+    def answer(self, body: dict, model: str, stream: bool) -> Reply:
+        number = next(self._ids)
+        config = body.get("generationConfig") or {}
+        tools = [Tool(d["name"], d.get("parametersJsonSchema") or {}) for d in declarations(body)]
+        calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+        allowed = calling.get("allowedFunctionNames") or []
+        choice = {"NONE": "none", "ANY": allowed[0] if len(allowed) == 1 else "required"}.get(
+            calling.get("mode"))
+        turns = model_turns(body)
+        generations = [generate(turns, tools, choice, config.get("maxOutputTokens"),
+                                config.get("stopSequences"), number)
+                       for _ in range(config.get("candidateCount") or 1)]
+        kind = self.script.pop(0) if self.script else None
+        head = {"modelVersion": model, "responseId": f"emu-gemini-{number:04d}"}
+        if kind == "blocked":
+            frames = [{"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
+                {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH",
+                 "blocked": True}]}, "usageMetadata": self.usage(generations, False), **head}]
+        elif stream:
+            frames = self.chunks(generations, config, head, kind)
+        else:
+            frames = [{"candidates": [self.candidate(g, i, config, kind)
+                                      for i, g in enumerate(generations)],
+                       "usageMetadata": self.usage(generations, True), **head}]
+        for frame in frames:
+            if "error" not in frame:
+                self.check_contract(CONTRACT.errors(RESPONSE, frame), "own answer")
+        if not stream:
+            return Reply(200, frames[0])
+        return Reply(200, events=(f"data: {json.dumps(f)}\r\n\r\n".encode() for f in frames),
+                     content_type="text/event-stream")
+
+    def usage(self, generations: list[Generation], answered: bool) -> dict:
+        prompt = generations[0].prompt_tokens
+        usage = {"promptTokenCount": prompt, "promptTokensDetails": [
+            {"modality": "TEXT", "tokenCount": prompt}]}
+        total = prompt
+        if answered:
+            usage["candidatesTokenCount"] = sum(g.completion_tokens for g in generations)
+            total += usage["candidatesTokenCount"]
+            if self.thinking_tokens:
+                usage["thoughtsTokenCount"] = self.thinking_tokens
+                total += self.thinking_tokens
+        if self.cached_tokens:
+            usage["cachedContentTokenCount"] = self.cached_tokens
+        usage["totalTokenCount"] = total
+        return usage
+
+    def candidate(self, g: Generation, index: int, config: dict, kind: str | None) -> dict:
+        if kind == "safety":
+            return {"finishReason": "SAFETY", "index": index, "safetyRatings": [
+                {"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH", "blocked": True}]}
+        parts = [{"text": g.text}] if g.text else []
+        if g.tool_call:
+            signature = base64.b64encode(f"sig:{g.tool_call['id']}".encode()).decode()
+            parts.append({"functionCall": {"name": g.tool_call["name"],
+                                           "args": g.tool_call["arguments"]},
+                          "thoughtSignature": signature})
+        candidate = {"content": {"role": "model", "parts": parts},
+                     "finishReason": FINISH.get(g.finish, "STOP"), "index": index}
+        if config.get("responseLogprobs"):
+            candidate["logprobsResult"] = self.logprobs(stream_pieces(g.text),
+                                                        config.get("logprobs") or 0)
+        return candidate
+
+    @staticmethod
+    def logprobs(pieces: list[str], top: int) -> dict:
+        """Every chosen token at -0.25 (Gemini leaves out a zero log probability)."""
+        chosen = [{"token": p, "tokenId": 1000 + i, "logProbability": -0.25}
+                  for i, p in enumerate(pieces)]
+        alternatives = [{"candidates": [c] + [{"token": f"alt{k}", "tokenId": k,
+                                                "logProbability": -2.0 - k}
+                                               for k in range(1, top)]} for c in chosen]
+        return {"chosenCandidates": chosen, "topCandidates": alternatives,
+                "logProbabilitySum": -0.25 * len(chosen)}
+
+    def chunks(self, generations: list[Generation], config: dict, head: dict,
+               kind: str | None) -> list[dict]:
+        """The SSE chunks: text piece by piece, a functionCall whole, finishReason on each
+        candidate's last chunk, interim usage with the prompt count, full usage at the end."""
+        frames = []
+        for index, g in enumerate(generations):
+            whole = self.candidate(g, index, config, kind)
+
+            def frame(candidate: dict) -> dict:
+                if index:   # proto3 JSON leaves out a zero index
+                    candidate["index"] = index
+                return {"candidates": [candidate], "usageMetadata": {
+                    "promptTokenCount": g.prompt_tokens, "totalTokenCount": g.prompt_tokens},
+                    **head}
+
+            parts = [{"text": p} for p in stream_pieces(g.text)] or [{"text": ""}]
+            parts += [p for p in (whole.get("content") or {}).get("parts", ())
+                      if "functionCall" in p]
+            for position, part in enumerate(parts):
+                candidate = {"content": {"role": "model", "parts": [part]}}
+                if config.get("responseLogprobs") and part.get("text"):
+                    candidate["logprobsResult"] = self.logprobs([part["text"]],
+                                                                config.get("logprobs") or 0)
+                if position == len(parts) - 1 and kind != "safety":
+                    candidate["finishReason"] = whole["finishReason"]
+                frames.append(frame(candidate))
+            if kind == "safety":
+                frames.append(frame({k: v for k, v in whole.items() if k != "index"}))
+        frames[-1]["usageMetadata"] = self.usage(generations, True)
+        if kind == "mid_stream_error":
+            frames = frames[:1] + [{"error": {"code": 500, "message": INTERNAL,
+                                              "status": "INTERNAL"}}]
+        return frames
