@@ -456,12 +456,13 @@ def test_usage_falls_back_to_billed_units():
     assert result["id"] == "chatcmpl-r1"
 
 
-def test_no_usage_reports_zeros_and_thinking_is_not_content():
+def test_no_usage_is_left_for_the_proxy_to_count_and_thinking_is_not_content():
     result = parse({"id": "r2", "finish_reason": "COMPLETE", "message": {
         "role": "assistant", "content": [{"type": "thinking", "thinking": "hmm"},
                                          {"type": "text", "text": "Paris."}]}})
     assert result["choices"][0]["message"]["content"] == "Paris."
-    assert result["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert result["usage"] == {"prompt_tokens": None, "completion_tokens": None,
+                               "total_tokens": None}
 
 
 @pytest.mark.parametrize("reason, finish", [("COMPLETE", "stop"), ("STOP_SEQUENCE", "stop"),

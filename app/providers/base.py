@@ -79,20 +79,24 @@ def completion_id() -> str:
 
 def chat_completion(model: str, choices: list[dict], usage: dict | None,
                     response_id: str | None = None, created: int | None = None) -> dict:
-    """An OpenAI chat.completion body; providers fill in choices and usage."""
+    """An OpenAI chat.completion body; providers fill in choices and what usage they know
+    (the service counts whatever is missing)."""
     return {
         "id": response_id or completion_id(),
         "object": "chat.completion",
         "created": created or int(time.time()),
         "model": model,
         "choices": choices,
-        "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "usage": usage or {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
     }
 
 
-def usage_dict(prompt_tokens: int, completion_tokens: int, **extra) -> dict:
+def usage_dict(prompt_tokens: int | None, completion_tokens: int | None, **extra) -> dict:
+    """OpenAI usage; a count the provider did not report is None, for the service to count."""
+    total = None if prompt_tokens is None or completion_tokens is None else (
+        prompt_tokens + completion_tokens)
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-             "total_tokens": prompt_tokens + completion_tokens}
+             "total_tokens": total}
     usage.update({k: v for k, v in extra.items() if v is not None})
     return usage
 

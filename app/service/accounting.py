@@ -6,7 +6,7 @@ from typing import Any
 
 from app.providers.base import Target
 from app.usage.pricing import TokenCounts, cost_of
-from app.usage.tokens import estimate_usage, usage_reported
+from app.usage.tokens import estimate_usage
 
 
 class Bill:
@@ -22,10 +22,7 @@ class Bill:
 
 
 def settle(target: Target, params: dict[str, Any], response: dict) -> Bill:
-    """Fill in the response's usage if the provider gave none, and price it."""
-    usage = response.get("usage")
-    if usage_reported(usage):
-        return Bill(usage, False, target)
-    usage = estimate_usage(target.upstream_model, params, response)
+    """Complete the response's usage where the provider left counts out, and price it."""
+    usage, estimated = estimate_usage(target.upstream_model, params, response)
     response["usage"] = usage
-    return Bill(usage, True, target)
+    return Bill(usage, estimated, target)

@@ -92,15 +92,20 @@ def completion_text(response: dict) -> str:
     return "".join(parts)
 
 
-def estimate_usage(model: str, params: dict, response: dict) -> dict:
-    """Usage counted here, for providers that report none (marked estimated by the caller)."""
-    prompt = count_messages(model, params.get("messages") or (), params.get("tools"),
-                            params.get("functions"))
-    completion = count_text(model, completion_text(response))
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
-
-
-def usage_reported(usage: dict | None) -> bool:
-    """A provider that counted nothing sends no usage, or all zeros."""
-    return bool(usage) and bool(usage.get("prompt_tokens") or usage.get("completion_tokens"))
+def estimate_usage(model: str, params: dict, response: dict) -> tuple[dict, bool]:
+    """The response's usage with every count the provider did not report (None, or no usage
+    at all) counted here; the flag says whether anything was counted."""
+    usage = dict(response.get("usage") or {})
+    if not usage.get("prompt_tokens") and not usage.get("completion_tokens"):
+        usage["prompt_tokens"] = usage["completion_tokens"] = None  # all zeros: none reported
+    estimated = False
+    if usage.get("prompt_tokens") is None:
+        usage["prompt_tokens"] = count_messages(model, params.get("messages") or (),
+                                                params.get("tools"), params.get("functions"))
+        estimated = True
+    if usage.get("completion_tokens") is None:
+        usage["completion_tokens"] = count_text(model, completion_text(response))
+        estimated = True
+    if estimated or usage.get("total_tokens") is None:
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return usage, estimated
