@@ -2,8 +2,10 @@
 # Both create the virtualenv (.venv) and install what they need on a fresh machine.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Servers and tools the test suite runs for real (Debian package: command it provides).
+TEST_SYSTEM_PACKAGES := redis-server:redis-server postgresql:initdb
 
-.PHONY: venv run test
+.PHONY: venv run test test-servers
 
 venv: $(VENV)/.installed
 
@@ -16,5 +18,19 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 run: venv
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py
 
-test: venv
+# Installs the servers the tests need when they are missing (as root, from Debian's
+# packages); without root the tests that need them are skipped with the reason.
+test-servers:
+	@missing=""; for pair in $(TEST_SYSTEM_PACKAGES); do \
+	  pkg=$${pair%%:*}; cmd=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/$$cmd >/dev/null 2>&1 \
+	    || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not root: install$$missing for the full suite"; fi; \
+	fi
+
+test: venv test-servers
 	$(PY) -m pytest -n 2 --dist loadfile

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-import socket
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +15,7 @@ from app.api import create_app
 from app.config import load_settings
 from app.service.completion import CompletionService
 from tests.emulators.openai import AzureEmulator, OpenAIEmulator
+from tests.servers import _stop, fresh_postgres_database, start_postgres, start_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,10 +88,38 @@ def client(make_client):
     return make_client()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import free_port  # noqa: E402  (re-exported for the tests)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    process, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    _stop(process)
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """A real redis-server, emptied for each test."""
+    import redis
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    process, url, workdir = start_postgres()
+    yield url
+    _stop(process)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh database on a real PostgreSQL server."""
+    return fresh_postgres_database(postgres_server)
 
 
 class GunicornProxy:

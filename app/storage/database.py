@@ -1,0 +1,143 @@
+"""One small SQL layer over SQLite (embedded default) and PostgreSQL (`DATABASE_URL`).
+
+Statements are written once with `?` placeholders and run on either engine; every value
+is a bound parameter, never text pasted into SQL. Each feature owns its tables and
+declares them as numbered migrations, applied once by whichever process starts first.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+class Database:
+    """Connections are made lazily and per process, so one Database built before gunicorn
+    forks its workers is safe to use in each of them."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.dialect = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        self._local = threading.local()
+        self._migrate_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._pools: dict[int, Any] = {}
+        if self.dialect == "sqlite":
+            self.path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._sqlite().execute("PRAGMA journal_mode=WAL")
+
+    @property
+    def _pool(self):
+        pool = self._pools.get(os.getpid())
+        if pool is None:
+            from psycopg_pool import ConnectionPool
+            with self._pool_lock:
+                pool = self._pools.get(os.getpid())
+                if pool is None:
+                    pool = ConnectionPool(self.url, min_size=1, max_size=16, open=True,
+                                          kwargs={"autocommit": False})
+                    self._pools = {os.getpid(): pool}
+        return pool
+
+    def _sqlite(self) -> sqlite3.Connection:
+        """One connection per thread and process; WAL lets every worker read while one writes."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None or self._local.pid != os.getpid():
+            connection = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS,
+                                         isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            self._local.connection, self._local.pid = connection, os.getpid()
+        return connection
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.dialect == "postgresql" else statement
+
+    @contextmanager
+    def transaction(self) -> Iterator["Transaction"]:
+        """Statements inside commit together, or not at all."""
+        if self.dialect == "postgresql":
+            with self._pool.connection() as connection:
+                with connection.transaction():
+                    yield Transaction(self, connection.cursor())
+            return
+        connection = self._sqlite()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield Transaction(self, connection.cursor())
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Rows of one read-only statement."""
+        if self.dialect == "postgresql":
+            with self._pool.connection() as connection:
+                rows = connection.execute(self._sql(statement), params).fetchall()
+                connection.commit()
+                return rows
+        return self._sqlite().execute(statement, params).fetchall()
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """One write statement in its own transaction; the number of rows it touched."""
+        with self.transaction() as tx:
+            return tx.execute(statement, params)
+
+    def migrate(self, owner: str, steps: Sequence[str | Iterable[str]]) -> None:
+        """Apply `owner`'s schema steps not applied yet (step i is version i + 1)."""
+        with self._migrate_lock:
+            self.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                         "owner TEXT NOT NULL, version INTEGER NOT NULL, "
+                         "PRIMARY KEY (owner, version))")
+            with self.transaction() as tx:
+                if self.dialect == "postgresql":  # one migrator at a time across processes
+                    tx.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
+                done = {row[0] for row in tx.fetch(
+                    "SELECT version FROM schema_migrations WHERE owner = ?", (owner,))}
+                for version, step in enumerate(steps, start=1):
+                    if version in done:
+                        continue
+                    for statement in ([step] if isinstance(step, str) else step):
+                        tx.execute(statement)
+                    tx.execute("INSERT INTO schema_migrations (owner, version) VALUES (?, ?)",
+                               (owner, version))
+
+    def close(self) -> None:
+        if self.dialect == "postgresql":
+            for pool in self._pools.values():
+                pool.close()
+            self._pools = {}
+        else:
+            connection = getattr(self._local, "connection", None)
+            if connection is not None:
+                connection.close()
+                self._local.connection = None
+
+
+class Transaction:
+    def __init__(self, database: Database, cursor):
+        self._database = database
+        self._cursor = cursor
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        self._cursor.execute(self._database._sql(statement), params)
+        return self._cursor.rowcount
+
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._cursor.executemany(self._database._sql(statement), list(rows))
+
+    def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        self._cursor.execute(self._database._sql(statement), params)
+        return self._cursor.fetchall()
+
+
+def database_url(env: dict, data_dir: str) -> str:
+    """DATABASE_URL when set, else an SQLite file in the data directory."""
+    return env.get("DATABASE_URL") or f"sqlite:///{Path(data_dir) / 'switchboard.db'}"

@@ -1,0 +1,107 @@
+"""Real Redis and PostgreSQL servers for the tests, started on loopback and free ports.
+
+.ci/run (and `make test`, as root) install redis-server and PostgreSQL from Debian's
+packages; where a binary is missing the tests that need it are skipped with the reason.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, process: subprocess.Popen, what: str, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port} within {limit} s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_redis(workdir: Path):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(port, process, "redis-server")
+    return process, f"redis://127.0.0.1:{port}/0"
+
+
+def _postgres_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def start_postgres():
+    """A throwaway cluster in its own folder under /tmp (pytest's folders are private to
+    root, and PostgreSQL runs as its own user when the tests run as root)."""
+    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+    if initdb is None or postgres is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+    workdir = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
+    data, sockets = workdir / "pgdata", workdir / "pgsock"
+    sockets.mkdir(parents=True, exist_ok=True)
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        user = pwd.getpwnam("postgres")
+        for path in (workdir, sockets):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(run_as + [initdb, "-D", str(data), "-A", "trust", "-U", "switchboard",
+                             "--no-sync"], check=True, stdout=subprocess.DEVNULL)
+    port = free_port()
+    process = subprocess.Popen(
+        run_as + [postgres, "-D", str(data), "-p", str(port), "-k", str(sockets),
+                  "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                  "-c", "max_connections=200"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(port, process, "postgres")
+    return process, f"postgresql://switchboard@127.0.0.1:{port}", workdir
+
+
+def fresh_postgres_database(server_url: str) -> str:
+    """A new empty database on the test server, so tests never share tables."""
+    import psycopg
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return f"{server_url}/{name}"
+
+
+__all__ = ["start_redis", "start_postgres", "fresh_postgres_database", "_stop", "free_port"]

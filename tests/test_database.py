@@ -1,0 +1,67 @@
+"""The SQL layer on both engines: migrations once, transactions, many processes at once."""
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from app.storage.database import Database
+
+STEPS = ["CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER)",
+         ["CREATE INDEX things_name ON things (name)", "ALTER TABLE things ADD COLUMN note TEXT"]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_migrations_apply_once(database_url):
+    db = Database(database_url)
+    db.migrate("things", STEPS)
+    db.migrate("things", STEPS)  # a second start applies nothing again
+    db.execute("INSERT INTO things (id, name, n, note) VALUES (?, ?, ?, ?)", (1, "a", 2, "x"))
+    assert db.query("SELECT name, n, note FROM things") == [("a", 2, "x")]
+    assert db.query("SELECT version FROM schema_migrations WHERE owner = ? ORDER BY version",
+                    ("things",)) == [(1,), (2,)]
+
+
+def test_transaction_rolls_back(database_url):
+    db = Database(database_url)
+    db.migrate("things", STEPS)
+    with pytest.raises(RuntimeError):
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO things (id, name) VALUES (?, ?)", (1, "gone"))
+            raise RuntimeError("abort")
+    assert db.query("SELECT COUNT(*) FROM things") == [(0,)]
+
+
+def test_parameters_are_never_sql(database_url):
+    db = Database(database_url)
+    db.migrate("things", STEPS)
+    hostile = "x'); DROP TABLE things; --"
+    db.execute("INSERT INTO things (id, name) VALUES (?, ?)", (1, hostile))
+    assert db.query("SELECT name FROM things WHERE name = ?", (hostile,)) == [(hostile,)]
+
+
+def _insert_many(url: str, start: int) -> None:
+    db = Database(url)
+    for i in range(start, start + 50):
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO things (id, name, n) VALUES (?, ?, ?)", (i, f"p{start}", i))
+
+
+def test_many_processes_write_at_once(database_url):
+    db = Database(database_url)
+    db.migrate("things", STEPS)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_insert_many, args=(database_url, k * 1000))
+               for k in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    assert db.query("SELECT COUNT(*), COUNT(DISTINCT name) FROM things") == [(200, 4)]
