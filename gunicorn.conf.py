@@ -23,3 +23,10 @@ keepalive = 75
 preload_app = worker_class != "gevent"
 control_socket_disable = True  # gunicorn 27 opens ~/.gunicorn/ control sockets otherwise
 accesslog = os.environ.get("SWITCHBOARD_ACCESS_LOG") or None
+
+
+def worker_exit(server, worker):
+    """Graceful stop (SIGTERM, restart): flush the ledger and integration queues first."""
+    service = getattr(worker.wsgi, "extensions", {}).get("switchboard") if worker.wsgi else None
+    if service is not None:
+        service.close(timeout=graceful_timeout - 5)

@@ -70,6 +70,16 @@ class _ConfigFile(Schema):
     allowed_fails = fields.Integer(validate=validate.Range(min=1))
     fail_window = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     cooldown_time = fields.Float(validate=validate.Range(min=0))
+    # Sections each feature validates with its own schema when it starts (see `section`).
+    cache = fields.Dict()
+    callbacks = fields.Dict()
+    ledger = fields.Dict()
+    keys = fields.Dict()
+    cors = fields.Dict()
+    redact_messages = fields.Boolean()
+
+
+SECTIONS = ("cache", "callbacks", "ledger", "keys", "cors")
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,18 @@ class Settings:
     cooldown_time: float = 30.0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     config_path: str | None = None
+    redact_messages: bool = False
+    data_dir: str = "data"     # embedded storage: SQLite database, disk cache
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def section(self, name: str, schema: Schema) -> dict[str, Any]:
+        """A feature's config section, loaded by that feature's own schema; a bad entry stops
+        the start with its path (e.g. `cache.ttl`)."""
+        try:
+            return schema.load(self.sections.get(name) or {})
+        except ValidationError as exc:
+            where, message = _first_error(exc.messages)
+            raise ConfigError(f"config {name}.{where}: {message}") from None
 
     def secret(self, value: Any, default_env: tuple[str, ...] = ()) -> Secret:
         """Resolve an `os.environ/NAME` reference, a literal, or the first set default variable."""
@@ -198,5 +220,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         max_request_bytes=top.get("max_request_bytes")
         or _env_number(env, "SWITCHBOARD_MAX_REQUEST_BYTES", int, DEFAULT_MAX_REQUEST_BYTES),
         config_path=config_path,
+        redact_messages=top.get("redact_messages", False),
+        data_dir=env.get("SWITCHBOARD_DATA_DIR") or "data",
+        sections={name: top[name] for name in SECTIONS if name in top},
         **{key: top[key] for key in _PASSED_THROUGH if key in top},
     )

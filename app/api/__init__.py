@@ -14,6 +14,11 @@ from app.service.completion import CompletionService
 log = logging.getLogger("switchboard")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
+# Each feature's blueprint; a feature adds its line here.
+BLUEPRINTS = (chat.bp, models.bp, health.bp)
+# Each feature's `install(app, service)`: request hooks and settings it adds to the app.
+INSTALLERS: tuple = ()
+
 
 def create_app(service: CompletionService | None = None) -> Flask:
     service = service or CompletionService()
@@ -22,14 +27,17 @@ def create_app(service: CompletionService | None = None) -> Flask:
     app.json.sort_keys = False
     app.url_map.strict_slashes = False
     app.extensions["switchboard"] = service
-    for blueprint in (chat.bp, models.bp, health.bp):
-        app.register_blueprint(blueprint)
-    register_error_handlers(app)
 
     @app.before_request
     def _assign_request_id():
         sent = request.headers.get("x-request-id", "")
         g.request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+
+    for install in INSTALLERS:
+        install(app, service)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
 
     @app.after_request
     def _tag_response(response):

@@ -71,6 +71,11 @@ def chat_completions():
     headers["x-switchboard-provider"] = outcome.target.provider
     headers["x-switchboard-attempted-fallbacks"] = str(outcome.trail.fallbacks)
     headers["x-switchboard-attempted-retries"] = str(outcome.trail.retries)
+    headers["x-switchboard-cache"] = outcome.cache
+    if outcome.cache_key:
+        headers["x-switchboard-cache-key"] = outcome.cache_key
+    if outcome.cache_similarity is not None:
+        headers["x-switchboard-cache-similarity"] = f"{outcome.cache_similarity:.4f}"
     if outcome.dropped_params:
         headers["x-switchboard-dropped-params"] = ",".join(outcome.dropped_params)
     overhead = (time.perf_counter() - started - outcome.upstream_seconds) * 1000

@@ -14,11 +14,16 @@ class Bill:
 
     __slots__ = ("usage", "estimated", "cost", "counts")
 
-    def __init__(self, usage: dict, estimated: bool, target: Target):
+    def __init__(self, usage: dict, estimated: bool, target: Target | None):
         self.usage = usage
         self.estimated = estimated
         self.counts = TokenCounts.from_usage(usage)
-        self.cost = cost_of(target.info, target.settings, self.counts)
+        self.cost = cost_of(target.info, target.settings, self.counts) if target else 0.0
+
+    @classmethod
+    def free(cls, usage: dict) -> "Bill":
+        """An answer nobody paid for (a cache hit): the original usage, cost 0."""
+        return cls(usage, False, None)
 
 
 def settle(target: Target, params: dict[str, Any], response: dict) -> Bill:

@@ -6,18 +6,27 @@ publishes one event per request for the ledger and the integrations.
 """
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any, Iterator
 
 from app.config import Settings, load_settings
 from app.errors import InvalidRequestError, ProxyError
+from app.cache.types import CacheRequest, ResponseCache
+from app.providers.base import Target, completion_id
 from app.registry import ModelRegistry, load_registry
+from app.service.accounting import Bill
+from app.service.consumers import build_consumers
 from app.service.attempts import AttemptRunner
 from app.service.deployments import CooldownPolicy, DeploymentPool, MemoryCooldowns
 from app.service.events import EventBus, RequestContext, build_event
 from app.service.outcome import Outcome, Trail
 from app.service.router import Router
+from app.service.streaming import replay
 from app.service.transport import Transport
 from app.service.upstream import UpstreamCaller
+
+log = logging.getLogger("switchboard")
 
 # Body fields the proxy itself consumes; never sent upstream.
 PROXY_FIELDS = ("fallbacks", "cache", "metadata", "drop_params", "num_retries", "timeout",
@@ -29,7 +38,7 @@ CONNECTION_FIELDS = ("api_base", "base_url", "api_key", "api_version", "organiza
 
 class CompletionService:
     def __init__(self, settings: Settings | None = None, registry: ModelRegistry | None = None,
-                 transport: Transport | None = None):
+                 transport: Transport | None = None, cache: ResponseCache | None = None):
         self.settings = settings or load_settings()
         self.registry = registry or load_registry()
         self.router = Router(self.settings, self.registry)
@@ -39,7 +48,18 @@ class CompletionService:
         self.pool = DeploymentPool(self.settings.routing_strategy, MemoryCooldowns(CooldownPolicy(
             self.settings.allowed_fails, self.settings.fail_window, self.settings.cooldown_time)))
         self.attempts = AttemptRunner(self.settings, self.router, self.pool, self.upstream)
+        self.cache = cache
         self.events = EventBus()
+        self.consumers = build_consumers(self)
+        for consumer in self.consumers:
+            self.events.subscribe(consumer.handle)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush what the consumers still hold (ledger rows, integration events) within
+        `timeout` seconds; called on graceful shutdown."""
+        deadline = time.monotonic() + timeout
+        for consumer in self.consumers:
+            consumer.close(max(0.0, deadline - time.monotonic()))
 
     def complete(self, body: dict[str, Any], context: RequestContext | None = None) -> Outcome:
         """Run one chat completion request given in OpenAI's JSON shape.
@@ -51,13 +71,21 @@ class CompletionService:
         trail = Trail()
         try:
             params, options = self._split(body)
-            outcome = self.attempts.run(params.pop("model"), params, options, trail)
+            requested = params.pop("model")
+            cache_request = self._cache_request(requested, params, options, context)
+            outcome = self._cached(cache_request, params) if cache_request else None
+            if outcome is None:
+                outcome = self.attempts.run(requested, params, options, trail)
+                outcome.cache = "miss" if cache_request else "off"
         except ProxyError as error:
             self.events.publish(build_event(context, body, None, trail, error))
             raise
         if outcome.chunks is not None:
-            outcome.chunks = self._published(outcome.chunks, outcome, body, context)
+            outcome.chunks = self._published(outcome.chunks, outcome, body, context,
+                                             cache_request)
         else:
+            if cache_request and outcome.cache == "miss":
+                self._store(cache_request, outcome, outcome.response)
             self.events.publish(build_event(context, body, outcome, trail))
         return outcome
 
@@ -78,12 +106,55 @@ class CompletionService:
                     f"the proxy's configuration", param=key, code="forbidden_param")
         return params, options
 
+    def _cache_request(self, requested: str, params: dict[str, Any], options: dict[str, Any],
+                       context: RequestContext) -> CacheRequest | None:
+        if self.cache is None:
+            return None
+        return CacheRequest(requested, params, options.get("cache") or {}, context.key_id)
+
+    def _cached(self, request: CacheRequest, params: dict[str, Any]) -> Outcome | None:
+        """An Outcome served from the cache, or None. A broken cache is a miss, never a failure."""
+        try:
+            answer = self.cache.lookup(request)
+        except Exception:
+            log.exception("cache lookup failed; serving uncached")
+            return None
+        if answer is None:
+            return None
+        response = {**answer.response, "id": completion_id(), "created": int(time.time())}
+        target = Target(request.model_group, answer.model, answer.provider, answer.model,
+                        None, None, "cache")
+        outcome = Outcome(response, target, cache=answer.status, cache_key=answer.key,
+                          cache_similarity=answer.similarity, saved_cost=answer.cost,
+                          bill=Bill.free(response.get("usage") or {}))
+        if params.get("stream"):
+            include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
+            outcome.chunks, outcome.response = replay(response, include_usage), None
+            outcome.replayed = response
+        return outcome
+
+    def _store(self, request: CacheRequest, outcome: Outcome, response: dict) -> None:
+        """Keep a finished answer; errors, cut streams and filtered answers never get here or
+        are refused by the cache itself."""
+        if any(c.get("finish_reason") == "content_filter" for c in response.get("choices") or ()):
+            return
+        try:
+            self.cache.store(request, response, outcome.target.model, outcome.target.provider,
+                             outcome.bill.cost if outcome.bill else 0.0)
+        except Exception:
+            log.exception("cache store failed")
+
     def _published(self, chunks: Iterator[dict], outcome: Outcome, body: dict[str, Any],
-                   context: RequestContext) -> Iterator[dict]:
-        """Pass the stream through; publish its event when it ends, however it ends."""
+                   context: RequestContext, cache_request: CacheRequest | None) -> Iterator[dict]:
+        """Pass the stream through; publish its event when it ends, however it ends, and cache
+        it once it has finished whole."""
         error: ProxyError | None = None
         try:
             yield from chunks
+            if cache_request and outcome.cache == "miss" and outcome.stream is not None:
+                completed = outcome.stream.completion()
+                completed["usage"] = outcome.stream.bill.usage
+                self._store(cache_request, outcome, completed)
         except ProxyError as exc:
             error = exc
             raise

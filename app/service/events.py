@@ -119,8 +119,8 @@ def _describe_answer(event: RequestEvent, outcome, context: RequestContext) -> N
     target = outcome.target
     event.model, event.provider, event.deployment = target.model, target.provider, target.deployment_id
     event.cache = outcome.cache
-    event.overhead_ms = None
-    response = outcome.response
+    event.saved_cost = outcome.saved_cost
+    response = outcome.response or outcome.replayed
     if outcome.stream is not None:
         response = outcome.stream.completion()
         if outcome.stream.first_chunk_at is not None:

@@ -28,3 +28,7 @@ class Outcome:
     chunks: Iterator[dict] | None = None    # set instead of `response` when streaming
     stream: Any = None                      # streaming.ChunkStream behind `chunks`
     cache: str = "off"                      # off, miss, hit, semantic-hit
+    cache_key: str | None = None
+    cache_similarity: float | None = None
+    saved_cost: float = 0.0                 # what a cache hit saved
+    replayed: dict | None = None            # the cached completion behind a replayed stream

@@ -125,3 +125,25 @@ class ChunkStream:
         if self.include_usage:
             chunk["usage"] = usage
         return chunk
+
+
+def replay(completion: dict, include_usage: bool) -> Iterator[dict]:
+    """A stored chat.completion as the chunks a live stream of it would have had."""
+    base = {"id": completion["id"], "object": "chat.completion.chunk",
+            "created": completion["created"], "model": completion["model"]}
+    if include_usage:
+        base["usage"] = None
+    for choice in completion["choices"]:
+        message = choice.get("message") or {}
+        delta: dict[str, Any] = {"role": "assistant"}
+        if message.get("content") is not None:
+            delta["content"] = message["content"]
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [{"index": i, **call}
+                                   for i, call in enumerate(message["tool_calls"])]
+        index = choice.get("index", 0)
+        yield {**base, "choices": [{"index": index, "delta": delta, "finish_reason": None}]}
+        yield {**base, "choices": [{"index": index, "delta": {},
+                                    "finish_reason": choice.get("finish_reason") or "stop"}]}
+    if include_usage:
+        yield {**base, "choices": [], "usage": completion.get("usage")}

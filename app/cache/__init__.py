@@ -1,0 +1,1 @@
+"""Response caching: exact and semantic, on disk (default) or in Redis."""

@@ -1,0 +1,21 @@
+"""The consumers of request events: each one enqueues and does its work off the request path.
+
+A consumer has `handle(event)` (called once per finished request; must not block) and
+`close(timeout)` (flush on graceful shutdown within `timeout` seconds).
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from app.service.events import RequestEvent
+
+
+class Consumer(Protocol):
+    def handle(self, event: RequestEvent) -> None: ...
+
+    def close(self, timeout: float) -> None: ...
+
+
+def build_consumers(service) -> list[Consumer]:
+    """The consumers this service's settings turn on."""
+    return []
