@@ -258,3 +258,30 @@ def test_invalid_per_request_options(client):
     assert ask(client, fallbacks="gpt-4o").json["error"]["param"] == "fallbacks"
     assert ask(client, num_retries=-1).json["error"]["param"] == "num_retries"
     assert ask(client, timeout=0).json["error"]["param"] == "timeout"
+
+
+def test_cooldowns_shared_through_redis(make_client, write_config, openai_emu, second_openai,
+                                        redis_url):
+    """Two proxies (think: two workers or instances) share one cooldown state in Redis."""
+    config = two_deployments(write_config, openai_emu, second_openai,
+                             "allowed_fails: 1\ncooldown_time: 30")
+    first = make_client(env={"REDIS_URL": redis_url}, config=config)
+    other = make_client(env={"REDIS_URL": redis_url}, config=config)
+    openai_emu.fail_next(Fault(reply=openai_error(500, "down", "server_error"), times=100))
+    while not openai_emu.calls:
+        assert ask(first, model="team-model").status_code == 200
+    for _ in range(20):
+        assert ask(other, model="team-model").status_code == 200
+    assert len(openai_emu.calls) == 1  # the other proxy skipped the cooled deployment
+    states = {d["deployment"]: d for d in other.get("/health/deployments").json["deployments"]}
+    assert states["team-model[0]"]["state"] == "cooling_down"
+
+
+def test_unreachable_redis_does_not_fail_requests(make_client, write_config, openai_emu,
+                                                  second_openai):
+    from tests.conftest import free_port
+    config = two_deployments(write_config, openai_emu, second_openai, "allowed_fails: 1")
+    client = make_client(env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, config=config)
+    openai_emu.fail_next(Fault(reply=openai_error(500, "down", "server_error"), times=3))
+    for _ in range(6):
+        assert ask(client, model="team-model").status_code == 200

@@ -18,7 +18,7 @@ from app.registry import ModelRegistry, load_registry
 from app.service.accounting import Bill
 from app.service.consumers import build_consumers
 from app.service.attempts import AttemptRunner
-from app.service.deployments import CooldownPolicy, DeploymentPool, MemoryCooldowns
+from app.service.deployments import CooldownPolicy, DeploymentPool, cooldown_store
 from app.service.events import EventBus, RequestContext, build_event
 from app.service.outcome import Outcome, Trail
 from app.service.router import Router
@@ -45,8 +45,9 @@ class CompletionService:
         self.upstream = UpstreamCaller(
             transport or Transport(connect_timeout=self.settings.connect_timeout),
             self.settings.stream_timeout)
-        self.pool = DeploymentPool(self.settings.routing_strategy, MemoryCooldowns(CooldownPolicy(
-            self.settings.allowed_fails, self.settings.fail_window, self.settings.cooldown_time)))
+        self.pool = DeploymentPool(self.settings.routing_strategy, cooldown_store(CooldownPolicy(
+            self.settings.allowed_fails, self.settings.fail_window, self.settings.cooldown_time),
+            self.settings.env.get("REDIS_URL")))
         self.attempts = AttemptRunner(self.settings, self.router, self.pool, self.upstream)
         self.cache = cache
         self.events = EventBus()

@@ -7,6 +7,7 @@ the cooldown store can be swapped for one shared by every worker and instance.
 """
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from app.providers.base import Target
 
+log = logging.getLogger("switchboard")
 STRATEGIES = ("simple-shuffle", "least-busy", "lowest-latency")
 LATENCY_SMOOTHING = 0.3  # weight of the newest sample in the moving average
 
@@ -52,6 +54,58 @@ class MemoryCooldowns:
         return sum(1 for t in self._failures.get(deployment, ()) if now - t <= self.policy.fail_window)
 
 
+class RedisCooldowns:
+    """Cooldown state in Redis, shared by every worker and instance.
+
+    Failures are a sorted set of timestamps per deployment (trimmed to the window); the
+    cooldown is a key that expires by itself. Wall-clock time, since processes share it.
+    A Redis fault never fails a request: the deployment is then treated as healthy.
+    """
+
+    _RECORD = """
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
+    redis.call('EXPIRE', KEYS[1], math.ceil(ARGV[2]) + 1)
+    if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+        redis.call('SET', KEYS[2], ARGV[1] + ARGV[5], 'PX', math.ceil(ARGV[5] * 1000))
+    end
+    return 1
+    """
+
+    def __init__(self, policy: CooldownPolicy, client, prefix: str = "switchboard:cooldown:"):
+        self.policy = policy
+        self.client = client
+        self.prefix = prefix
+        self._record = client.register_script(self._RECORD)
+
+    def record_failure(self, deployment: str, now: float, hold: float | None = None) -> None:
+        policy = self.policy
+        wall = time.time()
+        try:
+            self._record(keys=[f"{self.prefix}fails:{deployment}", f"{self.prefix}until:{deployment}"],
+                         args=[wall, policy.fail_window, policy.allowed_fails,
+                               f"{wall}:{random.random()}", max(policy.cooldown_time, hold or 0.0)])
+        except Exception:
+            log.warning("cooldown store unreachable; failure of %s not shared", deployment)
+
+    def cooling_until(self, deployment: str, now: float) -> float | None:
+        try:
+            until = self.client.get(f"{self.prefix}until:{deployment}")
+        except Exception:
+            return None
+        if until is None:
+            return None
+        remaining = float(until) - time.time()
+        return now + remaining if remaining > 0 else None
+
+    def recent_failures(self, deployment: str, now: float) -> int:
+        try:
+            return int(self.client.zcount(f"{self.prefix}fails:{deployment}",
+                                          time.time() - self.policy.fail_window, "+inf"))
+        except Exception:
+            return 0
+
+
 @dataclass
 class _Stats:
     in_flight: int = 0
@@ -62,7 +116,8 @@ class _Stats:
 
 
 class DeploymentPool:
-    def __init__(self, strategy: str = "simple-shuffle", cooldowns: MemoryCooldowns | None = None):
+    def __init__(self, strategy: str = "simple-shuffle",
+                 cooldowns: MemoryCooldowns | RedisCooldowns | None = None):
         self.strategy = strategy
         self.cooldowns = cooldowns or MemoryCooldowns(CooldownPolicy())
         self._stats: dict[str, _Stats] = {}
@@ -157,3 +212,12 @@ def target_weight(target: Target) -> float:
     if settings.get("rpm") is not None:
         return float(settings["rpm"])
     return 1.0
+
+
+def cooldown_store(policy: CooldownPolicy, redis_url: str | None):
+    """Shared through Redis when REDIS_URL is set, else per worker process."""
+    if not redis_url:
+        return MemoryCooldowns(policy)
+    import redis
+    return RedisCooldowns(policy, redis.Redis.from_url(redis_url, socket_timeout=0.5,
+                                                       socket_connect_timeout=0.5))
