@@ -8,6 +8,8 @@ import json
 
 import openai
 import pytest
+
+from app.usage.tokens import count_messages, count_text
 import urllib3
 
 from app.providers import get_provider
@@ -281,9 +283,11 @@ def test_usage_from_metrics(sdk, replicate_emu):
 
 def test_usage_estimated_without_metrics(sdk, replicate_emu):
     replicate_emu.configure(metrics=False)
-    r = sdk.chat.completions.create(model=PLAIN, messages=USER, max_tokens=4)
-    # Whitespace words: "User: ping\nAssistant:" is 3, "Hello! You said: ping" is 4.
-    assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (3, 4, 7)
+    r = sdk.chat.completions.create(model=PLAIN, messages=USER, max_tokens=6)
+    # No metrics: the proxy counts with its tokenizer ("Hello! You said: ping" is 6 tokens).
+    assert r.usage.prompt_tokens == count_messages(PLAIN, USER)
+    assert r.usage.completion_tokens == count_text(PLAIN, "Hello! You said: ping") == 6
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
     assert r.choices[0].finish_reason == "length"
 
 

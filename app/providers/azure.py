@@ -15,6 +15,7 @@ class AzureProvider(OpenAIProvider):
     key_env = ("AZURE_API_KEY",)
     base_env = "AZURE_API_BASE"
     version_env = "AZURE_API_VERSION"
+    self_hosted_without_key = False
     default_base = None  # every Azure resource has its own endpoint
 
     def headers(self, target: Target) -> dict[str, str]:

@@ -174,6 +174,9 @@ class Provider:
     version_env: str | None = None
     default_base: str | None = None
     key_required: bool = True
+    # True where the same API is also served by self-hosted servers that need no key; a
+    # deployment with its own api_base then needs no key.
+    self_hosted_without_key: bool = False
     # OpenAI params this provider honours; None means every param passes through unchanged.
     supported_params: frozenset[str] | None = None
     # How an event stream from this provider is framed: "sse" or "ndjson".

@@ -17,6 +17,7 @@ class OpenAIProvider(Provider):
     key_env = ("OPENAI_API_KEY",)
     base_env = "OPENAI_API_BASE"
     default_base = "https://api.openai.com/v1"
+    self_hosted_without_key = True  # vLLM, Ollama, LM Studio, llama.cpp speak this API
     # Renames a compatible server wants (e.g. Mistral's `random_seed`), applied on the way out.
     renamed_params: dict[str, str] = {}
 

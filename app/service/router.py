@@ -64,9 +64,9 @@ class Router:
                 f"model {group!r} needs an api_base: set {provider.base_env} or api_base in config",
                 param="model")
         secret = settings.secret(params.get("api_key"), provider.key_env)
-        # A self-hosted OpenAI-compatible server configured in model_list may need no key.
+        # A self-hosted server configured in model_list (vLLM, TGI, ...) may need no key.
         key_required = provider.key_required and not (
-            provider.name == "openai" and params.get("api_base") is not None)
+            provider.self_hosted_without_key and params.get("api_base") is not None)
         version = settings.env_value(params.get("api_version"), provider.version_env)
         return Target(group, model, provider.name, upstream_model, base, secret.value,
                       secret.source, version, info, params, key_required, deployment_id)
@@ -88,7 +88,7 @@ class Router:
                 return provider, rest, self.registry.find_upstream(provider.name, rest) or {}
             hf = PROVIDERS.get("huggingface")
             if hf is not None and "/" not in rest:
-                return hf, model, {}
+                return hf, model, self.registry.find_upstream(hf.name, model) or {}
         for family, reason in RETIRED.items():
             if model.startswith(family):
                 raise ModelNotFoundError(f"model {model!r} is retired: {reason}", param="model")

@@ -15,8 +15,8 @@ Answers: serverless sends `[{"generated_text", "details"}]`, TGI the object alon
 ends with `eos_token`, `stop_sequence` or `length` and leaves the stop sequence in the
 text; OpenAI says `stop` and leaves it out, so the text goes through a StopScanner.
 Usage: completion tokens from details.generated_tokens; prompt tokens from the prefill
-(non-stream) or details.input_length (stream). A server that sends no details gets both
-estimated at 4 characters per token.
+(non-stream) or details.input_length (stream). Counts a server does not send are left
+None, for the proxy to count with its tokenizer.
 """
 from __future__ import annotations
 
@@ -115,17 +115,13 @@ def completion(payload: Any, body: dict[str, Any], target: Target) -> dict:
     details = item.get("details") or {}
     scanner = StopScanner(body.get("stop"))
     text = scanner.cut(item["generated_text"])
-    prompt_tokens = len(details.get("prefill") or ()) or estimate_tokens(prompt(body, target))
-    completion_tokens = details.get("generated_tokens", estimate_tokens(text))
+    prompt_tokens = len(details.get("prefill") or ()) or None  # None: the proxy counts it
+    completion_tokens = details.get("generated_tokens")
     reason = "stop" if scanner.hit else finish_reason(details.get("finish_reason"))
     choice = {"index": 0, "message": {"role": "assistant", "content": text},
               "finish_reason": reason}
     return chat_completion(target.upstream_model, [choice],
                            usage_dict(prompt_tokens, completion_tokens))
-
-
-def estimate_tokens(text: str) -> int:
-    return (len(text) + 3) // 4
 
 
 class TextGenStreamTranslator(StreamTranslator):
@@ -147,8 +143,8 @@ class TextGenStreamTranslator(StreamTranslator):
             return (_fragment(text, None),) if text else ()
         reason = "stop" if self.scanner.hit else finish_reason(details.get("finish_reason"))
         fragment = _fragment(text + self.scanner.flush(), reason)
-        fragment["usage"] = usage_dict(details.get("input_length", 0),
-                                       details.get("generated_tokens", 0))
+        fragment["usage"] = usage_dict(details.get("input_length"),
+                                       details.get("generated_tokens"))
         return (fragment,)
 
 

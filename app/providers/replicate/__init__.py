@@ -84,7 +84,7 @@ class ReplicateProvider(Provider):
         return FollowUp(UpstreamRequest("GET", url, headers, stream=True))
 
     def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
-        return ReplicateStreamTranslator(self.name, body, resolve(target))
+        return ReplicateStreamTranslator(self.name, body, target.upstream_model)
 
     def upstream_error(self, status: int, payload: Any,
                        headers: Mapping[str, str]) -> UpstreamError:

@@ -5,8 +5,7 @@ max-tokens limit, "stop" otherwise. The answer is cut at the first `stop` sequen
 whether the model stopped on it, went past it, or never took `stop_sequences` at all.
 
 Usage comes from `metrics.input_token_count` / `output_token_count` when the model reports
-them; otherwise it is estimated as the whitespace word count of the prompt and of the
-output (an estimate until the proxy counts tokens itself).
+them; counts it does not report are left None, for the proxy to count with its tokenizer.
 """
 from __future__ import annotations
 
@@ -15,22 +14,12 @@ from typing import Any
 
 from app.errors import UpstreamError
 from app.providers.base import StopScanner, chat_completion, usage_dict
-from app.providers.prompt_templates import render
 from app.providers.replicate.request import ReplicateModel, max_tokens
+from app.usage.tokens import count_text
 
 RUNNING = ("starting", "processing")
 ENDED_BADLY = ("failed", "canceled", "aborted")
 _HINT = re.compile(r"available in (\d+(?:\.\d+)?) second")
-
-
-def words(text: str) -> int:
-    return len(text.split())
-
-
-def estimated_prompt_tokens(body: dict[str, Any], model: ReplicateModel) -> int:
-    prompt, system = render(model.template, body["messages"],
-                            system_in_prompt=not model.system_prompt_input)
-    return words(prompt) + words(system or "")
 
 
 def finish_reason(stopped: bool, completion_tokens: int, body: dict[str, Any]) -> str:
@@ -63,15 +52,12 @@ def completion(prediction: dict[str, Any], body: dict[str, Any], model: Replicat
     stops = StopScanner(body.get("stop"))
     content = stops.cut(text)
     metrics = prediction.get("metrics") if isinstance(prediction.get("metrics"), dict) else {}
-    prompt_tokens = _count(metrics, "input_token_count")
-    if prompt_tokens is None:
-        prompt_tokens = estimated_prompt_tokens(body, model)
     completion_tokens = _count(metrics, "output_token_count")
-    if completion_tokens is None:
-        completion_tokens = words(text)
+    produced = completion_tokens if completion_tokens is not None else count_text(model_name, text)
     choice = {"index": 0, "message": {"role": "assistant", "content": content},
-              "logprobs": None, "finish_reason": finish_reason(stops.hit, completion_tokens, body)}
-    return chat_completion(model_name, [choice], usage_dict(prompt_tokens, completion_tokens))
+              "logprobs": None, "finish_reason": finish_reason(stops.hit, produced, body)}
+    return chat_completion(model_name, [choice],
+                           usage_dict(_count(metrics, "input_token_count"), completion_tokens))
 
 
 def prediction_error(provider: str, status: int, prediction: dict[str, Any]) -> UpstreamError:

@@ -6,8 +6,7 @@ lines, which SSE joins back with "\\n"), `logs` (ignored), `error` (`{"detail": 
 add later are ignored.
 
 The text is cut at the first `stop` sequence as it streams (a tail that may begin one is
-held back a piece). The stream reports no usage: it is estimated as the whitespace word
-count of the prompt and of all text received, and sent with the finish.
+held back a piece). The stream reports no usage: the proxy counts it with its tokenizer.
 """
 from __future__ import annotations
 
@@ -15,9 +14,9 @@ from typing import Any, Iterable
 
 from app.errors import UpstreamError
 from app.jsonfast import loads
-from app.providers.base import StopScanner, StreamTranslator, usage_dict
-from app.providers.replicate.request import ReplicateModel
-from app.providers.replicate.response import estimated_prompt_tokens, finish_reason, words
+from app.providers.base import StopScanner, StreamTranslator
+from app.providers.replicate.response import finish_reason
+from app.usage.tokens import count_text
 
 
 def _fragment(delta: dict, finish: str | None = None) -> dict:
@@ -25,10 +24,10 @@ def _fragment(delta: dict, finish: str | None = None) -> dict:
 
 
 class ReplicateStreamTranslator(StreamTranslator):
-    def __init__(self, provider: str, body: dict[str, Any], model: ReplicateModel):
+    def __init__(self, provider: str, body: dict[str, Any], model_name: str):
         self.provider = provider
         self.body = body
-        self.model = model
+        self.model_name = model_name
         self.stops = StopScanner(body.get("stop"))
         self.received: list[str] = []
         self.finished = False
@@ -58,14 +57,13 @@ class ReplicateStreamTranslator(StreamTranslator):
         if reason:
             code = "prediction_canceled" if reason == "canceled" else "prediction_failed"
             raise self._error(f"the prediction ended with reason {reason!r}", code)
-        completion_tokens = words("".join(self.received))
-        usage = usage_dict(estimated_prompt_tokens(self.body, self.model), completion_tokens)
         if self.finished:
-            return [{"choices": [], "usage": usage}]
+            return []
         self.finished = True
         rest = self.stops.flush()
-        last = _fragment({}, finish_reason(False, completion_tokens, self.body))
-        return [*([_fragment({"content": rest})] if rest else []), {**last, "usage": usage}]
+        produced = count_text(self.model_name, "".join(self.received))
+        last = _fragment({}, finish_reason(False, produced, self.body))
+        return [*([_fragment({"content": rest})] if rest else []), last]
 
     @staticmethod
     def _detail(data: str) -> str:
