@@ -2,6 +2,6 @@
 
 Library use, without the server:  `from app import completion, acompletion`.
 """
-from app.service import acompletion, completion
+from app.library import acompletion, completion
 
 __all__ = ["completion", "acompletion"]

@@ -98,3 +98,13 @@ def test_acompletion_error():
     with pytest.raises(ProxyError) as info:
         asyncio.run(acompletion("no-such-model-xyz", USER))
     assert info.value.code == "model_not_found"
+
+
+def test_library_input_is_validated_like_http():
+    from app.errors import InvalidRequestError
+    with pytest.raises(InvalidRequestError) as info:
+        completion("gpt-4", ["not a message"])
+    assert info.value.param == "messages[0]"
+    with pytest.raises(InvalidRequestError) as info:
+        completion("gpt-4", USER, temperature=7)
+    assert info.value.param == "temperature"
