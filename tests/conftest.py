@@ -11,58 +11,22 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from app.api import create_app
-from app.config import load_settings
-from app.service.completion import CompletionService
 from tests.emulators.openai import AzureEmulator, OpenAIEmulator
+from tests.provider_fixtures import emulator_fixture, proxy_app
+from tests.provider_fixtures import emulators  # noqa: F401  (the session fixture, for all tests)
 from tests.servers import _stop, fresh_postgres_database, start_postgres, start_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _emulator(cls):
-    emulator = cls().start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="session")
-def _openai_server():
-    yield from _emulator(OpenAIEmulator)
-
-
-@pytest.fixture(scope="session")
-def _azure_server():
-    yield from _emulator(AzureEmulator)
-
-
-def _fresh(emulator):
-    emulator.reset_state()
-    yield emulator
-    assert not emulator.violations, "requests broke the provider contract:\n" + "\n".join(
-        emulator.violations)
-
-
-@pytest.fixture
-def openai_emu(_openai_server):
-    yield from _fresh(_openai_server)
-
-
-@pytest.fixture
-def azure_emu(_azure_server):
-    yield from _fresh(_azure_server)
+openai_emu = emulator_fixture(OpenAIEmulator, "openai_emu")
+azure_emu = emulator_fixture(AzureEmulator, "azure_emu")
 
 
 @pytest.fixture
 def provider_env(openai_emu, azure_emu) -> dict[str, str]:
     """Environment that points every provider at its emulator."""
-    return {
-        "OPENAI_API_KEY": openai_emu.api_key,
-        "OPENAI_API_BASE": f"{openai_emu.base_url}/v1",
-        "AZURE_API_KEY": azure_emu.api_key,
-        "AZURE_API_BASE": azure_emu.base_url,
-        "AZURE_API_VERSION": azure_emu.api_version,
-    }
+    return {**openai_emu.proxy_env(), **azure_emu.proxy_env()}
 
 
 @pytest.fixture
@@ -78,8 +42,7 @@ def write_config(tmp_path):
 def make_client(provider_env):
     """A Flask test client for a proxy built from `provider_env` plus overrides and a config."""
     def make(env: dict | None = None, config: str | None = None):
-        settings = load_settings({**provider_env, **(env or {})}, config)
-        return create_app(CompletionService(settings)).test_client()
+        return proxy_app({**provider_env, **(env or {})}, config).test_client()
     return make
 
 

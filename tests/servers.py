@@ -92,7 +92,24 @@ def start_postgres():
                   "-c", "max_connections=200"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_port(port, process, "postgres")
-    return process, f"postgresql://switchboard@127.0.0.1:{port}", workdir
+    url = f"postgresql://switchboard@127.0.0.1:{port}"
+    _wait_accepting(url, process)
+    return process, url, workdir
+
+
+def _wait_accepting(url: str, process: subprocess.Popen, limit: float = 30.0) -> None:
+    """The port opens before PostgreSQL accepts sessions ("the database system is starting
+    up"): wait for a real connection."""
+    import psycopg
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            psycopg.connect(f"{url}/postgres", connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def fresh_postgres_database(server_url: str) -> str:

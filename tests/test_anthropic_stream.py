@@ -10,15 +10,14 @@ import pytest
 from app.errors import UpstreamError
 from app.providers import get_provider
 from app.providers.base import Target
-from tests.anthropic_fixtures import (  # noqa: F401  (fixtures)
-    _anthropic_server, anthropic_emu, anthropic_env, http, make_proxy, proxy, sdk)
-from tests.emulators.anthropic import CONTRACT, EVENT, anthropic_error
+from tests.emulators.anthropic import CONTRACT, EVENT, AnthropicEmulator, anthropic_error
 from tests.emulators.server import Fault
+from tests.provider_fixtures import WEATHER, provider_fixtures
+
+anthropic_emu, anthropic_env, make_proxy, proxy, http, sdk = provider_fixtures(
+    AnthropicEmulator, "anthropic")
 
 USER = [{"role": "user", "content": "stream this please"}]
-WEATHER = [{"type": "function", "function": {
-    "name": "get_weather", "parameters": {"type": "object", "required": ["city"],
-                                          "properties": {"city": {"type": "string"}}}}}]
 USAGE = {"input_tokens": 25, "output_tokens": 1, "cache_creation_input_tokens": 0,
          "cache_read_input_tokens": 40, "cache_creation": None, "inference_geo": None,
          "server_tool_use": None, "service_tier": "standard"}
@@ -212,9 +211,9 @@ def test_stream_whitespace_stop_applied_by_the_proxy(sdk, anthropic_emu):
 
 def test_stream_tool_call_deltas(sdk):
     messages = [{"role": "user", "content": "use get_weather"}]
-    plain = sdk.chat.completions.create(model="claude-2", messages=messages, tools=WEATHER)
+    plain = sdk.chat.completions.create(model="claude-2", messages=messages, tools=[WEATHER])
     chunks = list(sdk.chat.completions.create(model="claude-2", messages=messages,
-                                              tools=WEATHER, stream=True))
+                                              tools=[WEATHER], stream=True))
     calls = [tc for c in chunks for tc in c.choices[0].delta.tool_calls or ()]
     assert calls[0].index == 0 and calls[0].id.startswith("toolu_")
     assert calls[0].type == "function" and calls[0].function.name == "get_weather"

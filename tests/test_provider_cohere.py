@@ -10,19 +10,15 @@ import pytest
 from app.errors import UpstreamError
 from app.providers import get_provider
 from app.providers.base import Target, UpstreamResponse
-from tests.cohere_fixtures import (  # noqa: F401  (fixtures)
-    _cohere_server, cohere_emu, cohere_env, http, make_proxy, proxy, sdk, sdk_for)
 from tests.emulators.cohere import (CONTRACT, ERROR, EVENT, REQUEST, RESPONSE, TEMPLATE_TOKENS,
-                                    cohere_error)
-from tests.emulators.contracts import load_spec, specs_available
+                                    CohereEmulator, cohere_error)
+from tests.emulators.contracts import load_spec, needs_specs
 from tests.emulators.server import Call, Fault, Reply
+from tests.provider_fixtures import NO_RETRY, WEATHER, provider_fixtures, sdk_for, sent
+
+cohere_emu, cohere_env, make_proxy, proxy, http, sdk = provider_fixtures(CohereEmulator, "cohere")
 
 USER = [{"role": "user", "content": "ping"}]
-NO_RETRY = {"num_retries": 0}
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city",
-    "parameters": {"type": "object", "required": ["city"],
-                   "properties": {"city": {"type": "string"}}}}}
 TIME = {"type": "function", "function": {"name": "get_time", "parameters": {
     "type": "object", "properties": {}}}}
 
@@ -30,10 +26,6 @@ TIME = {"type": "function", "function": {"name": "get_time", "parameters": {
 def prompt_tokens(*texts: str) -> int:
     """What the emulator's model counts (words + one per turn), plus Cohere's template."""
     return sum(len(t.split()) for t in texts) + len(texts) + TEMPLATE_TOKENS
-
-
-def sent(emulator) -> dict:
-    return emulator.calls[-1].body
 
 
 # -- plain chat, routing, usage ------------------------------------------------------------
@@ -234,7 +226,7 @@ def test_two_step_tool_conversation_keeps_ids(sdk, cohere_emu):
     assert json.loads(call.function.arguments) == {"city": "Paris"}
     assert sent(cohere_emu)["tools"] == [
         {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER[
-            "function"]["parameters"], "description": "Weather for a city"}},
+            "function"]["parameters"], "description": "Weather in a city"}},
         {"type": "function", "function": {"name": "get_time", "parameters": {
             "type": "object", "properties": {}}}}]
     assert "tool_choice" not in sent(cohere_emu)
@@ -499,7 +491,6 @@ def test_failed_generation_through_the_proxy(sdk, cohere_emu):
 
 
 # -- the emulator's own honesty ------------------------------------------------------------
-needs_specs = pytest.mark.skipif(not specs_available(), reason="../shared/specs is absent")
 
 
 @needs_specs

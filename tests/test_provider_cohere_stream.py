@@ -12,15 +12,13 @@ from app.errors import UpstreamError
 from app.providers import get_provider
 from app.providers.base import Target
 from app.service.sse import SSEDecoder
-from tests.cohere_fixtures import (  # noqa: F401  (fixtures)
-    _cohere_server, cohere_emu, cohere_env, http, make_proxy, proxy, sdk)
-from tests.emulators.cohere import CONTRACT, EVENT, cohere_error
+from tests.emulators.cohere import CONTRACT, EVENT, CohereEmulator, cohere_error
 from tests.emulators.server import Fault
+from tests.provider_fixtures import WEATHER, provider_fixtures, streamed_text
+
+cohere_emu, cohere_env, make_proxy, proxy, http, sdk = provider_fixtures(CohereEmulator, "cohere")
 
 USER = [{"role": "user", "content": "ping"}]
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "parameters": {"type": "object", "required": ["city"],
-                                          "properties": {"city": {"type": "string"}}}}}
 PROVIDER = get_provider("cohere")
 TARGET = Target("command-r", "cohere/command-r", "cohere", "command-r", "https://api.cohere.com",
                 "key", "COHERE_API_KEY")
@@ -199,7 +197,7 @@ def test_done_and_unknown_events_give_nothing():
 # -- stream=True through the proxy -----------------------------------------------------------
 def collect(stream) -> tuple[str, list]:
     chunks = list(stream)
-    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), chunks
+    return streamed_text(chunks), chunks
 
 
 def test_stream_text_equals_non_stream(sdk, cohere_emu):

@@ -10,33 +10,26 @@ import json
 import openai
 import pytest
 
-from tests.emulators.contracts import specs_available
-from tests.emulators.gemini import (CONTRACT, REQUEST, RESPONSE, STATUS, bad_key, internal,
-                                    no_key, overloaded, rate_limited)
+from tests.emulators.contracts import needs_specs
+from tests.emulators.gemini import (CONTRACT, REQUEST, RESPONSE, STATUS, GeminiEmulator, bad_key,
+                                    internal, no_key, overloaded, rate_limited)
 from tests.emulators.server import Fault
-from tests.gemini_fixtures import *  # noqa: F401,F403 (fixtures)
-from tests.gemini_fixtures import sdk_for
+from tests.provider_fixtures import NO_RETRY, WEATHER, provider_fixtures, sdk_for, sent
+
+gemini_emu, gemini_env, make_proxy, proxy, http, sdk = provider_fixtures(GeminiEmulator, "gemini")
 
 FLASH = "gemini/gemini-2.5-flash"
 USER = [{"role": "user", "content": "hi"}]
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather of a city", "parameters": {
-        "type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}}}
-NO_RETRY = {"num_retries": 0}   # see each upstream error itself, not the service's retries
 CLOCK = {"type": "function", "function": {"name": "get_time", "parameters": {
     "type": "object", "properties": {}}}}
-
-
-def sent(emulator) -> dict:
-    return emulator.calls[-1].body
 
 
 @pytest.mark.parametrize("model, upstream", [
     ("gemini/gemini-2.5-flash", "gemini-2.5-flash"), ("gemini-2.5-pro", "gemini-2.5-pro"),
     ("gemini-2.5-flash", "gemini-2.5-flash"), ("gemini-exp-1206", "gemini-exp-1206"),
     ("gemini/gemini-3-flash-preview", "gemini-3-flash-preview")])
-def test_plain_chat(gemini_sdk, gemini_emu, model, upstream):
-    r = gemini_sdk.chat.completions.with_raw_response.create(model=model, messages=USER)
+def test_plain_chat(sdk, gemini_emu, model, upstream):
+    r = sdk.chat.completions.with_raw_response.create(model=model, messages=USER)
     completion = r.parse()
     assert completion.object == "chat.completion"
     assert completion.id.startswith("chatcmpl-emu-gemini-")
@@ -52,23 +45,23 @@ def test_plain_chat(gemini_sdk, gemini_emu, model, upstream):
     assert call.body == {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 
 
-def test_usage_mapped(gemini_sdk, gemini_emu):
+def test_usage_mapped(sdk, gemini_emu):
     gemini_emu.thinking_tokens, gemini_emu.cached_tokens = 7, 2
-    usage = gemini_sdk.chat.completions.create(model=FLASH, messages=USER).usage
+    usage = sdk.chat.completions.create(model=FLASH, messages=USER).usage
     # prompt: 1 word + 1 turn; answer: "Hello! You said: hi" = 4 words, plus 7 thinking tokens
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (2, 11, 13)
     assert usage.completion_tokens_details.reasoning_tokens == 7
     assert usage.prompt_tokens_details.cached_tokens == 2
 
 
-def test_system_messages_anywhere_go_to_system_instruction(gemini_sdk, gemini_emu):
+def test_system_messages_anywhere_go_to_system_instruction(sdk, gemini_emu):
     messages = [{"role": "system", "content": "Be brief."},
                 {"role": "user", "content": "first"},
                 {"role": "developer", "content": [{"type": "text", "text": "Be kind."}]},
                 {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": "second"},
                 {"role": "system", "content": "Answer in English."}]
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=messages)
+    reply = sdk.chat.completions.create(model=FLASH, messages=messages)
     assert reply.choices[0].message.content == "Hello! You said: second"
     assert sent(gemini_emu) == {
         "systemInstruction": {"parts": [{"text": "Be brief."}, {"text": "Be kind."},
@@ -78,13 +71,13 @@ def test_system_messages_anywhere_go_to_system_instruction(gemini_sdk, gemini_em
                      {"role": "user", "parts": [{"text": "second"}]}]}
 
 
-def test_multi_turn_same_roles_merged(gemini_sdk, gemini_emu):
+def test_multi_turn_same_roles_merged(sdk, gemini_emu):
     messages = [{"role": "user", "content": "one"}, {"role": "user", "content": "two"},
                 {"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"},
                 {"role": "user", "content": [{"type": "text", "text": "three"},
                                              {"type": "text", "text": ""},
                                              {"type": "text", "text": "four"}]}]
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=messages)
+    reply = sdk.chat.completions.create(model=FLASH, messages=messages)
     assert reply.choices[0].message.content == "Hello! You said: three four"
     assert sent(gemini_emu)["contents"] == [
         {"role": "user", "parts": [{"text": "one"}, {"text": "two"}]},
@@ -92,23 +85,23 @@ def test_multi_turn_same_roles_merged(gemini_sdk, gemini_emu):
         {"role": "user", "parts": [{"text": "three"}, {"text": "four"}]}]
 
 
-def test_stop(gemini_sdk, gemini_emu):
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=USER, stop="said")
+def test_stop(sdk, gemini_emu):
+    reply = sdk.chat.completions.create(model=FLASH, messages=USER, stop="said")
     assert (reply.choices[0].message.content, reply.choices[0].finish_reason) == \
         ("Hello! You ", "stop")
     assert sent(gemini_emu)["generationConfig"] == {"stopSequences": ["said"]}
 
 
 @pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
-def test_max_tokens_reached_gives_length(gemini_sdk, gemini_emu, param):
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=USER, **{param: 2})
+def test_max_tokens_reached_gives_length(sdk, gemini_emu, param):
+    reply = sdk.chat.completions.create(model=FLASH, messages=USER, **{param: 2})
     assert (reply.choices[0].message.content, reply.choices[0].finish_reason) == \
         ("Hello! You", "length")
     assert sent(gemini_emu)["generationConfig"] == {"maxOutputTokens": 2}
 
 
-def test_generation_config_mapping_and_n(gemini_sdk, gemini_emu):
-    reply = gemini_sdk.chat.completions.create(
+def test_generation_config_mapping_and_n(sdk, gemini_emu):
+    reply = sdk.chat.completions.create(
         model=FLASH, messages=USER, temperature=0.3, top_p=0.9, n=2, seed=7,
         presence_penalty=0.5, frequency_penalty=-0.5, stop=["x", "y"], user="u-1",
         extra_body={"top_k": 40})
@@ -119,30 +112,30 @@ def test_generation_config_mapping_and_n(gemini_sdk, gemini_emu):
         "presencePenalty": 0.5, "frequencyPenalty": -0.5, "stopSequences": ["x", "y"]}
 
 
-def test_null_params_are_left_out(gemini_http, gemini_emu):
-    r = gemini_http.post("/v1/chat/completions", json={
+def test_null_params_are_left_out(http, gemini_emu):
+    r = http.post("/v1/chat/completions", json={
         "model": FLASH, "messages": USER, "stop": None, "max_tokens": None, "seed": None})
     assert r.status_code == 200, r.json
     assert "generationConfig" not in sent(gemini_emu)
 
 
-def test_response_format(gemini_sdk, gemini_emu):
-    gemini_sdk.chat.completions.create(model=FLASH, messages=USER,
+def test_response_format(sdk, gemini_emu):
+    sdk.chat.completions.create(model=FLASH, messages=USER,
                                        response_format={"type": "json_object"})
     assert sent(gemini_emu)["generationConfig"] == {"responseMimeType": "application/json"}
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
-    gemini_sdk.chat.completions.create(model=FLASH, messages=USER, response_format={
+    sdk.chat.completions.create(model=FLASH, messages=USER, response_format={
         "type": "json_schema", "json_schema": {"name": "thing", "schema": schema, "strict": True}})
     assert sent(gemini_emu)["generationConfig"] == {"responseMimeType": "application/json",
                                                     "responseJsonSchema": schema}
-    gemini_sdk.chat.completions.create(model=FLASH, messages=USER,
+    sdk.chat.completions.create(model=FLASH, messages=USER,
                                        response_format={"type": "text"})
     assert "generationConfig" not in sent(gemini_emu)
 
 
-def test_two_step_tool_conversation(gemini_sdk, gemini_emu):
+def test_two_step_tool_conversation(sdk, gemini_emu):
     messages = [{"role": "user", "content": "use get_weather please"}]
-    first = gemini_sdk.chat.completions.create(model=FLASH, messages=messages,
+    first = sdk.chat.completions.create(model=FLASH, messages=messages,
                                                tools=[WEATHER, CLOCK])
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -153,12 +146,12 @@ def test_two_step_tool_conversation(gemini_sdk, gemini_emu):
         ("get_weather", {"city": "Paris"})
     signature = call.model_extra["extra_content"]["google"]["thought_signature"]
     assert sent(gemini_emu)["tools"] == [{"functionDeclarations": [
-        {"name": "get_weather", "description": "Weather of a city",
+        {"name": "get_weather", "description": "Weather in a city",
          "parametersJsonSchema": WEATHER["function"]["parameters"]},
         {"name": "get_time", "parametersJsonSchema": {"type": "object", "properties": {}}}]}]
 
     messages += [choice.message, {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
-    second = gemini_sdk.chat.completions.create(model=FLASH, messages=messages,
+    second = sdk.chat.completions.create(model=FLASH, messages=messages,
                                                 tools=[WEATHER, CLOCK])
     assert second.choices[0].message.content == "The tool returned: sunny"
     assert second.choices[0].finish_reason == "stop"
@@ -171,7 +164,7 @@ def test_two_step_tool_conversation(gemini_sdk, gemini_emu):
                                                          "response": {"content": "sunny"}}}]}]
 
 
-def test_parallel_tool_results_and_json_results(gemini_sdk, gemini_emu):
+def test_parallel_tool_results_and_json_results(sdk, gemini_emu):
     messages = [
         {"role": "user", "content": "weather and time"},
         {"role": "assistant", "content": "", "tool_calls": [
@@ -181,7 +174,7 @@ def test_parallel_tool_results_and_json_results(gemini_sdk, gemini_emu):
                                                                "arguments": ""}}]},
         {"role": "tool", "tool_call_id": "call_b", "content": '{"time": "12:00"}'},
         {"role": "tool", "tool_call_id": "call_a", "content": [{"type": "text", "text": "[1, 2]"}]}]
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=messages,
+    reply = sdk.chat.completions.create(model=FLASH, messages=messages,
                                                tools=[WEATHER, CLOCK])
     assert reply.choices[0].message.content == "The tool returned: {\"content\": [1, 2]}"
     assert sent(gemini_emu)["contents"][1:] == [
@@ -200,16 +193,16 @@ def test_parallel_tool_results_and_json_results(gemini_sdk, gemini_emu):
     ({"type": "function", "function": {"name": "get_time"}},
      {"mode": "ANY", "allowedFunctionNames": ["get_time"]}, "get_time"),
 ])
-def test_tool_choice(gemini_sdk, gemini_emu, choice, config, called):
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=USER,
+def test_tool_choice(sdk, gemini_emu, choice, config, called):
+    reply = sdk.chat.completions.create(model=FLASH, messages=USER,
                                                tools=[WEATHER, CLOCK], tool_choice=choice)
     assert sent(gemini_emu)["toolConfig"] == {"functionCallingConfig": config}
     calls = reply.choices[0].message.tool_calls
     assert (calls[0].function.name if calls else None) == called
 
 
-def test_legacy_functions(gemini_http, gemini_emu):
-    r = gemini_http.post("/v1/chat/completions", json={
+def test_legacy_functions(http, gemini_emu):
+    r = http.post("/v1/chat/completions", json={
         "model": FLASH, "messages": USER, "functions": [WEATHER["function"]],
         "function_call": {"name": "get_weather"}})
     assert r.status_code == 200, r.json
@@ -219,12 +212,12 @@ def test_legacy_functions(gemini_http, gemini_emu):
     history = USER + [{"role": "assistant", "content": None, "function_call": {
         "name": "get_weather", "arguments": '{"city": "Rome"}'}},
         {"role": "function", "name": "get_weather", "content": "rain"}]
-    r = gemini_http.post("/v1/chat/completions", json={
+    r = http.post("/v1/chat/completions", json={
         "model": FLASH, "messages": history, "functions": [WEATHER["function"]]})
     assert r.json["choices"][0]["message"]["content"] == "The tool returned: rain"
 
 
-def test_images_audio_and_files(gemini_sdk, gemini_emu):
+def test_images_audio_and_files(sdk, gemini_emu):
     content = [
         {"type": "text", "text": "look"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
@@ -233,7 +226,7 @@ def test_images_audio_and_files(gemini_sdk, gemini_emu):
         {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
         {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=",
                                   "filename": "a.pdf"}}]
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=[
+    reply = sdk.chat.completions.create(model=FLASH, messages=[
         {"role": "user", "content": content}])
     assert reply.choices[0].message.content == "Hello! You said: look"
     assert sent(gemini_emu)["contents"][0]["parts"] == [
@@ -273,8 +266,8 @@ def test_images_audio_and_files(gemini_sdk, gemini_emu):
     ([{"role": "user", "content": ""}], "messages", "non-empty"),
     ([{"role": "function", "content": "x"}], "messages[0].name", "function name"),
 ])
-def test_inputs_gemini_cannot_take_are_refused(gemini_http, gemini_emu, messages, param, words):
-    r = gemini_http.post("/v1/chat/completions", json={"model": FLASH, "messages": messages})
+def test_inputs_gemini_cannot_take_are_refused(http, gemini_emu, messages, param, words):
+    r = http.post("/v1/chat/completions", json={"model": FLASH, "messages": messages})
     assert r.status_code == 400, r.json
     assert r.json["error"]["param"] == param
     assert words in r.json["error"]["message"]
@@ -294,8 +287,8 @@ def test_inputs_gemini_cannot_take_are_refused(gemini_http, gemini_emu, messages
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
      "response_format.json_schema.schema"),
 ])
-def test_bad_tool_and_format_params_are_refused(gemini_http, gemini_emu, extra, param):
-    r = gemini_http.post("/v1/chat/completions", json={"model": FLASH, "messages": USER, **extra})
+def test_bad_tool_and_format_params_are_refused(http, gemini_emu, extra, param):
+    r = http.post("/v1/chat/completions", json={"model": FLASH, "messages": USER, **extra})
     assert r.status_code == 400, r.json
     assert r.json["error"]["param"] == param
     assert gemini_emu.calls == []
@@ -305,28 +298,28 @@ def test_bad_tool_and_format_params_are_refused(gemini_http, gemini_emu, extra, 
     ({"logit_bias": {"50256": -100}}, "logit_bias"),
     ({"parallel_tool_calls": False, "tools": [WEATHER]}, "parallel_tool_calls"),
 ])
-def test_unsupported_param_with_and_without_drop_params(gemini_sdk, gemini_emu, extra, name):
+def test_unsupported_param_with_and_without_drop_params(sdk, gemini_emu, extra, name):
     with pytest.raises(openai.BadRequestError) as caught:
-        gemini_sdk.chat.completions.create(model=FLASH, messages=USER, **extra)
+        sdk.chat.completions.create(model=FLASH, messages=USER, **extra)
     error = caught.value.response.json()["error"]
     assert error["code"] == "unsupported_params" and error["param"] == name
     assert "gemini" in error["message"] and name in error["message"]
     assert gemini_emu.calls == []
-    r = gemini_sdk.chat.completions.with_raw_response.create(
+    r = sdk.chat.completions.with_raw_response.create(
         model=FLASH, messages=USER, extra_body={"drop_params": True}, **extra)
     assert r.headers["x-switchboard-dropped-params"] == name
     assert r.parse().choices[0].message.content == "Hello! You said: hi"
     assert name not in json.dumps(sent(gemini_emu))
 
 
-def test_neutral_values_of_unsupported_params_pass(gemini_sdk, gemini_emu):
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=USER, logit_bias={},
+def test_neutral_values_of_unsupported_params_pass(sdk, gemini_emu):
+    reply = sdk.chat.completions.create(model=FLASH, messages=USER, logit_bias={},
                                                parallel_tool_calls=True, tools=[CLOCK])
     assert reply.choices[0].message.content == "Hello! You said: hi"
 
 
-def test_logprobs(gemini_sdk, gemini_emu):
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=USER, logprobs=True,
+def test_logprobs(sdk, gemini_emu):
+    reply = sdk.chat.completions.create(model=FLASH, messages=USER, logprobs=True,
                                                top_logprobs=2)
     assert sent(gemini_emu)["generationConfig"] == {"responseLogprobs": True, "logprobs": 2}
     tokens = reply.choices[0].logprobs.content
@@ -336,24 +329,24 @@ def test_logprobs(gemini_sdk, gemini_emu):
     assert [t.token for t in tokens[1].top_logprobs] == [" You", "alt1"]
 
 
-def test_prompt_blocked_by_safety(gemini_sdk, gemini_emu):
+def test_prompt_blocked_by_safety(sdk, gemini_emu):
     gemini_emu.next_answer("blocked")
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=USER, n=2)
+    reply = sdk.chat.completions.create(model=FLASH, messages=USER, n=2)
     assert [(c.index, c.message.content, c.finish_reason) for c in reply.choices] == \
         [(0, None, "content_filter"), (1, None, "content_filter")]
     assert reply.usage.prompt_tokens == 2 and reply.usage.completion_tokens == 0
 
 
-def test_answer_stopped_by_safety(gemini_sdk, gemini_emu):
+def test_answer_stopped_by_safety(sdk, gemini_emu):
     gemini_emu.next_answer("safety")
-    reply = gemini_sdk.chat.completions.create(model=FLASH, messages=USER)
+    reply = sdk.chat.completions.create(model=FLASH, messages=USER)
     assert (reply.choices[0].message.content, reply.choices[0].finish_reason) == \
         (None, "content_filter")
 
 
-def test_bad_key_is_401_without_the_key(make_gemini_proxy, gemini_emu):
+def test_bad_key_is_401_without_the_key(make_proxy, gemini_emu):
     wrong = "AIzaSyWrongKeyWrongKeyWrongKey012345678"
-    sdk = sdk_for(make_gemini_proxy({"GEMINI_API_KEY": wrong}))
+    sdk = sdk_for(make_proxy({"GEMINI_API_KEY": wrong}))
     with pytest.raises(openai.AuthenticationError) as caught:
         sdk.chat.completions.create(model=FLASH, messages=USER, extra_body=NO_RETRY)
     error = caught.value.response.json()["error"]
@@ -363,8 +356,8 @@ def test_bad_key_is_401_without_the_key(make_gemini_proxy, gemini_emu):
     assert gemini_emu.calls[-1].headers["x-goog-api-key"] == wrong
 
 
-def test_missing_key_is_refused_before_calling(make_gemini_proxy, gemini_emu):
-    sdk = sdk_for(make_gemini_proxy({"GEMINI_API_KEY": ""}))
+def test_missing_key_is_refused_before_calling(make_proxy, gemini_emu):
+    sdk = sdk_for(make_proxy({"GEMINI_API_KEY": ""}))
     with pytest.raises(openai.AuthenticationError) as caught:
         sdk.chat.completions.create(model=FLASH, messages=USER)
     assert "GEMINI_API_KEY" in caught.value.response.json()["error"]["message"]
@@ -376,19 +369,19 @@ def test_missing_key_is_refused_before_calling(make_gemini_proxy, gemini_emu):
     (internal(), openai.APIStatusError, 502, "An internal error has occurred", "INTERNAL"),
     (overloaded(), openai.APIStatusError, 502, "The model is overloaded", "UNAVAILABLE"),
 ])
-def test_google_errors_mapped(gemini_sdk, gemini_emu, reply, error_class, status, words, code):
+def test_google_errors_mapped(sdk, gemini_emu, reply, error_class, status, words, code):
     gemini_emu.fail_next(Fault(reply=reply))
     with pytest.raises(error_class) as caught:
-        gemini_sdk.chat.completions.create(model=FLASH, messages=USER, extra_body=NO_RETRY)
+        sdk.chat.completions.create(model=FLASH, messages=USER, extra_body=NO_RETRY)
     assert caught.value.status_code == status
     error = caught.value.response.json()["error"]
     assert words in error["message"] and error["code"] == code
     assert f"HTTP {reply.status}" in error["message"]
 
 
-def test_model_not_found(gemini_sdk, gemini_emu):
+def test_model_not_found(sdk, gemini_emu):
     with pytest.raises(openai.NotFoundError) as caught:
-        gemini_sdk.chat.completions.create(model="gemini/palm-9", messages=USER,
+        sdk.chat.completions.create(model="gemini/palm-9", messages=USER,
                                            extra_body=NO_RETRY)
     error = caught.value.response.json()["error"]
     assert error["code"] == "NOT_FOUND" and "models/palm-9 is not found" in error["message"]
@@ -396,42 +389,42 @@ def test_model_not_found(gemini_sdk, gemini_emu):
 
 
 @pytest.mark.parametrize("delay, header", [("30s", "30"), ("1.6s", "2"), ("0.2s", "1")])
-def test_rate_limit_retry_info_becomes_retry_after(gemini_sdk, gemini_emu, delay, header):
+def test_rate_limit_retry_info_becomes_retry_after(sdk, gemini_emu, delay, header):
     gemini_emu.fail_next(Fault(reply=rate_limited(delay)))
     with pytest.raises(openai.RateLimitError) as caught:
-        gemini_sdk.chat.completions.create(model=FLASH, messages=USER, extra_body=NO_RETRY)
+        sdk.chat.completions.create(model=FLASH, messages=USER, extra_body=NO_RETRY)
     assert caught.value.response.headers["retry-after"] == header
     error = caught.value.response.json()["error"]
     assert "exceeded your current quota" in error["message"]
     assert error["code"] == "RESOURCE_EXHAUSTED" and error["type"] == "rate_limit_error"
 
 
-def test_key_echoed_in_an_upstream_error_is_redacted(gemini_sdk, gemini_emu):
+def test_key_echoed_in_an_upstream_error_is_redacted(sdk, gemini_emu):
     reply = bad_key()
     reply.body["error"]["message"] = f"key {gemini_emu.api_key} is not valid"
     gemini_emu.fail_next(Fault(reply=reply))
     with pytest.raises(openai.AuthenticationError) as caught:
-        gemini_sdk.chat.completions.create(model=FLASH, messages=USER, extra_body=NO_RETRY)
+        sdk.chat.completions.create(model=FLASH, messages=USER, extra_body=NO_RETRY)
     assert gemini_emu.api_key not in caught.value.response.text
     assert "[redacted]" in caught.value.response.json()["error"]["message"]
 
 
-def test_garbage_answer_is_502(gemini_sdk, gemini_emu):
+def test_garbage_answer_is_502(sdk, gemini_emu):
     gemini_emu.fail_next(Fault(garbage=b'{"candidates": "no"}'))
     with pytest.raises(openai.APIStatusError) as caught:
-        gemini_sdk.chat.completions.create(model=FLASH, messages=USER, extra_body=NO_RETRY)
+        sdk.chat.completions.create(model=FLASH, messages=USER, extra_body=NO_RETRY)
     assert caught.value.status_code == 502
     assert "cannot read" in caught.value.response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("suffix", ["", "/", "/v1beta"])
-def test_api_base_with_or_without_version(make_gemini_proxy, gemini_emu, suffix):
-    sdk = sdk_for(make_gemini_proxy({"GEMINI_API_BASE": gemini_emu.base_url + suffix}))
+def test_api_base_with_or_without_version(make_proxy, gemini_emu, suffix):
+    sdk = sdk_for(make_proxy({"GEMINI_API_BASE": gemini_emu.base_url + suffix}))
     assert sdk.chat.completions.create(model=FLASH, messages=USER).choices[0].message.content
     assert gemini_emu.calls[-1].path == "/v1beta/models/gemini-2.5-flash:generateContent"
 
 
-@pytest.mark.skipif(not specs_available(), reason="../shared/specs is absent")
+@needs_specs
 def test_emulator_contract_checks_can_fail(gemini_emu):
     """The emulator is honest: its canned errors fit the contract, and the checks it applies
     to requests and to its own answers do reject wrong bodies."""

@@ -9,22 +9,22 @@ import pytest
 
 from app.errors import UpstreamError
 from app.providers import PROVIDERS
-from tests.emulators.gemini import rate_limited
+from tests.emulators.gemini import GeminiEmulator, rate_limited
 from tests.emulators.server import Fault
-from tests.gemini_fixtures import *  # noqa: F401,F403 (fixtures)
+from tests.provider_fixtures import WEATHER, provider_fixtures
+
+gemini_emu, gemini_env, make_proxy, proxy, http, sdk = provider_fixtures(GeminiEmulator, "gemini")
 
 FLASH = "gemini/gemini-2.5-flash"
 USER = [{"role": "user", "content": "stream this please"}]
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}}}
 
 
 def collect(stream) -> list:
     return list(stream)
 
 
-def test_stream_text_matches_non_stream(gemini_sdk, gemini_emu):
-    chunks = collect(gemini_sdk.chat.completions.create(model=FLASH, messages=USER, stream=True))
+def test_stream_text_matches_non_stream(sdk, gemini_emu):
+    chunks = collect(sdk.chat.completions.create(model=FLASH, messages=USER, stream=True))
     call = gemini_emu.calls[-1]
     assert call.path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
     assert call.query == {"alt": ["sse"]}
@@ -35,13 +35,13 @@ def test_stream_text_matches_non_stream(gemini_sdk, gemini_emu):
     assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
     assert all(c.usage is None for c in chunks)
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
-    plain = gemini_sdk.chat.completions.create(model=FLASH, messages=USER)
+    plain = sdk.chat.completions.create(model=FLASH, messages=USER)
     assert text == plain.choices[0].message.content == "Hello! You said: stream this please"
 
 
-def test_include_usage_gives_final_usage_chunk(gemini_sdk, gemini_emu):
+def test_include_usage_gives_final_usage_chunk(sdk, gemini_emu):
     gemini_emu.thinking_tokens = 3
-    chunks = collect(gemini_sdk.chat.completions.create(
+    chunks = collect(sdk.chat.completions.create(
         model=FLASH, messages=USER, stream=True, stream_options={"include_usage": True},
         max_tokens=2))
     assert chunks[-1].choices == []
@@ -53,9 +53,9 @@ def test_include_usage_gives_final_usage_chunk(gemini_sdk, gemini_emu):
     assert "".join(c.choices[0].delta.content or "" for c in chunks[:-1]) == "Hello! You"
 
 
-def test_stream_tool_call_deltas_and_round_trip(gemini_sdk, gemini_emu):
+def test_stream_tool_call_deltas_and_round_trip(sdk, gemini_emu):
     messages = [{"role": "user", "content": "get_weather for me"}]
-    chunks = collect(gemini_sdk.chat.completions.create(model=FLASH, messages=messages,
+    chunks = collect(sdk.chat.completions.create(model=FLASH, messages=messages,
                                                         tools=[WEATHER], stream=True))
     deltas = [tc for c in chunks for tc in c.choices[0].delta.tool_calls or ()]
     assert len(deltas) == 1
@@ -69,14 +69,14 @@ def test_stream_tool_call_deltas_and_round_trip(gemini_sdk, gemini_emu):
         "id": call.id, "type": "function", "extra_content": call.model_extra["extra_content"],
         "function": {"name": "get_weather", "arguments": call.function.arguments}}]},
         {"role": "tool", "tool_call_id": call.id, "content": "cloudy"}]
-    chunks = collect(gemini_sdk.chat.completions.create(model=FLASH, messages=messages,
+    chunks = collect(sdk.chat.completions.create(model=FLASH, messages=messages,
                                                         tools=[WEATHER], stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "The tool returned: cloudy"
     assert gemini_emu.calls[-1].body["contents"][1]["parts"][0]["thoughtSignature"] == signature
 
 
-def test_stream_two_candidates(gemini_sdk, gemini_emu):
-    chunks = collect(gemini_sdk.chat.completions.create(model=FLASH, messages=USER, n=2,
+def test_stream_two_candidates(sdk, gemini_emu):
+    chunks = collect(sdk.chat.completions.create(model=FLASH, messages=USER, n=2,
                                                         stream=True))
     for index in (0, 1):
         mine = [c.choices[0] for c in chunks if c.choices[0].index == index]
@@ -86,22 +86,22 @@ def test_stream_two_candidates(gemini_sdk, gemini_emu):
         assert [c.finish_reason for c in mine][-1] == "stop"
 
 
-def test_stream_prompt_blocked(gemini_sdk, gemini_emu):
+def test_stream_prompt_blocked(sdk, gemini_emu):
     gemini_emu.next_answer("blocked")
-    chunks = collect(gemini_sdk.chat.completions.create(model=FLASH, messages=USER, stream=True))
+    chunks = collect(sdk.chat.completions.create(model=FLASH, messages=USER, stream=True))
     assert [(c.choices[0].delta.content, c.choices[0].finish_reason) for c in chunks] == \
         [(None, "content_filter")]
 
 
-def test_stream_stopped_by_safety(gemini_sdk, gemini_emu):
+def test_stream_stopped_by_safety(sdk, gemini_emu):
     gemini_emu.next_answer("safety")
-    chunks = collect(gemini_sdk.chat.completions.create(model=FLASH, messages=USER, stream=True))
+    chunks = collect(sdk.chat.completions.create(model=FLASH, messages=USER, stream=True))
     assert chunks[-1].choices[0].finish_reason == "content_filter"
 
 
-def test_stream_mid_stream_error(gemini_sdk, gemini_emu):
+def test_stream_mid_stream_error(sdk, gemini_emu):
     gemini_emu.next_answer("mid_stream_error")
-    stream = gemini_sdk.chat.completions.create(model=FLASH, messages=USER, stream=True)
+    stream = sdk.chat.completions.create(model=FLASH, messages=USER, stream=True)
     received = []
     with pytest.raises(openai.APIError) as caught:
         for chunk in stream:
@@ -110,10 +110,10 @@ def test_stream_mid_stream_error(gemini_sdk, gemini_emu):
     assert "An internal error has occurred" in caught.value.message
 
 
-def test_stream_rate_limited_before_start(gemini_sdk, gemini_emu):
+def test_stream_rate_limited_before_start(sdk, gemini_emu):
     gemini_emu.fail_next(Fault(reply=rate_limited("12s")))
     with pytest.raises(openai.RateLimitError) as caught:
-        gemini_sdk.chat.completions.create(model=FLASH, messages=USER, stream=True,
+        sdk.chat.completions.create(model=FLASH, messages=USER, stream=True,
                                            extra_body={"num_retries": 0})
     assert caught.value.response.headers["retry-after"] == "12"
     assert "exceeded your current quota" in caught.value.response.json()["error"]["message"]

@@ -11,27 +11,20 @@ import pytest
 
 from app.usage.tokens import count_messages, count_text
 
-from tests.emulators.huggingface import hf_error, loading, rate_limited
+from tests.emulators.huggingface import HuggingFaceEmulator, hf_error, loading, rate_limited
 from tests.emulators.server import Fault, Reply
-from tests.huggingface_fixtures import (  # noqa: F401  (fixtures)
-    CHAT_MODEL, CODE_MODEL, CODE_PATH, _hf_server, hf_emu, hf_env, http, make_proxy, proxy,
-    sdk, sdk_for, tgi_config)
+from tests.huggingface_fixtures import CHAT_MODEL, CODE_MODEL, CODE_PATH
+from tests.huggingface_fixtures import tgi_config  # noqa: F401  (a fixture)
+from tests.provider_fixtures import NO_RETRY, WEATHER, provider_fixtures, sdk_for, sent
+
+hf_emu, hf_env, make_proxy, proxy, http, sdk = provider_fixtures(HuggingFaceEmulator, "hf")
 
 USER = [{"role": "user", "content": "ping"}]
 CODE = [{"role": "user", "content": "def fib(n):"}]
-NO_RETRY = {"num_retries": 0}   # see each upstream error itself, not the service's retries
-WEATHER = [{"type": "function", "function": {
-    "name": "get_weather", "description": "Weather in a city",
-    "parameters": {"type": "object", "required": ["city"],
-                   "properties": {"city": {"type": "string"}}}}}]
-
-
-def sent(emulator) -> dict:
-    return emulator.calls[-1].body
 
 
 def params_sent(emulator) -> dict:
-    return emulator.calls[-1].body["parameters"]
+    return sent(emulator)["parameters"]
 
 
 # -- names, routing, keys ------------------------------------------------------------
@@ -242,7 +235,7 @@ def test_max_tokens_reached_is_length(sdk, hf_emu, model):
     (CHAT_MODEL, "logit_bias", {"50256": -100}),
     (CHAT_MODEL, "n", 2),
     (CHAT_MODEL, "seed", -1),
-    (CODE_MODEL, "tools", WEATHER),
+    (CODE_MODEL, "tools", [WEATHER]),
     (CODE_MODEL, "presence_penalty", 0.5),
     (CODE_MODEL, "n", 3),
     (CODE_MODEL, "seed", 0),
@@ -267,17 +260,17 @@ def test_unsupported_param_refused_or_dropped(make_proxy, hf_emu, model, param, 
 def test_two_step_tool_conversation_keeps_ids(sdk, hf_emu):
     model = "Qwen/Qwen2.5-72B-Instruct"
     messages = [{"role": "user", "content": "use get_weather for Paris"}]
-    first = sdk.chat.completions.create(model=model, messages=messages, tools=WEATHER,
+    first = sdk.chat.completions.create(model=model, messages=messages, tools=[WEATHER],
                                         tool_choice="auto")
     assert first.choices[0].finish_reason == "tool_calls"
     message = first.choices[0].message
     call = message.tool_calls[0]
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Paris"}
-    assert sent(hf_emu)["tools"] == WEATHER and sent(hf_emu)["tool_choice"] == "auto"
+    assert sent(hf_emu)["tools"] == [WEATHER] and sent(hf_emu)["tool_choice"] == "auto"
     messages += [message.model_dump(exclude_none=True),
                  {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]
-    second = sdk.chat.completions.create(model=model, messages=messages, tools=WEATHER)
+    second = sdk.chat.completions.create(model=model, messages=messages, tools=[WEATHER])
     assert second.choices[0].message.content == "The tool returned: sunny"
     wire = sent(hf_emu)["messages"]
     assert wire[1] == {"role": "assistant", "tool_calls": [{
@@ -289,7 +282,7 @@ def test_two_step_tool_conversation_keeps_ids(sdk, hf_emu):
 def test_assistant_text_with_tool_calls_becomes_two_turns(sdk, hf_emu):
     calls = [{"id": "call_1", "type": "function",
               "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]
-    sdk.chat.completions.create(model=CHAT_MODEL, tools=WEATHER, messages=[
+    sdk.chat.completions.create(model=CHAT_MODEL, tools=[WEATHER], messages=[
         {"role": "user", "content": "weather?"},
         {"role": "assistant", "content": "Let me look.", "tool_calls": calls},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}])
@@ -306,7 +299,7 @@ def test_old_tgi_tool_arguments_object_becomes_a_string(sdk, hf_emu):
         "choices": [{"index": 0, "finish_reason": "eos_token", "logprobs": None, "message": {
             "role": "assistant", "tool_calls": [{"id": "0", "type": "function", "function": {
                 "name": "get_weather", "arguments": {"city": "Paris"}}}]}}]})))
-    completion = sdk.chat.completions.create(model=CHAT_MODEL, messages=USER, tools=WEATHER)
+    completion = sdk.chat.completions.create(model=CHAT_MODEL, messages=USER, tools=[WEATHER])
     assert completion.choices[0].message.tool_calls[0].function.arguments == '{"city":"Paris"}'
     assert completion.choices[0].finish_reason == "stop"
 

@@ -13,30 +13,20 @@ from app.errors import UpstreamError
 from app.providers import PROVIDERS
 from app.providers.huggingface.chat import ChatStreamTranslator
 from app.providers.huggingface.textgen import TextGenStreamTranslator
+from tests.emulators.contracts import allow_null, needs_specs
 from tests.emulators.huggingface import (CHAT_CHUNK, CHAT_OUTPUT, TEXT_EVENT, TEXT_INPUT, TGI,
-                                         TGI_ERROR, TGI_EVENT, allow_null, hf_error, loading,
-                                         rate_limited)
-from tests.huggingface_fixtures import (  # noqa: F401  (fixtures)
-    CHAT_MODEL, CODE_MODEL, CODE_PATH, _hf_server, hf_emu, hf_env, http, make_proxy, proxy,
-    sdk, sdk_for, tgi_config)
+                                         TGI_ERROR, TGI_EVENT, HuggingFaceEmulator, hf_error,
+                                         loading, rate_limited)
+from tests.huggingface_fixtures import CHAT_MODEL, CODE_MODEL, CODE_PATH
+from tests.huggingface_fixtures import tgi_config  # noqa: F401  (a fixture)
+from tests.provider_fixtures import (WEATHER, provider_fixtures, sdk_for, sse_frames,
+                                     streamed_text)
+
+hf_emu, hf_env, make_proxy, proxy, http, sdk = provider_fixtures(HuggingFaceEmulator, "hf")
 
 USER = [{"role": "user", "content": "ping"}]
 CODE = [{"role": "user", "content": "def fib(n):"}]
-WEATHER = [{"type": "function", "function": {
-    "name": "get_weather", "parameters": {"type": "object", "required": ["city"],
-                                          "properties": {"city": {"type": "string"}}}}}]
 HF = PROVIDERS["huggingface"]
-
-
-def frames(response) -> list[dict]:
-    text = response.get_data(as_text=True)
-    assert text.endswith("data: [DONE]\n\n")
-    return [json.loads(block[len("data: "):]) for block in text.split("\n\n")
-            if block.startswith("data: ") and block != "data: [DONE]"]
-
-
-def joined(chunks) -> str:
-    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 # -- through the proxy ---------------------------------------------------------------
@@ -44,7 +34,8 @@ def joined(chunks) -> str:
 def test_stream_text_equals_non_stream_text(sdk, hf_emu, model):
     chunks = list(sdk.chat.completions.create(model=model, messages=CODE, stream=True))
     plain = sdk.chat.completions.create(model=model, messages=CODE)
-    assert joined(chunks) == plain.choices[0].message.content == "Hello! You said: def fib(n):"
+    assert streamed_text(chunks) == plain.choices[0].message.content == \
+        "Hello! You said: def fib(n):"
     assert chunks[0].choices[0].delta.role == "assistant"
     assert all(c.choices[0].delta.role is None for c in chunks[1:])
     assert chunks[-1].choices[0].finish_reason == "stop"
@@ -66,7 +57,7 @@ def test_tgi_stream_uses_generate_stream(make_proxy, hf_emu, tgi_config):
     sdk = sdk_for(make_proxy(config=tgi_config()))
     chunks = list(sdk.chat.completions.create(model="code", messages=CODE, stream=True,
                                               stream_options={"include_usage": True}))
-    assert joined(chunks) == "Hello! You said: def fib(n):"
+    assert streamed_text(chunks) == "Hello! You said: def fib(n):"
     call = hf_emu.calls[-1]
     assert call.path == "/generate_stream"
     assert "stream" not in call.body
@@ -90,7 +81,7 @@ def test_include_usage_gives_final_usage_chunk(sdk, hf_emu, model):
 def test_stream_stop_sequence_is_held_back_and_cut(sdk, hf_emu, model):
     chunks = list(sdk.chat.completions.create(model=model, messages=USER, stream=True,
                                               stop=["said"]))
-    assert joined(chunks) == "Hello! You "
+    assert streamed_text(chunks) == "Hello! You "
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
@@ -98,14 +89,14 @@ def test_stream_stop_sequence_is_held_back_and_cut(sdk, hf_emu, model):
 def test_stream_max_tokens_is_length(sdk, hf_emu, model):
     chunks = list(sdk.chat.completions.create(model=model, messages=USER, stream=True,
                                               max_tokens=2))
-    assert joined(chunks) == "Hello! You"
+    assert streamed_text(chunks) == "Hello! You"
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_stream_tool_call_deltas(http, sdk, hf_emu):
     body = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "get_weather now"}],
-            "tools": WEATHER, "stream": True}
-    chunks = frames(http.post("/v1/chat/completions", json=body))
+            "tools": [WEATHER], "stream": True}
+    chunks = sse_frames(http.post("/v1/chat/completions", json=body))
     calls = [tc for c in chunks for tc in c["choices"][0]["delta"].get("tool_calls") or ()]
     assert calls[0]["id"].startswith("call_") and calls[0]["type"] == "function"
     assert calls[0]["function"]["name"] == "get_weather"
@@ -116,7 +107,7 @@ def test_stream_tool_call_deltas(http, sdk, hf_emu):
     assert all("role" not in c["choices"][0]["delta"] for c in chunks[1:])
     # the SDK assembles the same call
     stream = sdk.chat.completions.create(model=CHAT_MODEL, messages=body["messages"],
-                                         tools=WEATHER, stream=True)
+                                         tools=[WEATHER], stream=True)
     ids = [tc.id for c in stream for tc in c.choices[0].delta.tool_calls or () if tc.id]
     assert len(ids) == 1 and ids[0].startswith("call_")
 
@@ -124,7 +115,7 @@ def test_stream_tool_call_deltas(http, sdk, hf_emu):
 @pytest.mark.parametrize("model, after", [(CODE_MODEL, 3), (CHAT_MODEL, 3)])
 def test_mid_stream_error_event_ends_with_error_frame(http, hf_emu, model, after):
     hf_emu.fail_mid_stream(after_events=after)
-    chunks = frames(http.post("/v1/chat/completions", json={
+    chunks = sse_frames(http.post("/v1/chat/completions", json={
         "model": model, "messages": CODE, "stream": True, "num_retries": 0}))
     assert "".join(c["choices"][0]["delta"].get("content") or ""
                    for c in chunks[:-1]) == "Hello! You said:"
@@ -154,7 +145,7 @@ def test_model_loading_before_stream_is_waited_out(sdk, hf_emu):
     hf_emu.fail_next(loading(CODE_MODEL, estimated_time=0.25))
     chunks = list(sdk.chat.completions.create(model=CODE_MODEL, messages=CODE, stream=True,
                                               extra_body={"num_retries": 0}))
-    assert joined(chunks) == "Hello! You said: def fib(n):"
+    assert streamed_text(chunks) == "Hello! You said: def fib(n):"
     assert len(hf_emu.calls) == 2
 
 
@@ -280,6 +271,7 @@ def test_chat_translator_error_event_raises():
 
 
 # -- the emulator is honest ------------------------------------------------------------
+@needs_specs
 def test_contract_checks_can_fail():
     assert TEXT_INPUT.errors({"inputs": "x", "parameters": {"temperature": 0}})
     assert TEXT_INPUT.errors({"inputs": "x", "parameters": {"stop": ["a"] * 5}})
@@ -313,6 +305,7 @@ def test_emulator_stream_events_follow_tgi_and_task_contracts(hf_emu):
         assert TGI.errors(TGI_EVENT, {k: v for k, v in event.items() if v is not None}) == []
 
 
+@needs_specs
 @pytest.mark.parametrize("status, error_type", [
     (422, "validation"), (424, "generation"), (429, "overloaded"), (500, "incomplete_generation")])
 def test_scripted_tgi_errors_follow_the_error_schema(status, error_type):

@@ -18,10 +18,14 @@ from app.providers.prompt_templates import TEMPLATES
 from app.providers.replicate.request import resolve
 from app.registry import load_registry
 from tests.emulators.replicate import (LLAMA2_VERSION, NO_STREAM_VERSION, PLAIN_VERSION,
-                                       TUNED_VERSION, prediction_errors, problem, throttled)
+                                       PREDICTION, TUNED_VERSION, ReplicateEmulator, problem,
+                                       throttled)
 from tests.emulators.server import Fault, Reply
-from tests.replicate_fixtures import (  # noqa: F401  (fixtures)
-    _replicate_server, http, make_proxy, proxy, replicate_emu, replicate_env, sdk, sdk_for)
+from tests.provider_fixtures import NO_RETRY, WEATHER, provider_fixtures, sdk_for
+from tests.emulators.contracts import needs_specs
+
+replicate_emu, replicate_env, make_proxy, proxy, http, sdk = provider_fixtures(
+    ReplicateEmulator, "replicate")
 
 README_MODELS = [f"replicate/meta/llama-2-70b-chat:{LLAMA2_VERSION}",
                  f"replicate/llama-2-70b-chat:{LLAMA2_VERSION}"]
@@ -30,10 +34,6 @@ MIXTRAL = "replicate/mistralai/mixtral-8x7b-instruct-v0.1"
 LLAMA2 = README_MODELS[0]
 PLAIN = f"replicate/acme/plain-llm:{PLAIN_VERSION}"
 USER = [{"role": "user", "content": "ping"}]
-NO_RETRY = {"num_retries": 0}
-WEATHER = [{"type": "function", "function": {
-    "name": "get_weather", "parameters": {"type": "object", "required": ["city"],
-                                          "properties": {"city": {"type": "string"}}}}}]
 
 
 def created(emulator) -> dict:
@@ -182,7 +182,7 @@ def test_two_step_tool_conversation_with_tools_dropped(sdk, replicate_emu):
     """Replicate models have no tools: `tools` is refused (or dropped), and a conversation that
     used tools elsewhere is still rendered, the call ids intact, in order."""
     with pytest.raises(openai.BadRequestError) as raised:
-        sdk.chat.completions.create(model=LLAMA3, messages=USER, tools=WEATHER)
+        sdk.chat.completions.create(model=LLAMA3, messages=USER, tools=[WEATHER])
     assert raised.value.body["code"] == "unsupported_params"
     assert raised.value.body["param"] == "tools"
     assert "replicate" in raised.value.body["message"]
@@ -193,7 +193,7 @@ def test_two_step_tool_conversation_with_tools_dropped(sdk, replicate_emu):
                     "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
                 {"role": "tool", "tool_call_id": "call_abc123", "content": "sunny"}]
     r = sdk.chat.completions.with_raw_response.create(
-        model=LLAMA3, messages=messages, tools=WEATHER, tool_choice="auto",
+        model=LLAMA3, messages=messages, tools=[WEATHER], tool_choice="auto",
         extra_body={"drop_params": True})
     assert r.headers["x-switchboard-dropped-params"] == "tool_choice,tools"
     assert r.parse().choices[0].message.content == \
@@ -439,6 +439,7 @@ def test_error_text_that_echoes_the_key_is_scrubbed(sdk, replicate_emu):
 
 
 # -- the emulator is honest ---------------------------------------------------------------
+@needs_specs
 def test_emulator_answers_follow_the_prediction_schema(replicate_emu):
     """Canaries: the emulator's own check catches a broken prediction, and accepts the
     real shapes (null error, official models' version "hidden", list or string output)."""
@@ -446,14 +447,15 @@ def test_emulator_answers_follow_the_prediction_schema(replicate_emu):
             "data_removed": False, "error": None, "status": "succeeded",
             "created_at": "2026-01-01T00:00:00.000000Z",
             "urls": {"get": "https://a/p", "cancel": "https://a/c", "web": "https://w/p"}}
-    assert prediction_errors(good) == []
-    assert prediction_errors({**good, "output": "a", "version": LLAMA2_VERSION}) == []
-    assert prediction_errors({**good, "status": "dreaming"})
-    assert prediction_errors({k: v for k, v in good.items() if k != "urls"})
+    assert PREDICTION.errors(good) == []
+    assert PREDICTION.errors({**good, "output": "a", "version": LLAMA2_VERSION}) == []
+    assert PREDICTION.errors({**good, "status": "dreaming"})
+    assert PREDICTION.errors({k: v for k, v in good.items() if k != "urls"})
 
 
 @pytest.mark.parametrize("headers, body, fragment", [
-    ({}, {"input": {"prompt": "x"}}, "'version' is a required property"),
+    pytest.param({}, {"input": {"prompt": "x"}}, "'version' is a required property",
+                 marks=needs_specs),
     ({"Prefer": "wait=0"}, {"version": PLAIN_VERSION, "input": {"prompt": "User: x\nAssistant:"}},
      "does not match"),
     ({}, {"version": LLAMA2_VERSION, "input": {"prompt": "x", "max_tokens": 5}},

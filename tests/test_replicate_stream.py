@@ -13,25 +13,16 @@ from app.usage.tokens import count_messages, count_text
 from app.errors import UpstreamError
 from app.providers import get_provider
 from app.providers.base import Target
-from tests.emulators.replicate import LLAMA2_VERSION, throttled
+from tests.emulators.replicate import LLAMA2_VERSION, ReplicateEmulator, throttled
 from tests.emulators.server import Fault
-from tests.replicate_fixtures import (  # noqa: F401  (fixtures)
-    _replicate_server, http, make_proxy, proxy, replicate_emu, replicate_env, sdk)
+from tests.provider_fixtures import provider_fixtures, sse_frames, streamed_text
+
+replicate_emu, replicate_env, make_proxy, proxy, http, sdk = provider_fixtures(
+    ReplicateEmulator, "replicate")
 
 LLAMA2 = f"replicate/meta/llama-2-70b-chat:{LLAMA2_VERSION}"
 LLAMA3 = "replicate/meta/meta-llama-3-70b-instruct"
 USER = [{"role": "user", "content": "stream this please"}]
-
-
-def frames(response) -> list:
-    text = response.get_data(as_text=True)
-    assert text.endswith("data: [DONE]\n\n")
-    return [json.loads(block[len("data: "):]) for block in text.split("\n\n")
-            if block.startswith("data: ") and block != "data: [DONE]"]
-
-
-def content(chunks) -> str:
-    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 @pytest.mark.parametrize("model", [LLAMA2, LLAMA3])
@@ -42,7 +33,7 @@ def test_stream_text_equals_non_stream_text(sdk, replicate_emu, model):
     assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
     assert len({c.id for c in chunks}) == 1
     plain = sdk.chat.completions.create(model=model, messages=USER)
-    assert content(chunks) == plain.choices[0].message.content == \
+    assert streamed_text(chunks) == plain.choices[0].message.content == \
         "Hello! You said: stream this please"
 
 
@@ -74,13 +65,13 @@ def test_multi_line_output_piece(sdk, replicate_emu):
     """A piece holding newlines arrives as several data: lines and is joined back."""
     chunks = list(sdk.chat.completions.create(model=LLAMA3, stream=True, messages=[
         {"role": "user", "content": "line one\nline two\n\nend"}]))
-    assert content(chunks) == "Hello! You said: line one\nline two\n\nend"
+    assert streamed_text(chunks) == "Hello! You said: line one\nline two\n\nend"
 
 
 def test_stop_split_across_pieces(sdk, replicate_emu):
     chunks = list(sdk.chat.completions.create(model=LLAMA3, messages=USER, stream=True,
                                               stop=["ou sa"]))
-    assert content(chunks) == "Hello! Y"
+    assert streamed_text(chunks) == "Hello! Y"
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert sum(1 for c in chunks if c.choices and c.choices[0].finish_reason) == 1
 
@@ -88,7 +79,7 @@ def test_stop_split_across_pieces(sdk, replicate_emu):
 def test_max_tokens_reached_in_stream_is_length(sdk, replicate_emu):
     chunks = list(sdk.chat.completions.create(model=LLAMA2, messages=USER, stream=True,
                                               max_tokens=2))
-    assert content(chunks) == "Hello! You"
+    assert streamed_text(chunks) == "Hello! You"
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
@@ -96,7 +87,7 @@ def test_error_event_mid_stream_ends_with_an_error_frame(http, replicate_emu):
     replicate_emu.configure(ending="failed", error="CUDA out of memory")
     r = http.post("/v1/chat/completions", json={"model": LLAMA3, "messages": USER,
                                                 "stream": True})
-    chunks = frames(r)
+    chunks = sse_frames(r)
     assert chunks[0]["choices"][0]["delta"]["content"] == "Hello!"
     error = chunks[-1]["error"]
     assert "CUDA out of memory" in error["message"] and error["code"] == "prediction_failed"
@@ -105,7 +96,7 @@ def test_error_event_mid_stream_ends_with_an_error_frame(http, replicate_emu):
 
 def test_canceled_stream_ends_with_an_error_frame(http, replicate_emu):
     replicate_emu.configure(ending="canceled")
-    chunks = frames(http.post("/v1/chat/completions", json={
+    chunks = sse_frames(http.post("/v1/chat/completions", json={
         "model": LLAMA3, "messages": USER, "stream": True}))
     assert chunks[-1]["error"]["code"] == "prediction_canceled"
     assert "canceled" in chunks[-1]["error"]["message"]
@@ -113,7 +104,7 @@ def test_canceled_stream_ends_with_an_error_frame(http, replicate_emu):
 
 def test_stream_cut_before_done_is_not_a_finished_answer(http, replicate_emu):
     replicate_emu.configure(stream_cut=True)
-    chunks = frames(http.post("/v1/chat/completions", json={
+    chunks = sse_frames(http.post("/v1/chat/completions", json={
         "model": LLAMA3, "messages": USER, "stream": True}))
     assert chunks[-1]["error"]["code"] == "stream_truncated"
     assert not any(c.get("choices") and c["choices"][0]["finish_reason"] for c in chunks)
@@ -132,9 +123,9 @@ def test_through_gunicorn(start_gunicorn, replicate_env):
     proxy_process = start_gunicorn(replicate_env)
     client = openai.OpenAI(base_url=proxy_process.base_url + "/v1", api_key="x", max_retries=0)
     chunks = list(client.chat.completions.create(model=LLAMA2, messages=USER, stream=True))
-    assert content(chunks) == "Hello! You said: stream this please"
+    assert streamed_text(chunks) == "Hello! You said: stream this please"
     plain = client.chat.completions.create(model=LLAMA2, messages=USER)
-    assert plain.choices[0].message.content == content(chunks)
+    assert plain.choices[0].message.content == streamed_text(chunks)
 
 
 # -- the translator, fed event sequences in the shape Replicate sends -----------------------

@@ -10,7 +10,6 @@ to the cache the first time (cache_creation_input_tokens) and read from it after
 """
 from __future__ import annotations
 
-import itertools
 import json
 
 from tests.emulators.contracts import Contract
@@ -113,18 +112,12 @@ def model_turns(body: dict) -> list[Turn]:
 class AnthropicEmulator(Emulator):
     name = "anthropic"
     api_key = "sk-ant-test-key-0123456789"
+    key_env, base_env = "ANTHROPIC_API_KEY", "ANTHROPIC_API_BASE"
     version = "2023-06-01"
 
-    def __init__(self):
-        super().__init__()
-        self._ids = itertools.count(1)
+    def reset_knobs(self) -> None:
         self.cached: set[str] = set()
         self.stream_error: tuple[int, dict] | None = None
-
-    def reset_state(self) -> None:
-        super().reset_state()
-        self.cached = set()
-        self.stream_error = None
 
     def fail_mid_stream(self, after_events: int, type_: str = "overloaded_error",
                         message: str = "Overloaded") -> None:
@@ -153,7 +146,7 @@ class AnthropicEmulator(Emulator):
         if call.body.get("stream"):
             return Reply(200, events=self.events(message), content_type="text/event-stream",
                          headers={"request-id": "req_emu"})
-        self.check_contract(CONTRACT.errors(MESSAGE, message), "own Message answer")
+        self.check_answer(CONTRACT.errors(MESSAGE, message), "Message answer")
         return Reply(200, message, {"request-id": "req_emu"})
 
     def answer(self, body: dict) -> dict:
@@ -227,5 +220,5 @@ class AnthropicEmulator(Emulator):
             if failure and position == failure[0]:
                 yield sse(failure[1], "error")
                 return
-            self.check_contract(CONTRACT.errors(EVENT, frame), f"own {frame['type']} event")
+            self.check_answer(CONTRACT.errors(EVENT, frame), f"{frame['type']} event")
             yield sse(frame, frame["type"])

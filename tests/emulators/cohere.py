@@ -17,17 +17,10 @@ copy other tests use stay untouched):
 """
 from __future__ import annotations
 
-import copy
-import functools
 import json
-import threading
 import uuid
 
-from openapi_schema_validator import OAS31Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-
-from tests.emulators.contracts import Contract, load_spec
+from tests.emulators.contracts import Contract, transformed
 from tests.emulators.model import Tool, Turn, generate, stream_pieces
 from tests.emulators.server import Call, Emulator, Reply, sse
 
@@ -43,6 +36,8 @@ TEMPLATE_TOKENS = 7   # `tokens.input_tokens` counts Cohere's prompt template; b
 
 def _by_discriminator(node: dict) -> dict:
     """Rule 1: check only the branch the discriminating property names."""
+    if not (isinstance(node.get("discriminator"), dict) and "oneOf" in node):
+        return node
     prop = node["discriminator"]["propertyName"]
     mapping = node["discriminator"]["mapping"]
     rest = {k: v for k, v in node.items() if k not in ("oneOf", "discriminator")}
@@ -52,30 +47,14 @@ def _by_discriminator(node: dict) -> dict:
                       for value, ref in mapping.items()]}
 
 
-def normalised(node):
-    if isinstance(node, list):
-        return [normalised(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: normalised(v) for k, v in node.items()}
-    if isinstance(node.get("discriminator"), dict) and "oneOf" in node:
-        node = _by_discriminator(node)
-    return node
+def _adapted(spec: dict) -> dict:
+    """The spec with the two corrections described in the module docstring."""
+    spec = transformed(spec, _by_discriminator)                                 # rule 1
+    spec["components"]["schemas"]["LogprobItem"]["required"] = ["token_ids"]   # rule 2
+    return spec
 
 
-class CohereContract(Contract):
-    """Cohere's contract, applied to the normalised copy described in the module docstring."""
-
-    @functools.cached_property
-    def _registry_and_class(self):
-        spec = normalised(copy.deepcopy(load_spec(self.relative)))
-        logprob = spec["components"]["schemas"]["LogprobItem"]
-        logprob["required"] = ["token_ids"]                       # rule 2
-        resource = Resource.from_contents(spec, default_specification=DRAFT202012)
-        return Registry().with_resource("urn:spec", resource), OAS31Validator
-
-
-CONTRACT = CohereContract(SPEC)
+CONTRACT = Contract(SPEC, adapt=_adapted)
 REQUEST = CONTRACT.request_body_pointer(CHAT_PATH)
 
 
@@ -123,25 +102,16 @@ def api_rules(body: dict) -> list[str]:
 class CohereEmulator(Emulator):
     name = "cohere"
     api_key = "cohere-test-key-0123456789abcdef0123"
-
-    def __init__(self):
-        super().__init__()
-        self._stream_failures: list[tuple[str, int]] = []
-        self._failures_lock = threading.Lock()
+    key_env, base_env = "COHERE_API_KEY", "COHERE_API_BASE"
 
     # -- test controls ---------------------------------------------------------------------
+    def reset_knobs(self) -> None:
+        self._stream_failures: list[tuple[str, int]] = []
+
     def fail_next_stream(self, message: str, after: int = 2) -> None:
         """The next stream sends `after` text pieces, then message-end with this error."""
-        with self._failures_lock:
+        with self._lock:
             self._stream_failures.append((message, after))
-
-    def reset_state(self) -> None:
-        super().reset_state()
-        with self._failures_lock:
-            self._stream_failures.clear()
-
-    def check_answer(self, pointer: str, instance, what: str) -> None:
-        self.check_contract(CONTRACT.errors(pointer, instance), f"own {what}")
 
     # -- requests --------------------------------------------------------------------------
     def handle(self, call: Call) -> Reply:
@@ -162,7 +132,7 @@ class CohereEmulator(Emulator):
 
     def _error(self, status: int, message: str) -> Reply:
         reply = cohere_error(status, message)
-        self.check_answer(ERROR, reply.body, "error body")
+        self.check_answer(CONTRACT.errors(ERROR, reply.body), "error body")
         return reply
 
     def complete(self, body: dict) -> Reply:
@@ -191,7 +161,7 @@ class CohereEmulator(Emulator):
         answer = {"id": response_id, "finish_reason": finish, "message": message, "usage": usage}
         if logprobs:
             answer["logprobs"] = logprobs
-        self.check_answer(RESPONSE, answer, "response")
+        self.check_answer(CONTRACT.errors(RESPONSE, answer), "response")
         return Reply(200, answer)
 
     @staticmethod
@@ -203,7 +173,7 @@ class CohereEmulator(Emulator):
 
     def _events(self, response_id, g, pieces, logprobs, finish, usage):
         """The v2 event sequence, each event checked, framed as `event:` + `data:`."""
-        with self._failures_lock:
+        with self._lock:
             failure = self._stream_failures.pop(0) if self._stream_failures else None
         events = [{"id": response_id, "type": "message-start", "delta": {"message": {
             "role": "assistant", "content": [], "tool_plan": "", "tool_calls": [],
@@ -234,6 +204,6 @@ class CohereEmulator(Emulator):
             end = {"type": "message-end", "delta": {"finish_reason": "ERROR", "error": failure[0]}}
         events.append(end)
         for event in events:
-            self.check_answer(EVENT, event, f"{event['type']} event")
+            self.check_answer(CONTRACT.errors(EVENT, event), f"{event['type']} event")
             yield sse(event, event["type"])
         yield b"data: [DONE]\n\n"

@@ -12,7 +12,6 @@ Errors use Google's RPC shape; a bad key is HTTP 400 API_KEY_INVALID, a missing 
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import re
 from collections import Counter
@@ -176,17 +175,10 @@ class GeminiEmulator(Emulator):
 
     name = "gemini"
     api_key = "AIzaSyEmulatorGeminiKey0123456789abcdef"
+    key_env, base_env = "GEMINI_API_KEY", "GEMINI_API_BASE"
 
-    def __init__(self):
-        super().__init__()
-        self._ids = itertools.count(1)
+    def reset_knobs(self) -> None:
         self.script: list[str] = []
-        self.thinking_tokens = 0
-        self.cached_tokens = 0
-
-    def reset_state(self) -> None:
-        super().reset_state()
-        self.script = []
         self.thinking_tokens = 0
         self.cached_tokens = 0
 
@@ -229,7 +221,7 @@ class GeminiEmulator(Emulator):
         return self.answer(call.body, model, stream)
 
     def error(self, reply: Reply) -> Reply:
-        self.check_contract(CONTRACT.errors(STATUS, reply.body["error"]), "own error body")
+        self.check_answer(CONTRACT.errors(STATUS, reply.body["error"]), "error body")
         return reply
 
     def answer(self, body: dict, model: str, stream: bool) -> Reply:
@@ -258,7 +250,7 @@ class GeminiEmulator(Emulator):
                        "usageMetadata": self.usage(generations, True), **head}]
         for frame in frames:
             if "error" not in frame:
-                self.check_contract(CONTRACT.errors(RESPONSE, frame), "own answer")
+                self.check_answer(CONTRACT.errors(RESPONSE, frame), "answer")
         if not stream:
             return Reply(200, frames[0])
         return Reply(200, events=(f"data: {json.dumps(f)}\r\n\r\n".encode() for f in frames),

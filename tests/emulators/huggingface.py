@@ -17,14 +17,12 @@ one event per token plus a special `</s>` token at the end of sequence, and no [
 """
 from __future__ import annotations
 
-import functools
-import itertools
 import json
 import time
 
 import jsonschema
 
-from tests.emulators.contracts import Contract, load_spec, specs_available
+from tests.emulators.contracts import Contract, Schema, allow_null, load_spec
 from tests.emulators.model import Tool, Turn, count_words, generate, stream_pieces
 from tests.emulators.openai import _turns as chat_turns  # OpenAI-shaped messages -> turns
 from tests.emulators.server import Call, Emulator, Fault, Reply, sse
@@ -38,47 +36,18 @@ SERVERLESS = "/hf-inference/models/"
 EOS = "</s>"
 
 
-def allow_null(node):
-    """OpenAPI `nullable: true` as JSON Schema: the type also admits null."""
-    if isinstance(node, list):
-        return [allow_null(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: allow_null(value) for key, value in node.items()}
-    if not node.pop("nullable", False):
-        return node
-    if "type" not in node:
-        return {"anyOf": [{"type": "null"}, node]}
-    types = node["type"] if isinstance(node["type"], list) else [node["type"]]
-    node["type"] = [*types, "null"]
-    if "enum" in node:
-        node["enum"] = [*node["enum"], None]
-    return node
-
-
-class TaskSchema:
+def task_schema(relative: str) -> Schema:
     """One huggingface-tasks JSON Schema file, e.g. 'text-generation/input.json'."""
-
-    def __init__(self, relative: str):
-        self.relative = f"huggingface-tasks/{relative}"
-
-    @functools.cached_property
-    def _validator(self):
-        return jsonschema.Draft6Validator(allow_null(load_spec(self.relative)))
-
-    def errors(self, instance) -> list[str]:
-        if not specs_available():
-            return []
-        return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-                for e in self._validator.iter_errors(instance)][:5]
+    return Schema(lambda: jsonschema.Draft6Validator(
+        allow_null(load_spec(f"huggingface-tasks/{relative}"))))
 
 
-CHAT_INPUT = TaskSchema("chat-completion/input.json")
-CHAT_OUTPUT = TaskSchema("chat-completion/output.json")
-CHAT_CHUNK = TaskSchema("chat-completion/stream_output.json")
-TEXT_INPUT = TaskSchema("text-generation/input.json")
-TEXT_OUTPUT = TaskSchema("text-generation/output.json")
-TEXT_EVENT = TaskSchema("text-generation/stream_output.json")
+CHAT_INPUT = task_schema("chat-completion/input.json")
+CHAT_OUTPUT = task_schema("chat-completion/output.json")
+CHAT_CHUNK = task_schema("chat-completion/stream_output.json")
+TEXT_INPUT = task_schema("text-generation/input.json")
+TEXT_OUTPUT = task_schema("text-generation/output.json")
+TEXT_EVENT = task_schema("text-generation/stream_output.json")
 
 
 def tgi_rules(body: dict, stream: bool) -> list[str]:
@@ -123,22 +92,17 @@ def rate_limited(reset_seconds: int = 7) -> Fault:
 class HuggingFaceEmulator(Emulator):
     name = "huggingface"
     api_key = "hf_testKey0123456789abcdefABCDEF"
+    key_env, base_env = "HUGGINGFACE_API_KEY", "HUGGINGFACE_API_BASE"   # the router
 
-    def __init__(self):
-        super().__init__()
-        self._ids = itertools.count(1)
+    def reset_knobs(self) -> None:
         self.stream_error: tuple[int, dict] | None = None
-
-    def reset_state(self) -> None:
-        super().reset_state()
-        self.stream_error = None
 
     def fail_mid_stream(self, after_events: int, message: str = "Request failed during "
                         "generation: Server error: CUDA out of memory",
                         error_type: str = "generation") -> None:
         """The next stream sends `after_events` events, then TGI's error event, then ends."""
         self.stream_error = (after_events, {"error": message, "error_type": error_type})
-        self._audit(TGI.errors(TGI_ERROR, self.stream_error[1]), "stream error event")
+        self.check_answer(TGI.errors(TGI_ERROR, self.stream_error[1]), "stream error event")
 
     # -- routing --------------------------------------------------------------------
     def handle(self, call: Call) -> Reply:
@@ -164,9 +128,6 @@ class HuggingFaceEmulator(Emulator):
             self.check_contract(problems, f"request to {call.path}")
             return hf_error(422, "Input validation error: " + "; ".join(problems), "validation")
         return answer(call.body)
-
-    def _audit(self, problems: list[str], what: str) -> None:
-        self.check_contract(problems, f"emulator {what} broke the contract")
 
     # -- chat -----------------------------------------------------------------------
     def chat(self, body: dict) -> Reply:
@@ -198,7 +159,7 @@ class HuggingFaceEmulator(Emulator):
                              "arguments": json.dumps(g.tool_call["arguments"])}}]}
         answer = {**head, "object": "chat.completion", "usage": usage, "choices": [
             {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]}
-        self._audit(CHAT_OUTPUT.errors(answer), "chat answer")
+        self.check_answer(CHAT_OUTPUT.errors(answer), "chat answer")
         return Reply(200, answer)
 
     def _chat_stream(self, body, head, g, text, finish, usage):
@@ -226,7 +187,7 @@ class HuggingFaceEmulator(Emulator):
             if self._stream_broken(number):
                 yield sse(self.stream_error[1])
                 return
-            self._audit(CHAT_CHUNK.errors(data), "chat chunk")
+            self.check_answer(CHAT_CHUNK.errors(data), "chat chunk")
             yield sse(data)
         yield b"data: [DONE]\n\n"
 
@@ -262,7 +223,7 @@ class HuggingFaceEmulator(Emulator):
             answer["details"] = {"finish_reason": finish, "generated_tokens": len(tokens),
                                  "seed": seed, "tokens": tokens,
                                  "prefill": prefill if p.get("decoder_input_details") else []}
-        self._audit(TEXT_OUTPUT.errors(answer) + TGI.errors(TGI_RESPONSE, answer), "answer")
+        self.check_answer(TEXT_OUTPUT.errors(answer) + TGI.errors(TGI_RESPONSE, answer), "answer")
         return Reply(200, [answer] if serverless else answer)
 
     def _text_stream(self, tokens, text, finish, input_length, seed):
@@ -275,6 +236,6 @@ class HuggingFaceEmulator(Emulator):
                      "generated_text": text if last else None,
                      "details": {"finish_reason": finish, "generated_tokens": len(tokens),
                                  "input_length": input_length, "seed": seed} if last else None}
-            self._audit(TEXT_EVENT.errors(event) + TGI.errors(
+            self.check_answer(TEXT_EVENT.errors(event) + TGI.errors(
                 TGI_EVENT, {k: v for k, v in event.items() if v is not None}), "stream event")
             yield sse(event)

@@ -4,7 +4,6 @@ Requests are checked against OpenAI's and Azure's official OpenAPI contracts.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import time
 
@@ -42,11 +41,8 @@ class OpenAIEmulator(Emulator):
     name = "openai"
     contract = OPENAI_CONTRACT
     api_key = "sk-test-openai-key-0123456789"
+    key_env, base_env, base_path = "OPENAI_API_KEY", "OPENAI_API_BASE", "/v1"
     paths = ("/v1/chat/completions", "/chat/completions")
-
-    def __init__(self):
-        super().__init__()
-        self._ids = itertools.count(1)
 
     def authorised(self, call: Call) -> bool:
         return call.headers.get("authorization") == f"Bearer {self.api_key}"
@@ -151,7 +147,11 @@ class AzureEmulator(OpenAIEmulator):
     name = "azure"
     contract = AZURE_CONTRACT
     api_key = "azure-test-key-0123456789abcdef"
+    key_env, base_env, base_path = "AZURE_API_KEY", "AZURE_API_BASE", ""
     api_version = "2024-10-21"
+
+    def proxy_env(self) -> dict[str, str]:
+        return {**super().proxy_env(), "AZURE_API_VERSION": self.api_version}
 
     def authorised(self, call: Call) -> bool:
         return call.headers.get("api-key") == self.api_key

@@ -24,18 +24,14 @@ Knobs, reset before each test: `polls` (GETs that still answer running), `ending
 """
 from __future__ import annotations
 
-import copy
-import functools
-import itertools
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 
 from openapi_schema_validator import OAS31Validator
 
-from tests.emulators.contracts import Contract, load_spec, specs_available
+from tests.emulators.contracts import Contract, Schema, allow_null, load_spec, transformed
 from tests.emulators.model import Generation, Turn, count_words, generate, stream_pieces
 from tests.emulators.server import Call, Emulator, Reply
 
@@ -106,36 +102,19 @@ NOT_FOUND = problem(404, "Not found", "The requested resource could not be found
 
 
 # -- the response contract ------------------------------------------------------------------
-def _as_oas31(node):
-    """The spec is OAS 3.1 but marks nulls with 3.0's `nullable`, which 3.1 validators ignore:
-    rewrite it as a null type. The `version` oneOf ("hidden" matches both branches, so the
-    spec rejects its own official-model value) becomes anyOf."""
-    if isinstance(node, dict):
-        if node.pop("nullable", False) and isinstance(node.get("type"), str):
-            node["type"] = [node["type"], "null"]
-        if "oneOf" in node and any("hidden" in (b.get("enum") or ()) for b in node["oneOf"]):
-            node["anyOf"] = node.pop("oneOf")
-        for value in node.values():
-            _as_oas31(value)
-    elif isinstance(node, list):
-        for value in node:
-            _as_oas31(value)
+def _version_any_of(node: dict) -> dict:
+    """The `version` oneOf ("hidden" matches both branches, so the spec rejects its own
+    official-model value) as anyOf."""
+    if "oneOf" in node and any("hidden" in (b.get("enum") or ()) for b in node["oneOf"]):
+        node["anyOf"] = node.pop("oneOf")
     return node
 
 
-@functools.cache
-def _prediction_validator():
-    schema = load_spec("replicate/openapi.json")["components"]["schemas"][
-        "schemas_prediction_response"]
-    return OAS31Validator(_as_oas31(copy.deepcopy(schema)))
-
-
-def prediction_errors(prediction: dict) -> list[str]:
-    """Violations of the prediction response schema ([] when the specs are absent)."""
-    if not specs_available():
-        return []
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in _prediction_validator().iter_errors(prediction)]
+# The prediction response schema. The spec is OAS 3.1 but marks nulls with 3.0's `nullable`,
+# which 3.1 validators ignore.
+PREDICTION = Schema(lambda: OAS31Validator(transformed(allow_null(load_spec(
+    "replicate/openapi.json")["components"]["schemas"]["schemas_prediction_response"]),
+    _version_any_of)))
 
 
 # -- chat formats, parsed back -------------------------------------------------------------
@@ -250,11 +229,9 @@ def sse_event(name: str, data: str, event_id: str | None = None) -> bytes:
 class ReplicateEmulator(Emulator):
     name = "replicate"
     api_key = "r8_test0123456789replicateKEYabcdef"
+    key_env, base_env = "REPLICATE_API_TOKEN", "REPLICATE_API_BASE"
 
-    def __init__(self):
-        super().__init__()
-        self._ids = itertools.count(1)
-        self._state = threading.Lock()
+    def reset_knobs(self) -> None:
         self.predictions: dict[str, Prediction] = {}
         self.configure()
 
@@ -263,12 +240,6 @@ class ReplicateEmulator(Emulator):
                   stream_cut: bool = False) -> None:
         self.polls, self.ending, self.error = polls, ending, error
         self.metrics, self.string_output, self.stream_cut = metrics, string_output, stream_cut
-
-    def reset_state(self) -> None:
-        super().reset_state()
-        with self._state:
-            self.predictions.clear()
-        self.configure()
 
     # -- routing ----------------------------------------------------------------------------
     def handle(self, call: Call) -> Reply:
@@ -316,7 +287,7 @@ class ReplicateEmulator(Emulator):
         prediction = Prediction(f"emu{next(self._ids):04d}pred", name, version, call.body["input"],
                                 generation, bool(call.body.get("stream")), self.polls,
                                 self.ending, self.error, _timestamp())
-        with self._state:
+        with self._lock:
             self.predictions[prediction.id] = prediction
         if prefer is None:
             return Reply(201, self.render(prediction, "starting"))
@@ -371,7 +342,7 @@ class ReplicateEmulator(Emulator):
 
     # -- poll and stream ----------------------------------------------------------------------
     def poll(self, prediction: Prediction) -> Reply:
-        with self._state:
+        with self._lock:
             prediction.gets += 1
             prediction.poll_times.append(time.monotonic())
             running = prediction.polls_left > 0
@@ -404,7 +375,7 @@ class ReplicateEmulator(Emulator):
             if self.metrics and status == "succeeded":
                 body["metrics"].update(input_token_count=p.generation.prompt_tokens,
                                        output_token_count=p.generation.completion_tokens)
-        self.check_contract(prediction_errors(body), "own prediction answer")
+        self.check_answer(PREDICTION.errors(body), "prediction answer")
         return body
 
     def events(self, call: Call, p: Prediction) -> Reply:

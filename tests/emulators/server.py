@@ -6,6 +6,7 @@ can be told to misbehave (error statuses, hangs, resets, garbage) for the next c
 """
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import struct
@@ -51,19 +52,25 @@ class Fault:
 
 
 class Emulator:
-    """Base emulator; subclasses set `name` and implement `handle`."""
+    """Base emulator; subclasses set `name`, `api_key`, the proxy's env names for them
+    (`key_env`, `base_env`, and `base_path` when the proxy's base URL carries one) and
+    implement `handle`; per-test knobs go in `reset_knobs`."""
 
     name = "emulator"
+    api_key = ""
+    key_env = base_env = base_path = ""
 
     def __init__(self):
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
+        self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self.open_streams = 0
         self.closed_streams = 0
         self._connections: set[socket.socket] = set()
+        self.reset_knobs()
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> "Emulator":
@@ -116,6 +123,10 @@ class Emulator:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def proxy_env(self) -> dict[str, str]:
+        """The environment that points the proxy at this emulator."""
+        return {self.key_env: self.api_key, self.base_env: self.base_url + self.base_path}
+
     # -- test controls --------------------------------------------------------------
     def fail_next(self, fault: Fault) -> None:
         with self._lock:
@@ -126,12 +137,20 @@ class Emulator:
             self.calls.clear()
             self.violations.clear()
             self.faults.clear()
+        self.reset_knobs()
+
+    def reset_knobs(self) -> None:
+        """Set a subclass's scripted behaviour to its default (at start and before each test)."""
 
     def check_contract(self, problems: list[str], what: str) -> None:
         """Record contract violations; the test fixture fails the test on any."""
         if problems:
             with self._lock:
                 self.violations.append(f"{self.name} {what}: " + "; ".join(problems))
+
+    def check_answer(self, problems: list[str], what: str) -> None:
+        """Record where the emulator's own answer breaks the contract, so it cannot drift."""
+        self.check_contract(problems, f"own {what}")
 
     def handle(self, call: Call) -> Reply:
         raise NotImplementedError
