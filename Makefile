@@ -3,9 +3,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Servers and tools the test suite runs for real (Debian package: command it provides).
-TEST_SYSTEM_PACKAGES := redis-server:redis-server postgresql:initdb
+TEST_SYSTEM_PACKAGES := redis-server:redis-server postgresql:initdb chromium:chromium
 
-.PHONY: venv run test test-servers
+.PHONY: venv run test test-servers bench bench-quick bench-profile bench-cache
 
 venv: $(VENV)/.installed
 
@@ -34,3 +34,23 @@ test-servers:
 
 test: venv test-servers
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# Benchmark vs direct and LiteLLM (bench/README.md); installs what it needs. Knobs via env:
+# DURATION, REPEATS, SCENARIOS, PEER=none, BENCH_QUICK=1 (= `make bench-quick`, ~3 min).
+bench:
+	bench/run.sh
+
+bench-quick:
+	BENCH_QUICK=1 bench/run.sh
+
+bench-profile:
+	bench/profile.sh
+
+# Response cache: semantic precision/recall on bench/data/semantic_pairs.jsonl and lookup
+# latency at 1k/10k/100k entries, then exact-hit throughput through gunicorn against the
+# upstream called directly (scenario 5 of bench/run.sh, on a throw-away cache folder).
+bench-cache: venv
+	$(PY) bench/cache_bench.py
+	folder=$$(mktemp -d) && \
+	PEER=none SCENARIOS=5 CACHE_CONFIG_YAML="$$(printf 'cache:\n  enabled: true\n  dir: %s' "$$folder")" \
+	  bench/run.sh; status=$$?; rm -rf "$$folder"; exit $$status

@@ -6,8 +6,34 @@ Worker classes (SWITCHBOARD_WORKER_CLASS):
   (2 x 64 = 128 by default).
 - gevent: one greenlet per request, up to SWITCHBOARD_WORKER_CONNECTIONS (default 2000)
   per worker; for thousands of slow requests or streams at once.
+
+Metrics: GET /metrics adds up every worker's values (prometheus_client's multiprocess mode):
+each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR. prometheus_client picks
+that mode when it is first imported, which is when gunicorn loads the app, after this file,
+so the folder is settled here: PROMETHEUS_MULTIPROC_DIR if set (emptied at start, so a new run
+starts from zero), else a fresh temporary folder, removed when gunicorn exits.
 """
+import glob
 import os
+import shutil
+import tempfile
+
+
+def _metrics_dir() -> str:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="switchboard-metrics-")
+        os.environ["SWITCHBOARD_METRICS_TEMPORARY"] = "1"
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(path, exist_ok=True)
+    # Once per master process: gunicorn re-reads this file on reload (HUP), while workers run.
+    if os.environ.get("SWITCHBOARD_METRICS_OWNER") != str(os.getpid()):
+        os.environ["SWITCHBOARD_METRICS_OWNER"] = str(os.getpid())
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+    return path
+
+
+metrics_dir = _metrics_dir()
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 wsgi_app = "wsgi:app"
@@ -23,6 +49,24 @@ keepalive = 75
 preload_app = worker_class != "gevent"
 control_socket_disable = True  # gunicorn 27 opens ~/.gunicorn/ control sockets otherwise
 accesslog = os.environ.get("SWITCHBOARD_ACCESS_LOG") or None
+# The path without its query string: a client may (wrongly) put a key in the URL.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+# Header limits: beyond them gunicorn answers 400 before the app sees the request.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+
+def child_exit(server, worker):
+    """A worker is gone (stopped, crashed, replaced): its live gauges stop counting; its
+    counters stay in the sums."""
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if os.environ.get("SWITCHBOARD_METRICS_TEMPORARY"):
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def worker_exit(server, worker):

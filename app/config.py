@@ -5,6 +5,7 @@ serves anything; a bad entry stops the start with a message that names it.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -24,6 +25,13 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the bad entry."""
 
 
+def _network(text: str) -> None:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValidationError("must be a network such as 10.0.0.0/8") from None
+
+
 class _DeploymentParams(Schema):
     class Meta:
         unknown = INCLUDE  # provider-specific settings (prompt_template, ...) pass through
@@ -32,12 +40,18 @@ class _DeploymentParams(Schema):
     api_base = fields.String(validate=validate.Length(min=1))
     api_key = fields.String()
     api_version = fields.String()
+    base_model = fields.String(validate=validate.Length(min=1))
     timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     weight = fields.Float(validate=validate.Range(min=0))
     rpm = fields.Integer(validate=validate.Range(min=0))
     tpm = fields.Integer(validate=validate.Range(min=0))
     input_cost_per_token = fields.Float(validate=validate.Range(min=0))
     output_cost_per_token = fields.Float(validate=validate.Range(min=0))
+    # Clients may send their own api_base / api_key / api_version for this model (see
+    # app/service/client_connection.py); an api_base must be public unless its network is
+    # listed in client_networks.
+    allow_client_connection = fields.Boolean()
+    client_networks = fields.List(fields.String(validate=_network))
 
 
 class _ModelEntry(Schema):

@@ -24,9 +24,11 @@ azure_emu = emulator_fixture(AzureEmulator, "azure_emu")
 
 
 @pytest.fixture
-def provider_env(openai_emu, azure_emu) -> dict[str, str]:
-    """Environment that points every provider at its emulator."""
-    return {**openai_emu.proxy_env(), **azure_emu.proxy_env()}
+def provider_env(openai_emu, azure_emu, tmp_path) -> dict[str, str]:
+    """Environment that points every provider at its emulator, with the proxy's own storage
+    (ledger, disk cache) in the test's temporary folder."""
+    return {**openai_emu.proxy_env(), **azure_emu.proxy_env(),
+            "SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}
 
 
 @pytest.fixture

@@ -70,8 +70,9 @@ def provider_fixtures(emulator_class: type[Emulator], prefix: str) -> tuple:
     emu_name, env_name = f"{prefix}_emu", f"{prefix}_env"
 
     @pytest.fixture(name=env_name)
-    def env(request) -> dict[str, str]:
-        return request.getfixturevalue(emu_name).proxy_env()
+    def env(request, tmp_path) -> dict[str, str]:
+        return {**request.getfixturevalue(emu_name).proxy_env(),
+                "SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}
 
     @pytest.fixture
     def make_proxy(request):

@@ -70,3 +70,26 @@ def test_stream_usage_chunk_carries_cost(client):
     expected = Decimal("0.00003") * usage["prompt_tokens"] + \
         Decimal("0.00006") * usage["completion_tokens"]
     assert Decimal(repr(usage["cost"])).quantize(Decimal("1e-12")) == expected
+
+
+def test_base_model_gives_an_azure_deployment_its_prices(make_client, write_config, azure_emu):
+    client = make_client(config=write_config("""
+model_list:
+  - model_name: team-gpt
+    params: {model: azure/prod-gpt4o, base_model: gpt-4o}
+"""))
+    r = client.post("/v1/chat/completions", json={"model": "team-gpt", "messages": USER})
+    usage = r.json["usage"]
+    expected = Decimal("0.0000025") * usage["prompt_tokens"] + \
+        Decimal("0.00001") * usage["completion_tokens"]
+    assert Decimal(r.headers["x-switchboard-cost"]) == expected > 0
+
+
+def test_unknown_base_model_is_a_config_error(write_config):
+    from app.config import load_settings
+    from app.service.completion import CompletionService
+    import pytest
+    from app.config import ConfigError
+    with pytest.raises(ConfigError, match="base_model"):
+        CompletionService(load_settings({}, write_config(
+            "model_list: [{model_name: x, params: {model: azure/d, base_model: gpt-nope}}]")))

@@ -6,6 +6,9 @@ import time
 
 from flask import Blueprint, Response, current_app, g, request
 
+from app.api.auth import admit, identify
+from app.api.cache import apply_cache_control
+from app.api.limits import check_depth
 from app.api.schemas import validate_chat_request
 from app.errors import InvalidRequestError, ProxyError
 from app.jsonfast import dumps, loads
@@ -25,10 +28,12 @@ def read_json_body():
                          type="invalid_request_error", code="unsupported_media_type")
     data = request.get_data(cache=False)
     try:
-        return loads(data)
+        body = loads(data)
     except ValueError as exc:
         raise InvalidRequestError(f"The request body is not valid JSON: {exc}.",
                                   code="invalid_json") from None
+    check_depth(body)
+    return body
 
 
 def sse_frames(chunks):
@@ -51,13 +56,18 @@ def sse_frames(chunks):
 def chat_completions():
     started = time.perf_counter()
     service = current_app.extensions["switchboard"]
-    context = RequestContext(request_id=g.request_id, started=started)
+    context = RequestContext(request_id=g.request_id, started=started,
+                             callbacks=g.get("callbacks", True))  # see app/callbacks/optout.py
+    identify(context)  # the virtual key's id and alias (app/api/auth.py)
     body = None
     try:
-        body = validate_chat_request(read_json_body())
+        body = read_json_body()  # kept for the ledger row even when it is invalid
+        body = validate_chat_request(body)
+        admit(body, context)  # the key's allowed models, budget and rate limits
     except ProxyError as error:
         service.record_rejection(body, error, context)
         raise
+    body = apply_cache_control(body, request.headers.get("Cache-Control"))
     outcome = service.complete(body, context)
     if outcome.chunks is not None:
         response = Response(sse_frames(outcome.chunks), mimetype="text/event-stream")

@@ -230,16 +230,25 @@ _WORDING = {
 }
 
 
-def validate_chat_request(body: Any) -> dict[str, Any]:
-    """Return the body unchanged if it is a valid chat request; raise InvalidRequestError if not."""
+def require_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.", code="invalid_body")
-    if _plainly_valid(body):
+    return body
+
+
+def invalid_request(errors: Any, wording: dict[str, str] | None = None) -> InvalidRequestError:
+    """The OpenAI-style error for marshmallow's errors: the first bad field, plainly worded."""
+    param, message = _first_error(errors)
+    message = (wording or {}).get(message) or _WORDING.get(message, message)
+    code = "missing_required_parameter" if message == "is required" else "invalid_value"
+    return InvalidRequestError(f"Invalid parameter '{param}': {message}.", param=param, code=code)
+
+
+def validate_chat_request(body: Any) -> dict[str, Any]:
+    """Return the body unchanged if it is a valid chat request; raise InvalidRequestError if not."""
+    if _plainly_valid(require_object(body)):
         return body
     errors = _SCHEMA.validate(body)
     if errors:
-        param, message = _first_error(errors)
-        message = _WORDING.get(message, message)
-        code = "missing_required_parameter" if message == "is required" else "invalid_value"
-        raise InvalidRequestError(f"Invalid parameter '{param}': {message}.", param=param, code=code)
+        raise invalid_request(errors)
     return body

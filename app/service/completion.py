@@ -11,13 +11,16 @@ import time
 from typing import Any, Iterator
 
 from app.config import Settings, load_settings
-from app.errors import InvalidRequestError, ProxyError
+from app.errors import ProxyError
+from app.cache import build_cache
+from app.cache.options import cache_options
 from app.cache.types import CacheRequest, ResponseCache
 from app.providers.base import Target, completion_id
 from app.registry import ModelRegistry, load_registry
 from app.service.accounting import Bill
 from app.service.consumers import build_consumers
 from app.service.attempts import AttemptRunner
+from app.service.client_connection import ClientRouter, take_client_connection
 from app.service.deployments import CooldownPolicy, DeploymentPool, cooldown_store
 from app.service.events import EventBus, RequestContext, build_event
 from app.service.outcome import Outcome, Trail
@@ -31,9 +34,6 @@ log = logging.getLogger("switchboard")
 # Body fields the proxy itself consumes; never sent upstream.
 PROXY_FIELDS = ("fallbacks", "cache", "metadata", "drop_params", "num_retries", "timeout",
                 "context_window_fallbacks", "mock_response")
-# Upstream connection settings a client may not choose (no request forgery through the proxy).
-CONNECTION_FIELDS = ("api_base", "base_url", "api_key", "api_version", "organization",
-                     "extra_headers")
 
 
 class CompletionService:
@@ -49,7 +49,7 @@ class CompletionService:
             self.settings.allowed_fails, self.settings.fail_window, self.settings.cooldown_time),
             self.settings.env.get("REDIS_URL")))
         self.attempts = AttemptRunner(self.settings, self.router, self.pool, self.upstream)
-        self.cache = cache
+        self.cache = cache if cache is not None else build_cache(self.settings)
         self.events = EventBus()
         self.consumers = build_consumers(self)
         for consumer in self.consumers:
@@ -73,10 +73,16 @@ class CompletionService:
         try:
             params, options = self._split(body)
             requested = params.pop("model")
-            cache_request = self._cache_request(requested, params, options, context)
+            # A client's own upstream settings, where the operator allows them (never cached).
+            connection = take_client_connection(params, requested, self.router)
+            cache_request = None if connection else self._cache_request(
+                requested, params, options, context)
             outcome = self._cached(cache_request, params) if cache_request else None
             if outcome is None:
-                outcome = self.attempts.run(requested, params, options, trail)
+                attempts = self.attempts if connection is None else AttemptRunner(
+                    self.settings, ClientRouter(self.router, connection), self.pool,
+                    self.upstream)
+                outcome = attempts.run(requested, params, options, trail)
                 outcome.cache = "miss" if cache_request else "off"
         except ProxyError as error:
             self.events.publish(build_event(context, body, None, trail, error))
@@ -100,18 +106,14 @@ class CompletionService:
         """OpenAI params (sent upstream) apart from the proxy's own options."""
         params = dict(body)
         options = {key: params.pop(key) for key in PROXY_FIELDS if key in params}
-        for key in CONNECTION_FIELDS:
-            if key in params:
-                raise InvalidRequestError(
-                    f"'{key}' cannot be set in a request: upstream connection settings come from "
-                    f"the proxy's configuration", param=key, code="forbidden_param")
         return params, options
 
     def _cache_request(self, requested: str, params: dict[str, Any], options: dict[str, Any],
                        context: RequestContext) -> CacheRequest | None:
-        if self.cache is None:
+        controls = cache_options(options.get("cache"))  # a bad `cache` object is a 400 either way
+        if self.cache is None or (controls.get("no-cache") and controls.get("no-store")):
             return None
-        return CacheRequest(requested, params, options.get("cache") or {}, context.key_id)
+        return CacheRequest(requested, params, controls, context.key_id)
 
     def _cached(self, request: CacheRequest, params: dict[str, Any]) -> Outcome | None:
         """An Outcome served from the cache, or None. A broken cache is a miss, never a failure."""

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from app.callbacks import build_callback_consumers
+from app.keys.service import KeyService
 from app.service.events import RequestEvent
+from app.usage.ledger import build_ledger
 
 
 class Consumer(Protocol):
@@ -18,4 +21,5 @@ class Consumer(Protocol):
 
 def build_consumers(service) -> list[Consumer]:
     """The consumers this service's settings turn on."""
-    return []
+    return [build_ledger(service), KeyService(service.settings, service.router),
+            *build_callback_consumers(service)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.config import Deployment, Settings
+from app.config import ConfigError, Deployment, Settings
 from app.errors import MissingCredentialError, ModelNotFoundError
 from app.providers import PROVIDERS, get_provider
 from app.providers.base import Provider, Target
@@ -40,6 +40,11 @@ class Router:
         self.aliases: dict[str, list[Deployment]] = {}
         for deployment in settings.deployments:
             self.aliases.setdefault(deployment.model_name, []).append(deployment)
+            base = deployment.params.get("base_model")
+            if base and registry.get(base) is None:
+                raise ConfigError(f"config model_list[{deployment.index}] (model_name "
+                                  f"{deployment.model_name!r}): params.base_model: {base!r} is "
+                                  f"not in the model registry")
         self._cache: dict[str, tuple[Target, ...]] = {}
 
     def resolve(self, name: str) -> tuple[Target, ...]:
@@ -57,6 +62,10 @@ class Router:
 
     def _target(self, group: str, model: str, params: dict[str, Any], deployment_id: str) -> Target:
         provider, upstream_model, info = self.split(model)
+        if params.get("base_model"):
+            # A deployment with a name of its own (Azure, fine-tunes) borrows the facts of the
+            # model it runs: prices, context window, capabilities.
+            info = self.registry.get(params["base_model"]) or info
         settings = self.settings
         base = settings.env_value(params.get("api_base"), provider.base_env) or provider.default_base
         if base is None:

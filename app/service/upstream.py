@@ -16,12 +16,20 @@ from app.service.outcome import Outcome
 from app.service.streaming import ChunkStream, read_events
 from app.service.transport import Transport, TransportError
 
+# Provider key shapes; "sk" also covers this proxy's virtual keys (sk-sb-...).
 _KEY_PATTERN = re.compile(r"\b(sk|r8|hf|sk-ant|AIza)[-_A-Za-z0-9*.]{8,}")
+_PROXY_SECRETS: list[str] = []  # the proxy's own secrets of any shape (the master key)
+
+
+def protect_secret(secret: str) -> None:
+    """Scrub `secret` from upstream text too; called at start for the master key."""
+    if secret and secret not in _PROXY_SECRETS:
+        _PROXY_SECRETS.append(secret)
 
 
 def scrub(text: str, *secrets: str | None) -> str:
     """Remove key material from text that came from outside (upstream error messages)."""
-    for secret in secrets:
+    for secret in (*secrets, *_PROXY_SECRETS):
         if secret:
             text = text.replace(secret, "[redacted]")
     return _KEY_PATTERN.sub("[redacted]", text)

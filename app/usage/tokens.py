@@ -53,7 +53,8 @@ def count_text(model: str, text: str) -> int:
 def _content_text(content: Any) -> str:
     if content is None or isinstance(content, str):
         return content or ""
-    return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return "".join(p["text"] for p in content
+                   if isinstance(p, dict) and isinstance(p.get("text"), str))
 
 
 def count_messages(model: str, messages: Iterable[dict], tools: list | None = None,

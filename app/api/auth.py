@@ -1,0 +1,181 @@
+"""Who is calling, checked before every request: the master key, a virtual key, or nobody.
+
+With SWITCHBOARD_MASTER_KEY set, only the liveness and readiness probes are open (probes
+carry no key), and the dashboard's page shell (it holds no data; what it charts comes from
+/spend, which needs the key). Virtual keys may call the completion endpoints and list
+their models; every other endpoint, present or future, needs the master key. Without a
+master key every endpoint is open (a warning says so at start), but a virtual key that is
+presented is still checked and held to its limits.
+
+A key is read from `Authorization: Bearer <key>`, `api-key` or `x-api-key`; never from the
+query string (URLs end up in logs).
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+from contextlib import contextmanager
+
+from flask import Flask, Response, current_app, g, request
+from marshmallow import RAISE, Schema, fields
+
+from app.config import ConfigError
+from app.errors import ProxyError
+from app.jsonfast import dumps, loads
+from app.keys.service import KeyService
+from app.keys.store import KeyRecord
+from app.service.completion import CompletionService
+from app.service.events import RequestContext
+from app.service.upstream import protect_secret
+
+log = logging.getLogger("switchboard")
+EXTENSION = "switchboard.keys"
+OPEN_PATHS = ("/health", "/health/readiness", "/dashboard")
+OPEN_PREFIXES = ("/dashboard/assets/",)
+CLIENT_PATHS = ("/chat/completions", "/v1/chat/completions", "/models", "/v1/models")
+COMPLETION_PATHS = CLIENT_PATHS[:2]
+RATE_HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens")
+_TOKEN = re.compile(r"^[\x21-\x7e]{1,1024}$")
+_warned = False
+
+
+class KeysSection(Schema):
+    """`keys:` in the config file."""
+
+    class Meta:
+        unknown = RAISE
+
+    public_metrics = fields.Boolean(load_default=False)  # /metrics without the master key
+
+
+def unauthorized(message: str, code: str) -> ProxyError:
+    return ProxyError(message, status=401, type="invalid_request_error", code=code,
+                      headers={"WWW-Authenticate": "Bearer"})
+
+
+def presented_token() -> tuple[str | None, str | None]:
+    """(the key sent, or None; what is wrong with what was sent, or None)."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None, "send the key as Authorization: Bearer <key>"
+        token = token.strip(" ")
+    else:
+        token = request.headers.get("api-key") or request.headers.get("x-api-key")
+        if token is None:
+            return None, None
+        token = token.strip(" ")
+    if not _TOKEN.match(token):
+        return None, "the key is malformed"
+    return token, None
+
+
+def identify(context: RequestContext) -> None:
+    """Name the calling virtual key in the request context: its id and alias, never the key."""
+    key = g.get("virtual_key")
+    if key is not None:
+        context.key_id, context.key_alias = key.id, key.alias
+
+
+def admit(body: dict, context: RequestContext) -> None:
+    """Hold a virtual key's request to its models, budget and rate limits (403 / 429)."""
+    key = g.get("virtual_key")
+    if key is not None:
+        with _store_errors():
+            g.admission = current_app.extensions[EXTENSION].enforcer.admit(key, body, context)
+
+
+@contextmanager
+def _store_errors():
+    """A key store that cannot be reached refuses the request (503): never let it through."""
+    try:
+        yield
+    except ProxyError:
+        raise
+    except Exception:
+        log.exception("the key store failed")
+        raise ProxyError("The proxy cannot check API keys right now; try again shortly.",
+                         status=503, type="server_error", code="key_store_unavailable",
+                         headers={"Retry-After": "1"}) from None
+
+
+def _key_service(service: CompletionService) -> KeyService:
+    for consumer in service.consumers:
+        if isinstance(consumer, KeyService):
+            return consumer
+    raise RuntimeError("the key service is not among the service's consumers")
+
+
+def install(app: Flask, service: CompletionService) -> None:
+    global _warned
+    keys = _key_service(service)
+    app.extensions[EXTENSION] = keys
+    master = service.settings.env.get("SWITCHBOARD_MASTER_KEY") or None
+    public = OPEN_PATHS + (("/metrics",) if service.settings.section(
+        "keys", KeysSection())["public_metrics"] else ())
+    if master and not _TOKEN.match(master):
+        raise ConfigError("SWITCHBOARD_MASTER_KEY must be printable ASCII without spaces "
+                          "(clients send it in a header)")
+    if master:
+        protect_secret(master)
+    elif not _warned:
+        _warned = True
+        log.warning("SWITCHBOARD_MASTER_KEY is not set: every endpoint (completions, key "
+                    "management, spend, the dashboard) is open to anyone who can reach this "
+                    "proxy. Set it before exposing the proxy beyond this machine.")
+
+    def reject(error: ProxyError, path: str, key: KeyRecord | None = None):
+        """Refuse; a refused completion request still gets its event (ledger, integrations)."""
+        if path in COMPLETION_PATHS:
+            context = RequestContext(request_id=g.request_id, callbacks=g.get("callbacks", True),
+                                     key_id=key and key.id, key_alias=key and key.alias)
+            service.record_rejection(None, error, context)
+        raise error
+
+    @app.before_request
+    def _authenticate():
+        path = request.path.rstrip("/") or "/"
+        if path in public or path.startswith(OPEN_PREFIXES):
+            return
+        token, problem = presented_token()
+        if token is None:
+            if master is None:
+                return
+            reject(unauthorized(f"Missing or malformed API key: {problem}." if problem else
+                                "Missing API key: send Authorization: Bearer <key> (the openai "
+                                "SDK's api_key), or an api-key or x-api-key header.",
+                                "invalid_api_key" if problem else "api_key_required"), path)
+        if master is not None and hmac.compare_digest(token.encode(), master.encode()):
+            return
+        with _store_errors():
+            key = keys.store.authenticate(token)
+        if key is None:
+            if master is None and not token.startswith("sk-sb-"):
+                return  # open proxy: any other token is just the SDK's placeholder
+            reject(unauthorized("Incorrect API key provided.", "invalid_api_key"), path)
+        if key.expired(time.time()):
+            reject(unauthorized(f"The API key {key.label} has expired.", "key_expired"), path, key)
+        if master is not None and path not in CLIENT_PATHS:
+            reject(ProxyError("This endpoint needs the master key; a virtual key may call "
+                              "/v1/chat/completions and /v1/models.", status=403,
+                              type="invalid_request_error", code="master_key_required"), path, key)
+        g.virtual_key = key
+
+    @app.after_request
+    def _describe_limits(response: Response) -> Response:
+        key: KeyRecord | None = g.get("virtual_key")
+        if key is None:
+            return response
+        if key.models and request.endpoint == "models.list_models" and response.status_code == 200:
+            listing = loads(response.get_data())
+            listing["data"] = [model for model in listing["data"] if key.allows(model["id"])]
+            response.set_data(dumps(listing))
+        if not any(name in response.headers for name in RATE_HEADERS):  # our 429s carry them
+            admission = g.get("admission")
+            headers = admission.headers if admission else keys.enforcer.peek_headers(key)
+            for name, value in headers.items():
+                response.headers[name] = value
+        return response

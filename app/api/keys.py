@@ -1,0 +1,124 @@
+"""/key/*: create, inspect, change and revoke virtual keys (master key only).
+
+A key is returned once, by /key/generate; afterwards it is named by its id. Revocation
+deletes the key's row, and every request reads its key's row, so it takes effect at once
+in every worker and instance that shares the database.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from marshmallow import Schema, ValidationError
+
+from app.api.chat import read_json_body
+from app.api.key_schemas import KeyDelete, KeySettings, KeyUpdate
+from app.api.schemas import _WORDING, _first_error
+from app.errors import InvalidRequestError, ProxyError
+from app.jsonfast import dumps
+from app.keys.store import KeyRecord, KeyStore
+
+bp = Blueprint("keys", __name__)
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1000
+_SETTINGS, _UPDATE, _DELETE = KeySettings(), KeyUpdate(), KeyDelete()
+_DIGITS = re.compile(r"^[0-9]{1,16}$")
+
+
+def _store() -> KeyStore:
+    return current_app.extensions["switchboard.keys"].store
+
+
+def _json(value: Any) -> Response:
+    return Response(dumps(value), mimetype="application/json")
+
+
+def _loaded(schema: Schema) -> dict[str, Any]:
+    body = read_json_body()
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.", code="invalid_body")
+    try:
+        return schema.load(body)
+    except ValidationError as exc:
+        param, message = _first_error(exc.messages)
+        message = _WORDING.get(message, message)
+        if message == "Unknown field.":
+            message = "is not a key setting"
+        raise InvalidRequestError(f"Invalid parameter '{param}': {message}.", param=param,
+                                  code="invalid_value") from None
+
+
+def _not_found() -> ProxyError:
+    return ProxyError("No such key.", status=404, type="invalid_request_error",
+                      code="key_not_found")
+
+
+def _named(key_id: str | None, key: str | None) -> KeyRecord:
+    if key_id is None and key is None:
+        raise InvalidRequestError("Name the key: key_id (or key).", param="key_id",
+                                  code="missing_required_parameter")
+    record = _store().resolve(key_id, key)
+    if record is None:
+        raise _not_found()
+    return record
+
+
+@bp.post("/key/generate")
+def generate():
+    record, key = _store().create(_loaded(_SETTINGS))
+    return _json({"key": key, **record.info(time.time())})
+
+
+@bp.get("/key/info")
+def info():
+    record = _named(request.args.get("key_id"), request.args.get("key"))
+    return _json(record.info(time.time()))
+
+
+@bp.get("/key/list")
+def listing():
+    limit = _number("limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)
+    offset = _number("offset", 0, 0, 2**53)
+    now = time.time()
+    return _json({"keys": [r.info(now) for r in _store().list(limit, offset)],
+                  "limit": limit, "offset": offset})
+
+
+@bp.post("/key/update")
+def update():
+    changes = _loaded(_UPDATE)
+    record = _named(changes.pop("key_id", None), changes.pop("key", None))
+    updated = _store().update(record.id, changes)
+    if updated is None:
+        raise _not_found()
+    return _json(updated.info(time.time()))
+
+
+@bp.post("/key/delete")
+def delete():
+    body = _loaded(_DELETE)
+    store = _store()
+    ids = [*body.get("key_ids", ()), *([body["key_id"]] if "key_id" in body else ())]
+    for key in [*body.get("keys", ()), *([body["key"]] if "key" in body else ())]:
+        record = store.authenticate(key)
+        if record is not None:
+            ids.append(record.id)
+    if not ids and not body.get("keys") and "key" not in body:
+        raise InvalidRequestError("Name the keys: key_id, key_ids, key or keys.",
+                                  param="key_ids", code="missing_required_parameter")
+    deleted = store.delete(ids)
+    if not deleted:
+        raise _not_found()
+    return _json({"deleted": deleted})
+
+
+def _number(name: str, default: int, low: int, high: int) -> int:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    if not _DIGITS.match(text) or not low <= int(text) <= high:
+        raise InvalidRequestError(f"Invalid parameter '{name}': must be a whole number from "
+                                  f"{low} to {high}.", param=name, code="invalid_value")
+    return int(text)

@@ -1,0 +1,105 @@
+"""The embedded backend: diskcache folders that every process on the machine opens.
+
+`entries/` holds the answers (least-recently-used eviction, size bound, per-entry expiry;
+diskcache marks an entry used on every read). `meta/` holds the shared counters and the
+semantic log: record n under "log:<n>", its number taken from the "log:seq" counter in the
+same transaction, so a reader never sees a number without its record. diskcache reopens
+its SQLite connections after a fork, so a cache built in gunicorn's master works in every
+worker. Timeouts are short: a locked or broken database is a fault, never a long wait.
+"""
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from app.cache.backends import LOG_LIMIT, LogPage, Record
+
+TIMEOUT = 1.0           # seconds SQLite may wait for a lock
+COUNTERS = ("hits", "semantic_hits", "misses")
+CULL_BATCH = 10         # entries diskcache's cull() removes per round
+
+
+class _Cursor(NamedTuple):
+    generation: int
+    position: int
+
+
+class DiskBackend:
+    name = "disk"
+
+    def __init__(self, directory: str, max_bytes: int):
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._entries = None
+        self._meta = None
+
+    def _open(self):
+        """Open lazily: a folder that cannot be created is a fault on use, not a crash at start."""
+        if self._entries is None:
+            import diskcache
+            os.makedirs(self.directory, exist_ok=True)
+            self._meta = diskcache.Cache(os.path.join(self.directory, "meta"), timeout=TIMEOUT,
+                                         eviction_policy="none", tag_index=True)
+            self._entries = diskcache.Cache(
+                os.path.join(self.directory, "entries"), timeout=TIMEOUT, cull_limit=1,
+                eviction_policy="least-recently-used", size_limit=self.max_bytes)
+        return self._entries, self._meta
+
+    def get(self, key: str) -> bytes | None:
+        entries, _ = self._open()
+        return entries.get(key)
+
+    def put(self, key: str, value: bytes, ttl: float) -> None:
+        """Each write evicts the least recently used entry when over the bound (diskcache's
+        default, ten at a time, would throw the new entry out too when entries are few and
+        large). When that is not room enough (the new entry is larger), `cull` evicts in
+        tens, oldest first, down to the bound: only with more than ten entries, so the new
+        one stays."""
+        entries, _ = self._open()
+        entries.set(key, value, expire=ttl)
+        if entries.volume() > self.max_bytes and len(entries) > CULL_BATCH:
+            entries.cull()
+
+    def delete(self, key: str) -> bool:
+        entries, _ = self._open()
+        return entries.delete(key)
+
+    def flush(self) -> None:
+        entries, meta = self._open()
+        entries.clear()
+        with meta.transact():
+            meta.evict("log")
+            meta.set("log:start", meta.get("log:seq", 0))
+            meta.incr("generation")
+
+    def count(self, counter: str) -> None:
+        _, meta = self._open()
+        meta.incr(counter)
+
+    def stats(self) -> dict[str, int]:
+        entries, meta = self._open()
+        entries.expire()
+        found = {"entries": len(entries), "bytes": entries.volume()}
+        found.update({name: meta.get(name, 0) for name in COUNTERS})
+        return found
+
+    def append(self, record: Record) -> None:
+        _, meta = self._open()
+        with meta.transact():
+            number = meta.incr("log:seq")
+            meta.set(f"log:{number}", tuple(record), tag="log")
+            meta.delete(f"log:{number - LOG_LIMIT}")
+
+    def read(self, cursor: _Cursor | None, limit: int) -> LogPage:
+        _, meta = self._open()
+        generation, last = meta.get("generation", 0), meta.get("log:seq", 0)
+        restarted = cursor is None or cursor.generation != generation
+        position = meta.get("log:start", 0) if restarted else cursor.position
+        position = max(position, last - LOG_LIMIT)
+        records = []
+        end = min(last, position + limit)
+        for number in range(position + 1, end + 1):
+            found = meta.get(f"log:{number}")
+            if found is not None:
+                records.append(Record(*found))
+        return LogPage(records, _Cursor(generation, end), restarted)

@@ -1,0 +1,149 @@
+"""Holding each virtual key to its allowed models, budget and rate limits.
+
+Before the call: refuse a model the key may not use, then reserve the request's estimated
+cost against the budget and count it towards rpm / tpm / max_parallel_requests. After it
+(when its event is published): release its slot, add its real cost to the key's spend and
+correct its token count. Estimates are the proxy's own quote (app.usage.quote): the prompt
+counted with tiktoken, plus max_tokens of output when set, at the model's prices.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from app.errors import ProxyError
+from app.keys.limits import (Admission, Usage, has_rate_limits, rate_headers, window_of)
+from app.keys.redis_counters import RedisCounters
+from app.keys.sql_counters import SqlCounters
+from app.keys.store import KeyRecord
+from app.usage.quote import prompt_tokens, quote_prompt
+
+if TYPE_CHECKING:  # the service layer calls in here, never the reverse
+    from app.service.events import RequestContext, RequestEvent
+    from app.service.router import Router
+
+log = logging.getLogger("switchboard.keys")
+
+
+def model_not_allowed(key: KeyRecord, model: str) -> ProxyError:
+    return ProxyError(f"Key {key.label} may not use model {model!r}; it may use: "
+                      f"{', '.join(key.models)}.", status=403, type="invalid_request_error",
+                      param="model", code="model_not_allowed")
+
+
+class Enforcer:
+    def __init__(self, sql: SqlCounters, redis: RedisCounters | None, router: Router,
+                 lease_seconds: float):
+        self.sql = sql
+        self.redis = redis
+        self.router = router
+        self.lease_seconds = lease_seconds
+        # Admitted requests of this process awaiting their event. A client may reuse an
+        # x-request-id, so the context's start time tells two requests apart.
+        self._pending: dict[tuple[str, float], tuple[Admission, float]] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, key: KeyRecord, body: dict, context: RequestContext) -> Admission | None:
+        """Admit the request or raise the 403 / 429 that refuses it."""
+        for model in (body["model"], *(body.get("fallbacks") or ())):
+            if not key.allows(model):
+                raise model_not_allowed(key, model)
+        budgeted = key.max_budget is not None
+        if not budgeted and not has_rate_limits(key):
+            return None
+        now = time.time()
+        tokens, cost = self._estimate(body, budgeted, key.tpm_limit is not None)
+        admission = Admission(key, tokens, cost, window_of(now))
+        shared_rates = self.redis is not None and has_rate_limits(key)
+        sql_rates = self.redis is None and has_rate_limits(key)
+        usage = Usage()
+        if budgeted or sql_rates:
+            admission.sql_lease, admission.sql_rates = uuid.uuid4().hex, sql_rates
+            usage = self.sql.admit(admission, sql_rates, now)
+        if shared_rates:
+            admission.redis_lease = uuid.uuid4().hex
+            try:
+                usage = self.redis.admit(admission, now)
+            except ProxyError:
+                self._release(admission)
+                raise
+            except Exception:  # Redis unreachable: serve without the rate limits, say so
+                log.warning("rate-limit store unreachable; key %s served without its limits",
+                            key.id)
+                admission.redis_lease = None
+        admission.headers = rate_headers(key, usage, now)
+        self._remember(context, admission)
+        return admission
+
+    def peek_headers(self, key: KeyRecord) -> dict[str, str]:
+        """The key's x-ratelimit-* headers for a response that counted nothing."""
+        if key.rpm_limit is None and key.tpm_limit is None:
+            return {}
+        now = time.time()
+        try:
+            usage = (self.redis.peek(key.id, window_of(now)) if self.redis is not None
+                     else self.sql.peek(key.id, now))
+        except Exception:
+            log.warning("rate-limit store unreachable; no x-ratelimit headers")
+            return {}
+        return rate_headers(key, usage, now)
+
+    def settle(self, event: RequestEvent) -> None:
+        """Account a finished request of a key: free its slot, add its cost to the spend."""
+        with self._lock:
+            found = self._pending.pop((event.request_id, event.started_at), None)
+        admission = found[0] if found else None
+        cost = event.cost or 0.0
+        if admission is None:
+            if cost:
+                self.sql.settle(event.key_id, None, cost, None, 0)
+            return
+        window, delta = self._token_correction(admission, event)
+        try:
+            self.sql.settle(event.key_id, admission.sql_lease, cost,
+                            window if admission.sql_rates else None, delta)
+        finally:
+            if admission.redis_lease:
+                self.redis.settle(event.key_id, admission.redis_lease, window, delta)
+
+    def _token_correction(self, admission: Admission, event: RequestEvent) -> tuple[int, int]:
+        """(window, tokens to add): what the request really used minus what was counted when
+        it was admitted. A window that is over gets no refund, the current one no credit."""
+        delta = event.prompt_tokens + event.completion_tokens - admission.tokens
+        current = window_of(time.time())
+        if admission.window == current:
+            return current, delta
+        return current, max(delta, 0)
+
+    def _release(self, admission: Admission) -> None:
+        if admission.sql_lease:
+            self.sql.release(admission.sql_lease)
+
+    def _remember(self, context: RequestContext, admission: Admission) -> None:
+        """Keep the admission for its event; forget ones whose event never came (a crash in
+        the request) once their lease is over."""
+        now = time.monotonic()
+        with self._lock:
+            self._pending[(context.request_id, context.started_at)] = (admission, now)
+            while self._pending:
+                oldest = next(iter(self._pending))
+                if now - self._pending[oldest][1] < self.lease_seconds:
+                    break
+                del self._pending[oldest]
+
+    def _estimate(self, body: dict, budgeted: bool, counted: bool) -> tuple[int, float]:
+        """(prompt tokens, cost) as far as known before the call, on the deployment the
+        proxy would try first: the prompt, plus max_tokens of output when set."""
+        if not budgeted and not counted:
+            return 0, 0.0
+        try:
+            target = self.router.resolve(body["model"])[0]
+        except ProxyError:
+            return 0, 0.0  # the service refuses the model itself
+        if not budgeted:
+            return prompt_tokens(target, body)[0], 0.0
+        quote = quote_prompt(target, body)
+        return quote["prompt_tokens"], quote["cost"]

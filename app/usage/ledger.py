@@ -1,0 +1,166 @@
+"""The ledger: one row per request (answered or failed, streamed or not, cached or not),
+written off the request path by a batching background writer.
+
+The table lives in the proxy's database (SQLite in the data directory, or PostgreSQL with
+DATABASE_URL) and is created and migrated by the proxy itself at start. Prompts and
+completions are kept only when the operator turns `ledger.store_messages` on, and never
+while the top-level `redact_messages` is set.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from marshmallow import RAISE, Schema, fields, validate
+
+from app.config import ConfigError
+from app.service.events import RequestEvent
+from app.storage.database import Database, database_url
+from app.usage.writer import BatchWriter
+
+MIGRATIONS = [[
+    "CREATE TABLE ledger ("
+    " id TEXT PRIMARY KEY, request_id TEXT NOT NULL,"
+    " started_at DOUBLE PRECISION NOT NULL, day TEXT NOT NULL,"
+    " requested_model TEXT, model TEXT, provider TEXT, deployment TEXT,"
+    " key_id TEXT, key_alias TEXT, end_user TEXT, stream SMALLINT NOT NULL,"
+    " prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL,"
+    " cached_tokens BIGINT NOT NULL, cache_creation_tokens BIGINT NOT NULL,"
+    " reasoning_tokens BIGINT NOT NULL, usage_estimated SMALLINT NOT NULL,"
+    " cost DOUBLE PRECISION NOT NULL, saved_cost DOUBLE PRECISION NOT NULL,"
+    " latency_ms DOUBLE PRECISION NOT NULL, ttft_ms DOUBLE PRECISION,"
+    " overhead_ms DOUBLE PRECISION, cache TEXT NOT NULL, status INTEGER NOT NULL,"
+    " error_type TEXT, error_code TEXT, error_message TEXT, finish_reason TEXT,"
+    " attempts INTEGER NOT NULL, attempts_detail TEXT NOT NULL,"
+    " retries INTEGER NOT NULL, fallbacks INTEGER NOT NULL,"
+    " metadata TEXT, messages TEXT, response TEXT)",
+    "CREATE INDEX ledger_started_at ON ledger (started_at)",
+    "CREATE INDEX ledger_user ON ledger (end_user, started_at)",
+    "CREATE INDEX ledger_key ON ledger (key_id, started_at)",
+]]
+
+COLUMNS = ("id", "request_id", "started_at", "day", "requested_model", "model", "provider",
+           "deployment", "key_id", "key_alias", "end_user", "stream", "prompt_tokens",
+           "completion_tokens", "cached_tokens", "cache_creation_tokens", "reasoning_tokens",
+           "usage_estimated", "cost", "saved_cost", "latency_ms", "ttft_ms", "overhead_ms",
+           "cache", "status", "error_type", "error_code", "error_message", "finish_reason",
+           "attempts", "attempts_detail", "retries", "fallbacks", "metadata", "messages",
+           "response")
+# The row id is made once per event, so a batch retried after an unclear failure (the
+# commit landed, the connection dropped) cannot count a request twice.
+INSERT = (f"INSERT INTO ledger ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+          " ON CONFLICT (id) DO NOTHING")
+
+CACHE_HITS = ("hit", "semantic-hit")
+TEXT_LIMIT = 2000          # longest identifier or error message kept
+BIGINT_MAX = 2 ** 63 - 1
+
+
+class LedgerConfig(Schema):
+    """The `ledger:` config section."""
+
+    class Meta:
+        unknown = RAISE
+
+    store_messages = fields.Boolean(load_default=False)
+    batch_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10_000))
+    flush_interval = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=60))
+    queue_size = fields.Integer(load_default=10_000, validate=validate.Range(min=1))
+
+
+def _text(value: Any, limit: int = TEXT_LIMIT) -> str | None:
+    """Text as both engines accept it (PostgreSQL refuses NUL characters), bounded."""
+    if value is None:
+        return None
+    return str(value).replace("\x00", "")[:limit]
+
+
+def _count(value: Any) -> int:
+    return min(max(int(value or 0), 0), BIGINT_MAX)
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode().replace(
+        "\\u0000", "")
+
+
+def attempts_of(event: RequestEvent) -> list[dict]:
+    """Every route tried, in order: the failed ones, then the one that answered (none for a
+    cache hit or a request refused before any call)."""
+    tried = [dict(attempt) for attempt in event.attempts]
+    if event.model is not None and event.cache not in CACHE_HITS:
+        tried.append({"model": event.model, "status": event.status, "error": event.error_message})
+    return tried
+
+
+def row_of(event: RequestEvent, store_messages: bool) -> tuple:
+    """The ledger row for one event, in COLUMNS order."""
+    attempts = attempts_of(event)
+    day = datetime.fromtimestamp(event.started_at, timezone.utc).date().isoformat()
+    return (
+        uuid.uuid4().hex, _text(event.request_id), float(event.started_at), day,
+        _text(event.requested_model), _text(event.model), _text(event.provider),
+        _text(event.deployment), _text(event.key_id), _text(event.key_alias), _text(event.user),
+        int(event.stream), _count(event.prompt_tokens), _count(event.completion_tokens),
+        _count(event.cached_tokens), _count(event.cache_creation_tokens),
+        _count(event.reasoning_tokens), int(event.usage_estimated), float(event.cost),
+        float(event.saved_cost), float(event.latency_ms), event.ttft_ms, event.overhead_ms,
+        _text(event.cache), int(event.status), _text(event.error_type), _text(event.error_code),
+        _text(event.error_message), _text(event.finish_reason), len(attempts), _json(attempts),
+        int(event.retries), int(event.fallbacks), _json(event.metadata),
+        _json(event.messages) if store_messages else None,
+        _json(event.response) if store_messages else None,
+    )
+
+
+class Ledger:
+    """The event consumer: `handle` only enqueues; the writer thread inserts batches."""
+
+    def __init__(self, database: Database, store_messages: bool = False, batch_size: int = 500,
+                 flush_interval: float = 1.0, queue_size: int = 10_000):
+        self.database = database
+        self.store_messages = store_messages
+        self.writer = BatchWriter("ledger", self._row, self._insert, batch_size, flush_interval,
+                                  queue_size)
+
+    def handle(self, event: RequestEvent) -> None:
+        self.writer.put(event)
+
+    def flush(self, timeout: float) -> bool:
+        return self.writer.flush(timeout)
+
+    def close(self, timeout: float) -> None:
+        self.writer.close(timeout)
+
+    def _row(self, event: RequestEvent) -> tuple:
+        return row_of(event, self.store_messages)
+
+    def _insert(self, rows) -> None:
+        with self.database.transaction() as tx:
+            tx.executemany(INSERT, rows)
+
+
+def build_ledger(service) -> Ledger:
+    """The ledger on the proxy's database, its schema brought up to date first (once, in the
+    gunicorn master before the workers fork; the master's connection is closed after)."""
+    settings = service.settings
+    config = settings.section("ledger", LedgerConfig())
+    url = database_url(settings.env, settings.data_dir)
+    try:
+        database = Database(url)
+        database.migrate("ledger", MIGRATIONS)
+        database.close()
+    except Exception as exc:
+        where = "DATABASE_URL" if settings.env.get("DATABASE_URL") else url
+        raise ConfigError(f"the ledger database ({where}) cannot be used: "
+                          f"{type(exc).__name__}: {exc}") from None
+    store_messages = config.pop("store_messages") and not settings.redact_messages
+    return Ledger(database, store_messages, **config)
+
+
+def ledger_of(service) -> Ledger | None:
+    return next((c for c in service.consumers if isinstance(c, Ledger)), None)

@@ -1,0 +1,53 @@
+"""Token counts and cost ahead of a call, or of an answer a client holds, for clients that
+budget ahead: the same counting and prices the proxy bills with."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from app.providers.base import Target
+from app.usage.pricing import TokenCounts, cost_of
+from app.usage.tokens import count_messages, estimate_usage
+
+# Providers whose own tokenizer tiktoken is; elsewhere a count is an estimate.
+EXACT_PROVIDERS = ("openai",)
+
+
+def prompt_tokens(target: Target, body: dict[str, Any]) -> tuple[int, bool]:
+    """Prompt tokens of `body` (messages, tools, functions) for this target, and whether the
+    count is an estimate (another tokenizer, or tool definitions, whose billing is opaque)."""
+    tokens = count_messages(target.upstream_model, body["messages"], body.get("tools"),
+                            body.get("functions"))
+    estimated = target.provider not in EXACT_PROVIDERS or bool(body.get("tools")
+                                                               or body.get("functions"))
+    return tokens, estimated
+
+
+def _priced(target: Target, counts: TokenCounts, estimated: bool) -> dict[str, Any]:
+    def usd(of: TokenCounts) -> float:  # to the 1e-12 the cost header carries
+        return round(cost_of(target.info, target.settings, of), 12)
+
+    return {
+        "model": target.model_group, "provider": target.provider,
+        "prompt_tokens": counts.prompt, "completion_tokens": counts.completion,
+        "cached_tokens": counts.cached, "reasoning_tokens": counts.reasoning,
+        "prompt_cost": usd(replace(counts, completion=0, reasoning=0)),
+        "completion_cost": usd(TokenCounts(completion=counts.completion)),
+        "cost": usd(counts), "estimated": estimated,
+    }
+
+
+def quote_prompt(target: Target, body: dict[str, Any]) -> dict[str, Any]:
+    """The prompt's cost, plus the most the completion can cost when a token limit is given."""
+    tokens, estimated = prompt_tokens(target, body)
+    ceiling = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+    return _priced(target, TokenCounts(prompt=tokens, completion=ceiling), estimated)
+
+
+def quote_completion(target: Target, body: dict[str, Any]) -> dict[str, Any]:
+    """What a chat.completion costs: its own usage, with any missing count counted from the
+    messages and the answer's text, as the proxy does for a provider that reports none."""
+    params = {"messages": body.get("messages") or (), "tools": body.get("tools"),
+              "functions": body.get("functions")}
+    usage, estimated = estimate_usage(target.upstream_model, params, body["completion"])
+    return _priced(target, TokenCounts.from_usage(usage), estimated)

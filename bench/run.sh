@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# Switchboard's benchmark: direct-to-mock, Switchboard and a peer proxy (LiteLLM), measured
+# interleaved in one run, so the ratios share the same machine noise. `make bench` runs it.
+#
+# Scenarios (SCENARIOS, default "1 2 3 4 5 6 7"; BENCH_QUICK=1 -> "1 2 4", short):
+#   1 added latency, one request at a time, upstream 0 ms (+ the proxy's own
+#     x-switchboard-overhead-ms header)
+#   2 throughput, upstream 0 ms, THROUGHPUT_CONC ["16 64"] connections (wrk)
+#   3 realistic: upstream REALISTIC_LATENCY_MS [1000], REALISTIC_CONC [1000] in flight (wrk)
+#   4 streaming, STREAM_CHUNKS [20] chunks STREAM_INTERVAL_MS [20] apart: TTFT at c=1, then
+#     bursts of STREAM_BURSTS ["100 1000"] streams opened at once (all chunks + [DONE]?)
+#   5 exact-cache hits at 64 connections: Switchboard restarted with CACHE_CONFIG_YAML
+#     ["cache: {enabled: true, mode: exact}"] as its config; skipped, with the reason, when
+#     a repeated request does not come back with x-switchboard-cache: hit
+#   6 memory and start-up: fresh start (exec -> /health 200), RSS per process at idle and
+#     after MEM_REQUESTS [100000] requests at c=16 (bounded by MEM_MAX_SECONDS [300])
+#   7 scaling: added latency with BODY_KBS ["1 10 100"] KB of messages, and with
+#     DEPLOYMENTS ["1 100 1000"] configured deployments (Switchboard only)
+# Knobs: DURATION [15 s per measurement], WARMUP [3 s], REPEATS [2], PEER [litellm|none],
+#   MOCK_IMPL [nginx if installed, else aiohttp],
+#   QUIET_MAX_BUSY [40] / QUIET_TIMEOUT [10]: before each measurement wait (bounded) until the
+#   shared machine is at most that busy; OUT_DIR [/tmp/bench-results/<timestamp>];
+#   BENCH_SKIP_SETUP=1 skips setup.sh.
+# Everything listens on 127.0.0.1; every load is bounded in time (and count); every process
+# started here is stopped by its PID / process group on exit, Ctrl-C included.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
+  SCENARIOS=${SCENARIOS:-"1 2 4"}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
+  REPEATS=${REPEATS:-1}; QUIET_TIMEOUT=${QUIET_TIMEOUT:-2}; MEM_REQUESTS=${MEM_REQUESTS:-5000}
+fi
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7"}
+DURATION=${DURATION:-15}
+WARMUP=${WARMUP:-3}
+REPEATS=${REPEATS:-2}
+PEER=${PEER:-litellm}
+QUIET_MAX_BUSY=${QUIET_MAX_BUSY:-40}
+QUIET_TIMEOUT=${QUIET_TIMEOUT:-10}
+THROUGHPUT_CONC=${THROUGHPUT_CONC:-"16 64"}
+REALISTIC_LATENCY_MS=${REALISTIC_LATENCY_MS:-1000}
+REALISTIC_CONC=${REALISTIC_CONC:-1000}
+REALISTIC_DURATION=${REALISTIC_DURATION:-$((DURATION > 20 ? DURATION : 20))}
+STREAM_CHUNKS=${STREAM_CHUNKS:-20}
+STREAM_INTERVAL_MS=${STREAM_INTERVAL_MS:-20}
+STREAM_BURSTS=${STREAM_BURSTS:-"100 1000"}
+CACHE_CONC=${CACHE_CONC:-64}
+CACHE_CONFIG_YAML=${CACHE_CONFIG_YAML:-"cache: {enabled: true, mode: exact}"}
+MEM_REQUESTS=${MEM_REQUESTS:-100000}
+MEM_MAX_SECONDS=${MEM_MAX_SECONDS:-300}
+BODY_KBS=${BODY_KBS:-"1 10 100"}
+DEPLOYMENTS=${DEPLOYMENTS:-"1 100 1000"}
+export BENCH_API_KEY=${BENCH_API_KEY:-sk-bench}
+OUT_DIR=${OUT_DIR:-/tmp/bench-results/$(date +%Y%m%d-%H%M%S)}
+[[ "$PEER" == litellm || "$PEER" == none ]] || die "PEER must be litellm or none"
+
+[[ "${BENCH_SKIP_SETUP:-0}" == 1 ]] || PEER=$PEER "$HERE/setup.sh"
+mkdir -p "$OUT_DIR/raw"
+RESULTS=$OUT_DIR/results.jsonl
+: > "$RESULTS"
+log "results -> $OUT_DIR"
+
+MOCK_PORT=$(free_port); SB_PORT=$(free_port); PEER_PORT=$(free_port)
+export MOCK_PORT SB_PORT PEER_PORT
+declare -A URL=([direct]="http://127.0.0.1:$MOCK_PORT" [switchboard]="http://127.0.0.1:$SB_PORT")
+declare -A PID=()
+TARGETS=(direct switchboard)
+if [[ "$PEER" == litellm ]]; then TARGETS+=(litellm); URL[litellm]="http://127.0.0.1:$PEER_PORT"; fi
+HELPERS=()   # load generators / monitors running in the background right now
+
+cleanup() {
+  local rc=$? p name
+  trap - EXIT INT TERM
+  for p in "${HELPERS[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
+  for name in litellm switchboard mock; do
+    if [[ -n "${PID[$name]:-}" ]]; then log "stopping $name (pid ${PID[$name]})"; stop_group "${PID[$name]}" 15; fi
+  done
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ -z "${MOCK_IMPL:-}" ]]; then   # nginx + lua when installed, else the aiohttp mock
+  MOCK_IMPL=aiohttp
+  if command -v nginx >/dev/null && [[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ]]; then MOCK_IMPL=nginx; fi
+fi
+export MOCK_IMPL
+version_of() { "$1" -c "import importlib.metadata as m; print(m.version('$2'))" 2>/dev/null || echo "?"; }
+{
+  echo "date: $(date -Is)"
+  dirty=$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')
+  echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$dirty"
+  echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -h | awk '/^Mem:/{print $2}') RAM"
+  echo "tools: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), mock=$MOCK_IMPL"
+  echo "switchboard: gunicorn.conf.py, worker_class=${SWITCHBOARD_WORKER_CLASS:-gthread}" \
+    "workers=${WEB_CONCURRENCY:-2} threads=${SWITCHBOARD_THREADS:-64}"
+  if [[ "$PEER" == litellm ]]; then
+    echo "peer: litellm $(version_of "${PEER_VENV:-/tmp/peer-venv-old}/bin/python" litellm), ${PEER_WORKERS:-2} workers"
+  fi
+  echo "realistic: upstream ${REALISTIC_LATENCY_MS} ms, ${REALISTIC_CONC} connections, ${REALISTIC_DURATION}s"
+  echo "realistic_latency_ms: $REALISTIC_LATENCY_MS"
+  echo "stream: ${STREAM_CHUNKS} chunks ${STREAM_INTERVAL_MS} ms apart"
+  echo "scenarios: $SCENARIOS; duration ${DURATION}s (+${WARMUP}s warm-up), repeats $REPEATS"
+  echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$OUT_DIR/meta.txt"
+
+# ---------------------------------------------------------------- servers
+start_mock() { # latency_ms interval_ms
+  if [[ -n "${PID[mock]:-}" ]]; then stop_group "${PID[mock]}" 10; PID[mock]=""; fi
+  MOCK_LATENCY_MS=$1 MOCK_INTERVAL_MS=$2 MOCK_CHUNKS=$STREAM_CHUNKS MOCK_DIR="$OUT_DIR/mock" \
+    setsid "$HERE/mock/start.sh" > "$OUT_DIR/mock.log" 2>&1 < /dev/null &
+  PID[mock]=$!
+  if ! wait_status "${URL[direct]}/health" 20 200 "${PID[mock]}"; then
+    cat "$OUT_DIR/mock.log" >&2; die "mock upstream did not start"
+  fi
+  log "mock upstream: latency ${1} ms, ${STREAM_CHUNKS} chunks ${2} ms apart (pid ${PID[mock]})"
+  # proxies keep pooled connections to the previous mock: let them notice it is gone
+  local t; for t in "${TARGETS[@]}"; do [[ -z "${PID[$t]:-}" ]] || wait_chat "${URL[$t]}" 30 || true; done
+}
+
+# start_target NAME [SB_CONFIG] : start (or restart) a proxy; records its start-up time
+start_target() {
+  local name=$1 config=${2:-} t0 ready health
+  if [[ -n "${PID[$name]:-}" ]]; then stop_group "${PID[$name]}" 15; PID[$name]=""; fi
+  mkdir -p "$OUT_DIR/$name"
+  t0=$(date +%s.%N)
+  if [[ $name == switchboard ]]; then
+    SB_CONFIG=$config SB_DATA_DIR=$OUT_DIR/$name/data setsid "$HERE/targets/switchboard.sh" >> "$OUT_DIR/$name/server.log" 2>&1 < /dev/null &
+    health=/health
+  else
+    RUN_DIR="$OUT_DIR/$name" setsid "$HERE/targets/litellm.sh" >> "$OUT_DIR/$name/server.log" 2>&1 < /dev/null &
+    health=/health/liveliness
+  fi
+  PID[$name]=$!
+  if ! wait_status "${URL[$name]}$health" 240 200 "${PID[$name]}"; then
+    tail -30 "$OUT_DIR/$name/server.log" >&2; die "$name did not answer $health"
+  fi
+  ready=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b - a}')
+  if ! wait_chat "${URL[$name]}" 60; then
+    tail -30 "$OUT_DIR/$name/server.log" >&2; die "$name does not proxy a completion"
+  fi
+  log "$name up in ${ready}s (pid ${PID[$name]})"
+  LAST_STARTUP=$ready
+}
+
+sanity_check() { # target: the reply must be the mock's, the stream must end in [DONE]
+  local t=$1 reply stream
+  reply=$(curl -s -m 10 -D "$OUT_DIR/raw/sanity-$t.headers" -X POST "${URL[$t]}/v1/chat/completions" \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $BENCH_API_KEY" \
+    -d '{"model":"gpt-3.5-turbo","messages":[{"role":"user","content":"hi"}]}')
+  grep -q 'Hello from the bench mock upstream' <<<"$reply" || die "$t: reply is not the mock's: $reply"
+  stream=$(curl -sN -m 10 -X POST "${URL[$t]}/v1/chat/completions" -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $BENCH_API_KEY" \
+    -d '{"model":"gpt-3.5-turbo","stream":true,"messages":[{"role":"user","content":"hi"}]}')
+  [[ "$(tail -c 20 <<<"$stream" | tr -d '\n')" == *"data: [DONE]" ]] || die "$t: stream does not end with [DONE]"
+  log "sanity $t: reply ok, stream of $(grep -c '"content":"w' <<<"$stream") content chunks ends in [DONE]"
+}
+
+# ---------------------------------------------------------------- measuring
+# record SCENARIO CASE TARGET REPEAT TOOL_OUTPUT [MON_JSON] [EXTRA_JSON]
+record() {
+  PRE_BUSY=${PRE_BUSY:-} "$BENCH_PY" - "$@" >> "$RESULTS" <<'PY'
+import json, os, sys
+sc, case, target, rep, tool_out = sys.argv[1:6]
+mon_path = sys.argv[6] if len(sys.argv) > 6 else ""
+extra = json.loads(sys.argv[7]) if len(sys.argv) > 7 and sys.argv[7] else {}
+lines = [l for l in open(tool_out)] if os.path.exists(tool_out) else []
+found = [l for l in lines if l.startswith("RESULT ")]
+result = json.loads(found[-1][7:]) if found else {"failed": "".join(lines[-5:]).strip() or "no output"}
+mon = json.load(open(mon_path)) if mon_path and os.path.exists(mon_path) else None
+pre = os.environ.get("PRE_BUSY")
+print(json.dumps({"scenario": sc, "case": case, "target": target, "repeat": int(rep),
+                  "pre_busy_pct": float(pre) if pre else None, "result": result, "mon": mon, **extra}))
+PY
+}
+
+gate() { PRE_BUSY=$(quiet_gate "$QUIET_MAX_BUSY" "$QUIET_TIMEOUT"); }
+
+# measure SCENARIO CASE TARGET REPEAT -- COMMAND... : run a bounded load command with the
+# CPU/RSS monitor beside it, then record both
+measure() {
+  local sc=$1 case=$2 t=$3 rep=$4; shift 5
+  local tag; tag="$sc-${case//[^A-Za-z0-9=.]/_}-$t-r$rep"
+  local mon_target=${PID[$t]:-${PID[mock]}}   # direct has no PID of its own: the mock
+  gate
+  "$@" > "$OUT_DIR/raw/$tag.txt" 2>&1 &
+  local load=$!
+  local servers=() name
+  for name in "${!PID[@]}"; do [[ -n "${PID[$name]}" ]] && servers+=(--group "server_$name=${PID[$name]}"); done
+  "$BENCH_PY" "$HERE/procmon.py" watch --group "target=$mon_target" --group "loadgen=$load" "${servers[@]}" \
+    --max-seconds 900 --out "$OUT_DIR/raw/$tag.mon.json" &
+  local mon=$!
+  HELPERS=("$load" "$mon")
+  wait "$load" || true
+  kill -TERM "$mon" 2>/dev/null || true; wait "$mon" 2>/dev/null || true
+  HELPERS=()
+  record "$sc" "$case" "$t" "$rep" "$OUT_DIR/raw/$tag.txt" "$OUT_DIR/raw/$tag.mon.json"
+  "$BENCH_PY" "$HERE/summarize.py" --line "$RESULTS" >&2
+}
+
+loadgen() { "$BENCH_PY" "$HERE/loadgen.py" "$@" --api-key "$BENCH_API_KEY"; }
+
+wrk_run() { # url conc seconds [extra wrk args]
+  local url=$1 conc=$2 secs=$3; shift 3
+  local threads=1; ((conc >= 256)) && threads=2
+  wrk -t"$threads" -c"$conc" -d"${secs}s" --timeout 30s -s "$HERE/wrk_chat.lua" "$@" "$url/v1/chat/completions"
+}
+
+wrk_measure() { # sc case target rep conc seconds
+  local sc=$1 case=$2 t=$3 rep=$4 conc=$5 secs=$6
+  ((WARMUP > 0)) && wrk_run "${URL[$t]}" "$conc" "$WARMUP" > /dev/null 2>&1 || true
+  measure "$sc" "$case" "$t" "$rep" -- wrk_run "${URL[$t]}" "$conc" "$secs"
+}
+
+# ---------------------------------------------------------------- scenarios
+scenario_1() {
+  start_mock 0 0
+  local rep t
+  for ((rep = 1; rep <= REPEATS; rep++)); do for t in "${TARGETS[@]}"; do
+    measure 1 "c=1" "$t" "$rep" -- loadgen latency --url "${URL[$t]}" --duration "$DURATION" --warmup "$WARMUP"
+  done; done
+}
+
+scenario_2() {
+  start_mock 0 0
+  local c rep t
+  for c in $THROUGHPUT_CONC; do for ((rep = 1; rep <= REPEATS; rep++)); do for t in "${TARGETS[@]}"; do
+    wrk_measure 2 "c=$c" "$t" "$rep" "$c" "$DURATION"
+  done; done; done
+}
+
+scenario_3() {
+  start_mock "$REALISTIC_LATENCY_MS" 0
+  local rep t
+  for ((rep = 1; rep <= REPEATS; rep++)); do for t in "${TARGETS[@]}"; do
+    measure 3 "c=$REALISTIC_CONC" "$t" "$rep" -- wrk_run "${URL[$t]}" "$REALISTIC_CONC" "$REALISTIC_DURATION"
+    sleep 2   # let the server drain what wrk left in flight before the next target
+  done; done
+}
+
+scenario_4() {
+  start_mock 0 "$STREAM_INTERVAL_MS"
+  local rep t n
+  for ((rep = 1; rep <= REPEATS; rep++)); do for t in "${TARGETS[@]}"; do
+    measure 4 "c=1" "$t" "$rep" -- loadgen stream --url "${URL[$t]}" -c 1 --duration "$DURATION" \
+      --warmup "$WARMUP" --expect-chunks "$STREAM_CHUNKS"
+  done; done
+  for n in $STREAM_BURSTS; do for ((rep = 1; rep <= REPEATS; rep++)); do for t in "${TARGETS[@]}"; do
+    measure 4 "burst=$n" "$t" "$rep" -- loadgen burst --url "${URL[$t]}" --streams "$n" --timeout 60 \
+      --expect-chunks "$STREAM_CHUNKS"
+  done; done; done
+}
+
+scenario_5() {
+  start_mock 0 0
+  local config=$OUT_DIR/switchboard-cache.yaml hdr=$OUT_DIR/raw/5-probe.headers seen rep t i
+  printf '%s\n' "$CACHE_CONFIG_YAML" > "$config"
+  start_target switchboard "$config"
+  for i in 1 2; do   # the same request twice: the second one must be a hit
+    curl -s -o /dev/null -D "$hdr.$i" -m 10 -X POST "${URL[switchboard]}/v1/chat/completions" \
+      -H 'Content-Type: application/json' -H "Authorization: Bearer $BENCH_API_KEY" \
+      -d '{"model":"gpt-3.5-turbo","messages":[{"role":"user","content":"cache probe"}],"temperature":0}'
+  done
+  seen=$(sed -n 's/^x-switchboard-cache: *//Ip' "$hdr.2" | tr -d '\r')
+  if [[ "$seen" != hit ]]; then
+    local why="the 2nd identical request was not a cache hit (x-switchboard-cache: ${seen:-absent})"
+    why+=" with this config: $(tr '\n' ' ' < "$config")"
+    log "scenario 5 skipped: $why"
+    printf 'RESULT %s\n' "$("$BENCH_PY" -c 'import json,sys; print(json.dumps({"skipped": sys.argv[1]}))' "$why")" \
+      > "$OUT_DIR/raw/5-skip.txt"
+    record 5 "c=$CACHE_CONC" switchboard 1 "$OUT_DIR/raw/5-skip.txt"
+  else
+    for ((rep = 1; rep <= REPEATS; rep++)); do for t in direct switchboard; do
+      BENCH_COUNT_HEADER=x-switchboard-cache wrk_measure 5 "c=$CACHE_CONC" "$t" "$rep" "$CACHE_CONC" "$DURATION"
+    done; done
+  fi
+  start_target switchboard   # back to the configuration the other scenarios use
+}
+
+scenario_6() {
+  start_mock 0 0
+  local t idle after
+  for t in "${TARGETS[@]}"; do
+    [[ $t == direct ]] && continue
+    start_target "$t"
+    sleep 2
+    idle=$("$BENCH_PY" "$HERE/procmon.py" rss --pid "${PID[$t]}")
+    measure 6 "memory" "$t" 1 -- loadgen count --url "${URL[$t]}" -c 16 --requests "$MEM_REQUESTS" \
+      --max-seconds "$MEM_MAX_SECONDS"
+    after=$("$BENCH_PY" "$HERE/procmon.py" rss --pid "${PID[$t]}")
+    printf 'RESULT {"startup_s": %s, "rss_idle": %s, "rss_after": %s}\n' "$LAST_STARTUP" "$idle" "$after" \
+      > "$OUT_DIR/raw/6-rss-$t.txt"
+    record 6 "rss" "$t" 1 "$OUT_DIR/raw/6-rss-$t.txt"
+    "$BENCH_PY" "$HERE/summarize.py" --line "$RESULTS" >&2
+  done
+}
+
+deployments_config() { # N -> path of a config with N model_list entries, gpt-3.5-turbo last
+  local n=$1 path=$OUT_DIR/switchboard-deployments-$1.yaml i
+  local params="params: {model: openai/gpt-3.5-turbo, api_base: \"http://127.0.0.1:$MOCK_PORT/v1\", api_key: sk-bench}"
+  {
+    echo "model_list:"
+    for ((i = 1; i < n; i++)); do echo "  - {model_name: bench-model-$i, $params}"; done
+    echo "  - {model_name: gpt-3.5-turbo, $params}"
+  } > "$path"
+  echo "$path"
+}
+
+scenario_7() {
+  start_mock 0 0
+  local kb n rep t
+  for kb in $BODY_KBS; do for ((rep = 1; rep <= REPEATS; rep++)); do for t in "${TARGETS[@]}"; do
+    measure 7 "body=${kb}KB" "$t" "$rep" -- loadgen latency --url "${URL[$t]}" --body-kb "$kb" \
+      --duration "$DURATION" --warmup "$WARMUP"
+  done; done; done
+  for n in $DEPLOYMENTS; do
+    start_target switchboard "$(deployments_config "$n")"
+    printf 'RESULT {"startup_s": %s}\n' "$LAST_STARTUP" > "$OUT_DIR/raw/7-startup-$n.txt"
+    record 7 "deployments=$n startup" switchboard 1 "$OUT_DIR/raw/7-startup-$n.txt"
+    for ((rep = 1; rep <= REPEATS; rep++)); do for t in direct switchboard; do
+      measure 7 "deployments=$n" "$t" "$rep" -- loadgen latency --url "${URL[$t]}" \
+        --duration "$DURATION" --warmup "$WARMUP"
+    done; done
+  done
+  start_target switchboard
+}
+
+# ---------------------------------------------------------------- run
+start_mock 0 0
+for t in "${TARGETS[@]}"; do
+  [[ $t == direct ]] || start_target "$t"
+  sanity_check "$t"
+done
+for sc in $SCENARIOS; do
+  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-7)"
+  log "---- scenario $sc"
+  "scenario_$sc"
+done
+echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT_DIR/meta.txt"
+"$BENCH_PY" "$HERE/summarize.py" "$OUT_DIR" > "$OUT_DIR/summary.md"
+cat "$OUT_DIR/summary.md"
+log "summary -> $OUT_DIR/summary.md"

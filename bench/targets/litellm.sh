@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run the peer, LiteLLM (1.91.1 from $PEER_VENV), in the foreground; exec, so the caller's PID
+# is its main process. One model, gpt-3.5-turbo, pointing at the mock; no database; the client
+# key is checked in memory against the master key. Env: PEER_PORT, MOCK_PORT, RUN_DIR,
+# PEER_VENV [/tmp/peer-venv-old], PEER_WORKERS [2], BENCH_API_KEY [sk-bench].
+set -euo pipefail
+: "${PEER_PORT:?}" "${MOCK_PORT:?}" "${RUN_DIR:?}"
+mkdir -p "$RUN_DIR"
+cat > "$RUN_DIR/litellm.yaml" <<YAML
+model_list:
+  - model_name: gpt-3.5-turbo
+    litellm_params:
+      model: openai/gpt-3.5-turbo
+      api_base: http://127.0.0.1:$MOCK_PORT/v1
+      api_key: sk-bench-upstream
+litellm_settings:
+  request_timeout: 600
+  set_verbose: false
+  json_logs: true
+  telemetry: false
+general_settings: {}
+YAML
+export LITELLM_LOG=ERROR LITELLM_MODE=PRODUCTION LITELLM_LOCAL_MODEL_COST_MAP=True
+export LITELLM_MASTER_KEY="${BENCH_API_KEY:-sk-bench}"
+cd "$RUN_DIR"
+exec "${PEER_VENV:-/tmp/peer-venv-old}/bin/litellm" --config "$RUN_DIR/litellm.yaml" \
+  --host 127.0.0.1 --port "$PEER_PORT" --num_workers "${PEER_WORKERS:-2}"

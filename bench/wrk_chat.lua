@@ -1,0 +1,46 @@
+-- wrk script: POST a chat completion and print `RESULT {json}` at the end.
+-- Env: BENCH_BODY_FILE (request body; a small default otherwise), BENCH_API_KEY,
+--      BENCH_COUNT_HEADER (optional: count responses per value of this header, e.g.
+--      x-switchboard-cache; defining response() slows wrk a little, so only then).
+local path = os.getenv("BENCH_BODY_FILE")
+local payload = '{"model":"gpt-3.5-turbo","messages":[{"role":"system","content":"You are a helpful assistant."},' ..
+                '{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"temperature":0}'
+if path and path ~= "" then
+  local f = assert(io.open(path, "rb")); payload = f:read("*a"); f:close()
+end
+wrk.method = "POST"
+wrk.body = payload
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_API_KEY") or "sk-bench")
+
+local count_header = os.getenv("BENCH_COUNT_HEADER")
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+
+if count_header and count_header ~= "" then
+  counts = {}
+  function response(status, headers, body)
+    local v = headers[count_header] or "(none)"
+    counts[v] = (counts[v] or 0) + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  local seconds = summary.duration / 1e6
+  local tally = {}
+  for _, t in ipairs(threads) do
+    local c = t:get("counts")
+    if c then for k, v in pairs(c) do tally[k] = (tally[k] or 0) + v end end
+  end
+  local parts = {}
+  for k, v in pairs(tally) do table.insert(parts, string.format('"%s":%d', k, v)) end
+  io.write(string.format(
+    'RESULT {"requests":%d,"seconds":%.3f,"rps":%.2f,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},"error_count":%d,' ..
+    '"latency_ms":{"mean":%.3f,"p50":%.3f,"p90":%.3f,"p99":%.3f,"max":%.3f},"header_counts":{%s}}\n',
+    summary.requests, seconds, summary.requests / seconds,
+    e.connect, e.read, e.write, e.status, e.timeout, e.connect + e.read + e.write + e.status + e.timeout,
+    latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000, table.concat(parts, ",")))
+end

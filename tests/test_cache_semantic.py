@@ -1,0 +1,160 @@
+"""The semantic cache: no false hit on the labelled evaluation set at the default threshold,
+and through the endpoint: paraphrases hit, near-misses and other partitions do not."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cache import build_cache
+from app.cache.config import DEFAULT_THRESHOLD
+from app.cache.types import CacheRequest
+from app.config import load_settings
+
+PAIRS = Path(__file__).resolve().parents[1] / "bench" / "data" / "semantic_pairs.jsonl"
+MODEL = "gpt-4o-mini"
+STORED = "What is the capital of Australia?"
+PARAPHRASE = "So, what is the capital of Australia?"
+
+
+def labelled_pairs() -> list[dict]:
+    return [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines() if line]
+
+
+def answer(text: str) -> dict:
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": MODEL,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 8, "completion_tokens": 8, "total_tokens": 16}}
+
+
+def request(text: str, namespace: str) -> CacheRequest:
+    return CacheRequest(MODEL, {"messages": [{"role": "user", "content": text}]},
+                        {"namespace": namespace})
+
+
+def test_no_false_hit_on_the_evaluation_set(tmp_path):
+    """Each pair's first prompt is stored, its second looked up: in a cache holding only that
+    prompt (flushed between pairs), and in one holding every pair's (one namespace each)."""
+    pairs = labelled_pairs()
+    kinds = {p["kind"] for p in pairs if not p["hit"]}
+    assert len(pairs) >= 300 and {"number", "negation", "entity", "unit", "order",
+                                  "language"} <= kinds
+    settings = load_settings({"SWITCHBOARD_DATA_DIR": str(tmp_path)})
+    settings.sections["cache"] = {"enabled": True, "mode": "semantic"}
+    cache = build_cache(settings)
+    assert cache.matcher.threshold == DEFAULT_THRESHOLD
+
+    def served(pair: dict, namespace: str) -> bool:
+        found = cache.lookup(request(pair["b"], namespace))
+        return found is not None and found.response["choices"][0]["message"]["content"] == \
+            pair["a"]
+
+    fresh = []
+    for pair in pairs:
+        cache.store(request(pair["a"], "fresh"), answer(pair["a"]), MODEL, "openai", 0.001)
+        fresh.append(served(pair, "fresh"))
+        cache.flush()
+    for number, pair in enumerate(pairs):
+        cache.store(request(pair["a"], f"pair-{number}"), answer(pair["a"]), MODEL, "openai",
+                    0.001)
+    filled = [served(pair, f"pair-{number}") for number, pair in enumerate(pairs)]
+    for hits in (fresh, filled):
+        false_hits = [p for p, hit in zip(pairs, hits) if hit and not p["hit"]]
+        assert false_hits == []
+    recall = [sum(h for p, h in zip(pairs, hits) if p["hit"]) / sum(p["hit"] for p in pairs)
+              for hits in (fresh, filled)]
+    assert recall[0] > 0.4 and recall[1] > 0.7        # what bench/cache_bench.py reports
+
+
+@pytest.fixture(params=["disk", "redis"])
+def semantic(request, make_client, write_config, tmp_path):
+    """A client of a proxy with the semantic cache on; `lines` are more `cache:` settings."""
+    env, lines = {}, f"  dir: {tmp_path / 'cache'}\n"
+    if request.param == "redis":
+        env, lines = {"REDIS_URL": request.getfixturevalue("redis_url")}, "  backend: redis\n"
+
+    def make(more: str = "  mode: semantic\n"):
+        return make_client(env=env, config=write_config("cache:\n  enabled: true\n" + lines +
+                                                        more))
+    return make
+
+
+def ask(client, text: str, system: str | None = None, **fields):
+    messages = ([{"role": "system", "content": system}] if system else []) + \
+        [{"role": "user", "content": text}]
+    response = client.post("/v1/chat/completions",
+                           json={"model": MODEL, "messages": messages, **fields})
+    assert response.status_code == 200, response.get_json()
+    return response
+
+
+def test_a_paraphrase_gets_the_stored_answer(semantic, openai_emu):
+    client = semantic()
+    assert ask(client, STORED).headers["x-switchboard-cache"] == "miss"
+    key = ask(client, STORED).headers["x-switchboard-cache-key"]
+    hit = ask(client, PARAPHRASE)
+    assert hit.headers["x-switchboard-cache"] == "semantic-hit"
+    assert hit.headers["x-switchboard-cache-key"] == key
+    similarity = hit.headers["x-switchboard-cache-similarity"]
+    assert len(similarity.split(".")[1]) == 4 and DEFAULT_THRESHOLD <= float(similarity) < 1
+    assert hit.get_json()["choices"][0]["message"]["content"] == f"Hello! You said: {STORED}"
+    assert float(hit.headers["x-switchboard-cost"]) == 0
+    stats = client.get("/cache/stats").get_json()
+    assert (stats["hits"], stats["semantic_hits"], stats["misses"]) == (1, 1, 1)
+    assert len(openai_emu.calls) == 1
+
+
+@pytest.mark.parametrize("other", [
+    {"text": "What is the capital of Austria?"},                           # an entity
+    {"text": "What isn't the capital of Australia?"},                      # a negation
+    {"text": PARAPHRASE, "system": "Answer in French."},                   # another system prompt
+    {"text": PARAPHRASE, "temperature": 0.9},                              # other parameters
+    {"text": PARAPHRASE, "cache": {"namespace": "team-b"}},                # another namespace
+    {"text": PARAPHRASE, "cache": {"semantic": False}},                    # exact only
+    {"text": PARAPHRASE, "model": "gpt-4o"},                               # another model
+], ids=lambda other: next(iter(other.keys() - {"text"}), other["text"]))
+def test_near_misses_and_other_partitions_are_misses(semantic, openai_emu, other):
+    client = semantic()
+    ask(client, STORED)
+    fields = {k: v for k, v in other.items() if k not in ("text", "system")}
+    response = ask(client, other["text"], other.get("system"), **fields)
+    assert response.headers["x-switchboard-cache"] == "miss"
+
+
+def test_earlier_turns_are_part_of_the_partition(semantic, openai_emu):
+    client = semantic()
+    history = [{"role": "user", "content": "I am travelling to Oceania."},
+               {"role": "assistant", "content": "Sounds great!"}]
+
+    def turn(earlier: list[dict], text: str) -> str:
+        response = client.post("/v1/chat/completions", json={
+            "model": MODEL, "messages": [*earlier, {"role": "user", "content": text}]})
+        return response.headers["x-switchboard-cache"]
+
+    assert turn(history, STORED) == "miss"
+    assert turn(history, PARAPHRASE) == "semantic-hit"
+    assert turn([], PARAPHRASE) == "miss"
+    assert turn(history[:1] + [{"role": "assistant", "content": "Nice."}], PARAPHRASE) == "miss"
+
+
+def test_exact_mode_and_deleted_entries(semantic, openai_emu):
+    exact = semantic("  mode: exact\n")
+    ask(exact, STORED)
+    assert ask(exact, PARAPHRASE).headers["x-switchboard-cache"] == "miss"
+    client = semantic()
+    client.post("/cache/flush")
+    assert ask(client, STORED).headers["x-switchboard-cache"] == "miss"
+    key = ask(client, STORED).headers["x-switchboard-cache-key"]
+    assert client.delete(f"/cache/{key}").status_code == 200
+    assert ask(client, PARAPHRASE).headers["x-switchboard-cache"] == "miss"
+
+
+def test_a_stream_is_matched_and_replayed(semantic, openai_emu):
+    client = semantic()
+    ask(client, STORED, stream=True).get_data()          # stored once the stream is whole
+    replay = ask(client, PARAPHRASE, stream=True)
+    assert replay.headers["x-switchboard-cache"] == "semantic-hit"
+    assert f"Hello! You said: {STORED}" in replay.get_data(as_text=True)
+    assert len(openai_emu.calls) == 1

@@ -1,0 +1,106 @@
+"""Limits under real gunicorn (two workers, SQLite shared between them): concurrent requests
+from many threads are counted exactly, budgets hold, and revocation is immediate."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+import urllib3
+
+from tests.conftest import GunicornProxy
+from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.server import Fault
+from tests.keys_fixtures import ADMIN, MASTER, ask, bearer, fresh_window
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def proxy(emulators, tmp_path_factory):
+    """One proxy for the module (each test makes its own keys), served by the OpenAI emulator."""
+    folder = tmp_path_factory.mktemp("keys-workers")
+    started = GunicornProxy({**emulators(OpenAIEmulator).proxy_env(),
+                             "SWITCHBOARD_MASTER_KEY": MASTER,
+                             "SWITCHBOARD_DATA_DIR": str(folder / "data")}, folder / "gunicorn.log")
+    yield started
+    started.stop()
+
+
+def admin(proxy, method: str, path: str, **kwargs):
+    response = urllib3.request(method, f"{proxy.base_url}{path}", headers=ADMIN, **kwargs)
+    assert response.status == 200, response.data
+    return response.json()
+
+
+def fire(proxy, key: str, count: int, body: dict) -> list[urllib3.BaseHTTPResponse]:
+    """`count` requests at once from as many threads."""
+    http = urllib3.PoolManager(maxsize=count)
+    url = f"{proxy.base_url}/v1/chat/completions"
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda _: http.request("POST", url, json=body, headers=bearer(key),
+                                                     timeout=30), range(count)))
+
+
+def test_rpm_is_exact_across_workers(proxy):
+    made = admin(proxy, "POST", "/key/generate", json={"rpm_limit": 10})
+    fresh_window(5)
+    replies = fire(proxy, made["key"], 30, ask())
+    statuses = sorted(r.status for r in replies)
+    assert statuses == [200] * 10 + [429] * 20
+    refused = [r for r in replies if r.status == 429]
+    assert all(r.json()["error"]["code"] == "rate_limit_exceeded" for r in refused)
+    assert all(r.headers["x-ratelimit-remaining-requests"] == "0" for r in refused)
+    assert sorted(r.headers["x-ratelimit-remaining-requests"] for r in replies
+                  if r.status == 200) == sorted(str(n) for n in range(10))
+
+
+def test_parallel_limit_across_workers(proxy, openai_emu):
+    openai_emu.fail_next(Fault(hang=1.5, times=100))  # every answer takes 1.5 s
+    made = admin(proxy, "POST", "/key/generate", json={"max_parallel_requests": 3})
+    replies = fire(proxy, made["key"], 12, ask())
+    assert sorted(r.status for r in replies) == [200] * 3 + [429] * 9
+    openai_emu.reset_state()
+    again = fire(proxy, made["key"], 3, ask())  # the slots were given back
+    assert [r.status for r in again] == [200] * 3
+
+
+def test_concurrent_requests_cannot_overspend_beyond_those_in_flight(proxy, openai_emu):
+    openai_emu.fail_next(Fault(hang=0.3, times=1000))
+    budget, concurrency = 0.00002, 24
+    # With max_tokens the estimate reserved before the call covers the real cost: never over.
+    capped = admin(proxy, "POST", "/key/generate", json={"max_budget": budget})
+    replies = fire(proxy, capped["key"], concurrency, ask(max_tokens=5))
+    answered = [r for r in replies if r.status == 200]
+    costs = [float(r.headers["x-switchboard-cost"]) for r in answered]
+    assert answered and len(answered) < concurrency
+    assert {r.json()["error"]["code"] for r in replies if r.status != 200} == {"budget_exceeded"}
+    spend = admin(proxy, "GET", f"/key/info?key_id={capped['key_id']}")["spend"]
+    assert spend == pytest.approx(sum(costs)) and spend <= budget
+    # Without it only the prompt is reserved: the overshoot is bounded by the requests in flight.
+    open_ended = admin(proxy, "POST", "/key/generate", json={"max_budget": budget})
+    replies = fire(proxy, open_ended["key"], concurrency, ask())
+    costs = [float(r.headers["x-switchboard-cost"]) for r in replies if r.status == 200]
+    spend = admin(proxy, "GET", f"/key/info?key_id={open_ended['key_id']}")["spend"]
+    assert spend == pytest.approx(sum(costs))
+    assert spend <= budget + concurrency * max(costs)
+    after = fire(proxy, open_ended["key"], 1, ask())[0]
+    assert after.status == 429 and f"spend ${spend:.6f}" in after.json()["error"]["message"]
+
+
+def test_a_revoked_key_finishes_its_open_stream_and_nothing_more(proxy):
+    made = admin(proxy, "POST", "/key/generate", json={})
+    client = openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key=made["key"], max_retries=0)
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", stream=True,
+        messages=[{"role": "user", "content": "one two three four five six seven"}])
+    first = next(iter(stream))
+    admin(proxy, "POST", "/key/delete", json={"key_id": made["key_id"]})
+    rest = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in [first, *rest] if c.choices)
+    assert text == "Hello! You said: one two three four five six seven"
+    for _ in range(4):  # each worker refuses it
+        with pytest.raises(openai.AuthenticationError) as info:
+            client.chat.completions.create(model="gpt-4o-mini",
+                                           messages=[{"role": "user", "content": "again"}])
+        assert info.value.body["code"] == "invalid_api_key"
