@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Mapping
 
 
@@ -49,6 +48,7 @@ def cost_of(target_info: Mapping[str, Any], settings: Mapping[str, Any],
 
 
 def format_cost(cost: float) -> str:
-    """A plain decimal string (no exponent), as the x-switchboard-cost header carries it."""
-    text = format(Decimal(repr(cost)).quantize(Decimal("1e-12")).normalize(), "f")
-    return text if text != "-0" else "0"
+    """A plain decimal string (no exponent) to 1e-12 USD, as the x-switchboard-cost header
+    carries it."""
+    text = f"{cost:.12f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
