@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 
 from flask import Flask, g, request
@@ -24,9 +25,19 @@ INSTALLERS: tuple = (optout.install,
                      cors.install, auth.install)  # CORS preflights are answered before auth
 
 
+def _timed(wsgi_app):
+    """Note when the request reached the app, before Flask parses it, so that the proxy's
+    self-measured overhead includes the framework's own work."""
+    def timed(environ, start_response):
+        environ["switchboard.started"] = time.perf_counter()
+        return wsgi_app(environ, start_response)
+    return timed
+
+
 def create_app(service: CompletionService | None = None) -> Flask:
     service = service or CompletionService()
     app = Flask(__name__)
+    app.wsgi_app = _timed(app.wsgi_app)
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_bytes
     app.json.sort_keys = False
     app.url_map.strict_slashes = False

@@ -54,7 +54,7 @@ def sse_frames(chunks):
 @bp.post("/chat/completions")
 @bp.post("/v1/chat/completions")
 def chat_completions():
-    started = time.perf_counter()
+    started = request.environ.get("switchboard.started") or time.perf_counter()
     service = current_app.extensions["switchboard"]
     context = RequestContext(request_id=g.request_id, started=started,
                              callbacks=g.get("callbacks", True))  # see app/callbacks/optout.py
