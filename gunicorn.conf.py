@@ -3,7 +3,8 @@
 Worker classes (SWITCHBOARD_WORKER_CLASS):
 - gthread (default): WEB_CONCURRENCY processes x SWITCHBOARD_THREADS threads. Each open
   stream or in-flight request holds one thread, so the ceiling is workers x threads
-  (2 x 64 = 128 by default).
+  (2 x 512 = 1,024 by default: LLM calls are slow, so many wait at once). Threads are
+  made as needed, so an idle proxy holds few.
 - gevent: one greenlet per request, up to SWITCHBOARD_WORKER_CONNECTIONS (default 2000)
   per worker; for thousands of slow requests or streams at once.
 
@@ -39,7 +40,7 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 wsgi_app = "wsgi:app"
 worker_class = os.environ.get("SWITCHBOARD_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("SWITCHBOARD_THREADS", "64"))
+threads = int(os.environ.get("SWITCHBOARD_THREADS", "512"))
 worker_connections = int(os.environ.get("SWITCHBOARD_WORKER_CONNECTIONS", "2000"))
 timeout = int(os.environ.get("SWITCHBOARD_WORKER_TIMEOUT", "660"))  # above the 600 s request default
 graceful_timeout = 30
