@@ -15,7 +15,7 @@ from marshmallow import Schema, ValidationError
 
 from app.api.chat import read_json_body
 from app.api.key_schemas import KeyDelete, KeySettings, KeyUpdate
-from app.api.schemas import _WORDING, _first_error
+from app.api.schemas import invalid_request, require_object
 from app.errors import InvalidRequestError, ProxyError
 from app.jsonfast import dumps
 from app.keys.store import KeyRecord, KeyStore
@@ -36,18 +36,10 @@ def _json(value: Any) -> Response:
 
 
 def _loaded(schema: Schema) -> dict[str, Any]:
-    body = read_json_body()
-    if not isinstance(body, dict):
-        raise InvalidRequestError("The request body must be a JSON object.", code="invalid_body")
     try:
-        return schema.load(body)
+        return schema.load(require_object(read_json_body()))
     except ValidationError as exc:
-        param, message = _first_error(exc.messages)
-        message = _WORDING.get(message, message)
-        if message == "Unknown field.":
-            message = "is not a key setting"
-        raise InvalidRequestError(f"Invalid parameter '{param}': {message}.", param=param,
-                                  code="invalid_value") from None
+        raise invalid_request(exc.messages, {"Unknown field.": "is not a key setting"}) from None
 
 
 def _not_found() -> ProxyError:
