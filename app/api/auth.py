@@ -23,7 +23,6 @@ from marshmallow import RAISE, Schema, fields
 
 from app.config import ConfigError
 from app.errors import ProxyError
-from app.jsonfast import dumps, loads
 from app.keys.service import KeyService
 from app.keys.store import KeyRecord
 from app.service.completion import CompletionService
@@ -169,10 +168,6 @@ def install(app: Flask, service: CompletionService) -> None:
         key: KeyRecord | None = g.get("virtual_key")
         if key is None:
             return response
-        if key.models and request.endpoint == "models.list_models" and response.status_code == 200:
-            listing = loads(response.get_data())
-            listing["data"] = [model for model in listing["data"] if key.allows(model["id"])]
-            response.set_data(dumps(listing))
         if not any(name in response.headers for name in RATE_HEADERS):  # our 429s carry them
             admission = g.get("admission")
             headers = admission.headers if admission else keys.enforcer.peek_headers(key)
