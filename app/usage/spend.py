@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from app.storage.database import Database
+from app.usage.ledger import COLUMNS
 
 AGGREGATES = ("COUNT(*), SUM(CASE WHEN error_type IS NULL THEN 0 ELSE 1 END), "
               "SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), SUM(cost), "
@@ -24,13 +25,7 @@ MONEY = ("cost", "saved_cost")
 MODEL = "COALESCE(model, requested_model)"
 GROUPS = {"model": MODEL, "user": "end_user", "key_id": "key_id"}
 PERCENTILES = (50, 95)
-LOG_COLUMNS = ("id", "request_id", "started_at", "requested_model", "model", "provider",
-               "deployment", "key_id", "key_alias", "end_user", "stream", "prompt_tokens",
-               "completion_tokens", "cached_tokens", "cache_creation_tokens", "reasoning_tokens",
-               "usage_estimated", "cost", "saved_cost", "latency_ms", "ttft_ms", "overhead_ms",
-               "cache", "status", "error_type", "error_code", "error_message", "finish_reason",
-               "attempts", "attempts_detail", "retries", "fallbacks", "metadata", "messages",
-               "response")
+LOG_COLUMNS = tuple(column for column in COLUMNS if column != "day")  # day: derived
 # The fields of one log row as the API gives them.
 LOG_FIELDS = ("id", "request_id", "time",
               *("user" if column == "end_user" else column for column in LOG_COLUMNS[2:]))
