@@ -58,7 +58,7 @@ def similarities(pairs: list[dict]) -> tuple[list[float], list[float]]:
         index.add([("p", "a", pair["a"])])
         fresh.append(_score(index, "p", pair["b"]))
     index.clear()
-    index.add([(f"pair{i}", "a", pair["a"]) for i, pair in enumerate(pairs)])
+    index.add([(f"pair{i}", f"a{i}", pair["a"]) for i, pair in enumerate(pairs)])
     for i, pair in enumerate(pairs):
         filled.append(_score(index, f"pair{i}", pair["b"]))
     return fresh, filled

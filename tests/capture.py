@@ -21,7 +21,6 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from app.api import create_app
-from app.cache.types import CachedAnswer, CacheRequest
 from app.config import load_settings
 from app.service.completion import CompletionService
 from prometheus_client import REGISTRY
@@ -161,25 +160,6 @@ callbacks:
 """
 
 
-class MemoryCache:
-    """An exact-match ResponseCache in a dict, enough to serve a cache hit here (app/cache has
-    no `build_cache` yet)."""
-
-    def __init__(self):
-        self.entries: dict[str, CachedAnswer] = {}
-
-    @staticmethod
-    def _key(request: CacheRequest) -> str:
-        return json.dumps([request.model_group, request.params.get("messages")], sort_keys=True)
-
-    def lookup(self, request: CacheRequest) -> CachedAnswer | None:
-        return self.entries.get(self._key(request))
-
-    def store(self, request, response, model, provider, cost) -> None:
-        key = self._key(request)
-        self.entries[key] = CachedAnswer(response, "hit", key, model, provider, cost)
-
-
 @dataclass
 class Services:
     servers: dict[str, CaptureServer]
@@ -233,5 +213,5 @@ def metric(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def make_proxy(env: dict, config_path: str, cache=None) -> Proxy:
-    return Proxy(CompletionService(load_settings(env, config_path), cache=cache))
+def make_proxy(env: dict, config_path: str) -> Proxy:
+    return Proxy(CompletionService(load_settings(env, config_path)))

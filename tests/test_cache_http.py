@@ -1,9 +1,8 @@
-"""The exact cache through the completion endpoint and the admin endpoints, on the disk
-backend and on a real Redis: what counts as the same request, per-request controls, TTL,
-eviction, what is never stored, and a broken backend."""
+"""The exact cache through the completion endpoint, on the disk backend and on a real Redis:
+what counts as the same request, per-request controls, TTL, what is never stored, streams,
+and what the events record."""
 from __future__ import annotations
 
-import logging
 import time
 
 import pytest
@@ -11,48 +10,10 @@ import pytest
 from app.cache.types import CacheRequest
 from tests.emulators.openai import openai_error
 from tests.emulators.server import Fault, Reply, sse
+from tests.keys_fixtures import ADMIN, bearer, generate, keyed  # noqa: F401  (a fixture)
 from tests.provider_fixtures import sdk_for, sse_frames, streamed_text
-from tests.servers import free_port
-
-MODEL = "gpt-4o-mini"
-QUESTION = "What is the capital of Australia?"
-
-
-@pytest.fixture(params=["disk", "redis"])
-def backend(request, tmp_path) -> tuple[dict, str]:
-    """(environment, config lines) of a cache backend."""
-    if request.param == "redis":
-        return {"REDIS_URL": request.getfixturevalue("redis_url")}, "  backend: redis\n"
-    return {}, f"  dir: {tmp_path / 'cache'}\n"
-
-
-@pytest.fixture
-def cached(make_client, write_config, backend):
-    """A test client of a proxy with the cache on; `lines` are more `cache:` settings."""
-    def make(lines: str = ""):
-        env, backend_lines = backend
-        config = write_config("cache:\n  enabled: true\n" + backend_lines + lines)
-        return make_client(env=env, config=config)
-    return make
-
-
-def ask(client, text: str = QUESTION, headers: dict | None = None, **fields):
-    body = {"model": MODEL, "messages": [{"role": "user", "content": text}], **fields}
-    return client.post("/v1/chat/completions", json=body, headers=headers or {})
-
-
-def status(response) -> str:
-    assert response.status_code == 200, response.get_json()
-    return response.headers["x-switchboard-cache"]
-
-
-def test_off_unless_configured(client, openai_emu):
-    assert status(ask(client)) == "off" and status(ask(client)) == "off"
-    assert len(openai_emu.calls) == 2
-    assert client.get("/cache/stats").get_json() == {"enabled": False}
-    refused = client.post("/cache/flush")
-    assert refused.status_code == 409
-    assert refused.get_json()["error"]["code"] == "cache_disabled"
+from tests.test_cache_fixtures import (MODEL, QUESTION, ask, backend, cached,  # noqa: F401
+                                       status)
 
 
 def test_hit_returns_the_stored_answer_with_new_id_and_no_cost(cached, openai_emu):
@@ -201,88 +162,6 @@ def test_replayed_stream_frames(cached, openai_emu):
     assert frames[-1]["choices"][0]["finish_reason"] == "stop"
 
 
-def test_stats_delete_and_flush(cached, openai_emu):
-    client = cached()
-    ask(client), ask(client, "Another question")
-    key = ask(client).headers["x-switchboard-cache-key"]
-    stats = client.get("/cache/stats").get_json()
-    assert stats["enabled"] is True and stats["available"] is True
-    counts = [stats[name] for name in ("entries", "hits", "misses", "semantic_hits")]
-    assert counts == [2, 1, 2, 0]
-    assert stats["hit_rate"] == pytest.approx(1 / 3, abs=1e-4) and stats["bytes"] > 0
-    assert stats["faults"] == 0
-    assert client.delete(f"/cache/{key}").get_json() == {"deleted": True, "key": key}
-    for unknown in (key, "0" * 32, "not-a-key", "a/b"):
-        gone = client.delete(f"/cache/{unknown}")
-        assert gone.status_code == 404
-        assert gone.get_json()["error"]["code"] == "cache_key_not_found"
-    assert status(ask(client)) == "miss"
-    assert client.post("/cache/flush").get_json() == {"flushed": True}
-    assert client.get("/cache/stats").get_json()["entries"] == 0
-    assert status(ask(client, "Another question")) == "miss"
-
-
-def test_least_recently_used_entries_go_first(cached, openai_emu):
-    client = cached("  max_size_mb: 0.25\n")
-    padding = "word " * 8000                            # ~40 KB answers (the emulator echoes)
-    for n in (1, 2, 3):
-        assert status(ask(client, f"{n} {padding}")) == "miss"
-    assert status(ask(client, f"1 {padding}")) == "hit"            # 1 is now the most recent
-    for n in (4, 5, 6, 7):
-        assert status(ask(client, f"{n} {padding}")) == "miss"
-    kept = {n: status(ask(client, f"{n} {padding}", cache={"no-store": True}))
-            for n in range(1, 8)}
-    assert kept[1] == "hit" and kept[7] == "hit" and kept[2] == "miss"
-    stats = client.get("/cache/stats").get_json()
-    assert stats["bytes"] <= 0.25 * 1024 * 1024 and stats["entries"] < 7
-
-
-def test_a_broken_backend_serves_uncached_and_counts_faults(
-        make_client, write_config, tmp_path, openai_emu, caplog):
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the cache folder should be")
-    broken = {
-        "disk": ({}, f"cache:\n  enabled: true\n  mode: semantic\n  dir: {blocker}\n"),
-        "redis": ({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"},   # nothing listens
-                  "cache:\n  enabled: true\n  backend: redis\n"),
-    }
-    for name, (env, config) in broken.items():
-        client = make_client(env=env, config=write_config(config))
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="switchboard.cache"):
-            started = time.monotonic()
-            answers = [ask(client) for _ in range(5)]
-            elapsed = time.monotonic() - started
-        assert [status(a) for a in answers] == ["miss"] * 5, name
-        assert all(a.get_json()["choices"][0]["message"]["content"] for a in answers)
-        assert elapsed < 3, name                 # one connect timeout, then the breaker
-        reports = [r for r in caplog.records if r.name == "switchboard.cache"]
-        assert len(reports) == 1 and "serving uncached" in reports[0].getMessage(), name
-        stats = client.get("/cache/stats").get_json()
-        assert stats["faults"] >= 1 and stats["available"] is False, name
-        assert client.post("/cache/flush").status_code == 503
-    assert len(openai_emu.calls) == 10
-
-
-def test_cache_section_is_validated_at_start(write_config, provider_env):
-    from app.cache import build_cache
-    from app.config import ConfigError, load_settings
-    from app.service.completion import CompletionService
-    for text, where in (("cache:\n  enabled: true\n  mode: fuzzy\n", "cache.mode"),
-                        ("cache:\n  enabled: true\n  similarity_threshold: 2\n",
-                         "cache.similarity_threshold"),
-                        ("cache:\n  enabled: true\n  ttl: -1\n", "cache.ttl"),
-                        ("cache:\n  enabled: true\n  colour: blue\n", "cache.colour"),
-                        ("cache:\n  enabled: true\n  backend: redis\n", "REDIS_URL")):
-        with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
-            CompletionService(load_settings(provider_env, write_config(text)))
-    url = "redis://:hunter2-secret@[bad"
-    with pytest.raises(ConfigError) as info:
-        build_cache(load_settings({**provider_env, "REDIS_URL": url}, write_config(
-            "cache:\n  enabled: true\n  backend: redis\n")))
-    assert "hunter2" not in str(info.value)
-
-
 def test_events_record_hits_and_savings(cached, openai_emu):
     client = cached()
     service = client.application.extensions["switchboard"]
@@ -313,3 +192,12 @@ def test_the_cache_itself_refuses_unfinished_answers(cached, openai_emu):
         found = cache.lookup(request)
         assert (found is not None) == (response is good), response
     assert found.response == good and found.cost == 0.001 and found.status == "hit"
+
+
+def test_virtual_keys_do_not_share_entries(keyed, write_config, tmp_path, openai_emu):
+    client = keyed(config=write_config(f"cache:\n  enabled: true\n  dir: {tmp_path / 'c'}\n"))
+    first, second = generate(client)["key"], generate(client)["key"]
+    seen = [status(ask(client, headers=bearer(key))) for key in (first, first, second, second)]
+    assert seen == ["miss", "hit", "miss", "hit"]
+    assert client.get("/cache/stats", headers=bearer(first)).status_code == 403  # master only
+    assert client.get("/cache/stats", headers=ADMIN).get_json()["entries"] == 2

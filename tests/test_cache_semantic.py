@@ -11,11 +11,10 @@ from app.cache import build_cache
 from app.cache.config import DEFAULT_THRESHOLD
 from app.cache.types import CacheRequest
 from app.config import load_settings
+from tests.test_cache_fixtures import (MODEL, PARAPHRASE, QUESTION as STORED, ask,  # noqa: F401
+                                       backend, cached)
 
 PAIRS = Path(__file__).resolve().parents[1] / "bench" / "data" / "semantic_pairs.jsonl"
-MODEL = "gpt-4o-mini"
-STORED = "What is the capital of Australia?"
-PARAPHRASE = "So, what is the capital of Australia?"
 
 
 def labelled_pairs() -> list[dict]:
@@ -68,33 +67,25 @@ def test_no_false_hit_on_the_evaluation_set(tmp_path):
     assert recall[0] > 0.4 and recall[1] > 0.7        # what bench/cache_bench.py reports
 
 
-@pytest.fixture(params=["disk", "redis"])
-def semantic(request, make_client, write_config, tmp_path):
-    """A client of a proxy with the semantic cache on; `lines` are more `cache:` settings."""
-    env, lines = {}, f"  dir: {tmp_path / 'cache'}\n"
-    if request.param == "redis":
-        env, lines = {"REDIS_URL": request.getfixturevalue("redis_url")}, "  backend: redis\n"
-
-    def make(more: str = "  mode: semantic\n"):
-        return make_client(env=env, config=write_config("cache:\n  enabled: true\n" + lines +
-                                                        more))
+@pytest.fixture
+def semantic(cached):
+    """A client of a proxy with the cache on (semantic mode unless `lines` say otherwise)."""
+    def make(lines: str = "  mode: semantic\n"):
+        return cached(lines)
     return make
 
 
-def ask(client, text: str, system: str | None = None, **fields):
-    messages = ([{"role": "system", "content": system}] if system else []) + \
-        [{"role": "user", "content": text}]
-    response = client.post("/v1/chat/completions",
-                           json={"model": MODEL, "messages": messages, **fields})
+def asked(client, text: str, system: str | None = None, **fields):
+    response = ask(client, text, system=system, **fields)
     assert response.status_code == 200, response.get_json()
     return response
 
 
 def test_a_paraphrase_gets_the_stored_answer(semantic, openai_emu):
     client = semantic()
-    assert ask(client, STORED).headers["x-switchboard-cache"] == "miss"
-    key = ask(client, STORED).headers["x-switchboard-cache-key"]
-    hit = ask(client, PARAPHRASE)
+    assert asked(client, STORED).headers["x-switchboard-cache"] == "miss"
+    key = asked(client, STORED).headers["x-switchboard-cache-key"]
+    hit = asked(client, PARAPHRASE)
     assert hit.headers["x-switchboard-cache"] == "semantic-hit"
     assert hit.headers["x-switchboard-cache-key"] == key
     similarity = hit.headers["x-switchboard-cache-similarity"]
@@ -117,9 +108,9 @@ def test_a_paraphrase_gets_the_stored_answer(semantic, openai_emu):
 ], ids=lambda other: next(iter(other.keys() - {"text"}), other["text"]))
 def test_near_misses_and_other_partitions_are_misses(semantic, openai_emu, other):
     client = semantic()
-    ask(client, STORED)
+    asked(client, STORED)
     fields = {k: v for k, v in other.items() if k not in ("text", "system")}
-    response = ask(client, other["text"], other.get("system"), **fields)
+    response = asked(client, other["text"], other.get("system"), **fields)
     assert response.headers["x-switchboard-cache"] == "miss"
 
 
@@ -141,20 +132,20 @@ def test_earlier_turns_are_part_of_the_partition(semantic, openai_emu):
 
 def test_exact_mode_and_deleted_entries(semantic, openai_emu):
     exact = semantic("  mode: exact\n")
-    ask(exact, STORED)
-    assert ask(exact, PARAPHRASE).headers["x-switchboard-cache"] == "miss"
+    asked(exact, STORED)
+    assert asked(exact, PARAPHRASE).headers["x-switchboard-cache"] == "miss"
     client = semantic()
     client.post("/cache/flush")
-    assert ask(client, STORED).headers["x-switchboard-cache"] == "miss"
-    key = ask(client, STORED).headers["x-switchboard-cache-key"]
+    assert asked(client, STORED).headers["x-switchboard-cache"] == "miss"
+    key = asked(client, STORED).headers["x-switchboard-cache-key"]
     assert client.delete(f"/cache/{key}").status_code == 200
-    assert ask(client, PARAPHRASE).headers["x-switchboard-cache"] == "miss"
+    assert asked(client, PARAPHRASE).headers["x-switchboard-cache"] == "miss"
 
 
 def test_a_stream_is_matched_and_replayed(semantic, openai_emu):
     client = semantic()
-    ask(client, STORED, stream=True).get_data()          # stored once the stream is whole
-    replay = ask(client, PARAPHRASE, stream=True)
+    asked(client, STORED, stream=True).get_data()          # stored once the stream is whole
+    replay = asked(client, PARAPHRASE, stream=True)
     assert replay.headers["x-switchboard-cache"] == "semantic-hit"
     assert f"Hello! You said: {STORED}" in replay.get_data(as_text=True)
     assert len(openai_emu.calls) == 1

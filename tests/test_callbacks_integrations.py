@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.capture import (CONFIG, HELICONE_KEY, MIXPANEL_TOKEN, POSTHOG_KEY, SENTRY_KEY,
-                           SUPABASE_KEY, MemoryCache, make_proxy, start_services)
+                           SUPABASE_KEY, make_proxy, start_services)
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.server import Fault, Reply
 
@@ -33,11 +33,12 @@ def openai_emu():
 @pytest.fixture(scope="module")
 def run(services, tmp_path_factory, openai_emu):
     """One proxy with every integration on, four kinds of request, then a graceful close."""
-    config = tmp_path_factory.mktemp("cfg") / "switchboard.yaml"
-    config.write_text(CONFIG)
+    folder = tmp_path_factory.mktemp("integrations")
+    config = folder / "switchboard.yaml"
+    config.write_text(CONFIG + "cache: {enabled: true, mode: exact}\n")
     env = {"OPENAI_API_KEY": openai_emu.api_key, "OPENAI_API_BASE": f"{openai_emu.base_url}/v1",
-           **services.env()}
-    proxy = make_proxy(env, str(config), cache=MemoryCache())
+           "SWITCHBOARD_DATA_DIR": str(folder / "data"), **services.env()}
+    proxy = make_proxy(env, str(config))
     replies = {"ok": proxy.chat("req-ok", user="alice", metadata=OK_META)}
     openai_emu.fail_next(Fault(reply=Reply(500, {"error": {"message": "upstream exploded",
                                                            "type": "server_error"}})))
@@ -62,8 +63,9 @@ def test_the_events_themselves(run):
     assert replies["ok"].status_code == 200 and replies["fail"].status_code == 502
     assert replies["hit"].headers["x-switchboard-cache"] == "hit"
     ok, fail = proxy.event("req-ok"), proxy.event("req-fail")
-    assert (ok.prompt_tokens, ok.completion_tokens) == (
-        replies["ok"].json["usage"]["prompt_tokens"], replies["ok"].json["usage"]["completion_tokens"])
+    usage = replies["ok"].json["usage"]
+    assert (ok.prompt_tokens, ok.completion_tokens) == (usage["prompt_tokens"],
+                                                        usage["completion_tokens"])
     assert ok.cost == pytest.approx(float(replies["ok"].headers["x-switchboard-cost"]))
     assert (ok.user, ok.metadata) == ("alice", OK_META)
     assert fail.error_type == "upstream_error" and "upstream exploded" in fail.error_message

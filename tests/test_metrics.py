@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.capture import MemoryCache, make_proxy, start_services
+from tests.capture import make_proxy, start_services
 from tests.emulators.server import Fault, Reply
 
 
@@ -53,8 +53,9 @@ def test_requests_latency_tokens_cost(provider_env, openai_emu, write_config):
 
 
 def test_retries_fallbacks_and_cache(provider_env, openai_emu, write_config):
-    config = "num_retries: 1\nfallbacks: {gpt-4: [gpt-4o-mini]}\n"
-    proxy = make_proxy(provider_env, write_config(config), cache=MemoryCache())
+    config = ("num_retries: 1\nfallbacks: {gpt-4: [gpt-4o-mini]}\n"
+              "cache: {enabled: true, mode: exact}\n")
+    proxy = make_proxy(provider_env, write_config(config))
     before = scrape(proxy.client)
     openai_emu.fail_next(Fault(reply=Reply(503, {"error": {"message": "busy"}})))
     same = [{"role": "user", "content": "same question"}]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -22,6 +24,7 @@ from app.cache.semantic import SemanticMatcher
 from app.cache.types import CacheRequest, CachedAnswer
 
 KEY = re.compile(r"^[0-9a-f]{32}$")
+COUNT_EVERY = 1.0       # seconds between this process's additions to the shared counters
 # How a stored answer may have ended. Anything else (no finish reason: a cut stream;
 # content_filter: a filtered answer) is never stored.
 FINISHED = ("stop", "length", "tool_calls", "function_call")
@@ -44,12 +47,16 @@ class Cache:
         self.matcher = matcher
         self.faults = faults or Faults()
         self.lookups = 0
+        self._counts: Counter[str] = Counter()
+        self._counted_at = time.monotonic()
+        self._counts_lock = threading.Lock()
 
     # -- the service's interface (types.ResponseCache) ---------------------------------------
     def lookup(self, request: CacheRequest) -> CachedAnswer | None:
         if request.options.get("no-cache") or not self.faults.available():
             return None
-        self.lookups += 1
+        with self._counts_lock:
+            self.lookups += 1
         try:
             key = exact_key(request)
         except (TypeError, ValueError):     # a library caller's value JSON cannot hold
@@ -58,12 +65,12 @@ class Cache:
             answer = self._fetch(key, request, "hit", None)
             if answer is None and self._semantic(request):
                 answer = self._semantic_lookup(request)
-            self.backend.count({"hit": "hits", "semantic-hit": "semantic_hits"}.get(
-                answer.status if answer else "", "misses"))
-            return answer
         except Exception as error:
             self.faults.record("lookup", error)
             return None
+        self._count({"hit": "hits", "semantic-hit": "semantic_hits"}.get(
+            answer.status if answer else "", "misses"))
+        return answer
 
     def store(self, request: CacheRequest, response: dict[str, Any], model: str, provider: str,
               cost: float) -> None:
@@ -79,8 +86,8 @@ class Cache:
             return
         try:
             self.backend.put(key, entry, request.options.get("ttl") or self.config.ttl)
-            parts = semantic_parts(request) if self._semantic(request) else None
-            if parts is not None:
+            parts = semantic_parts(request) if self.matcher is not None else None
+            if parts is not None:           # offered to semantic lookups, whatever this one asked
                 self.backend.append(Record(parts.partition, key, parts.text))
         except Exception as error:
             self.faults.record("store", error)
@@ -92,6 +99,7 @@ class Cache:
         found: dict[str, Any] = {"enabled": True, "mode": self.config.mode,
                                  "backend": self.backend.name, "available": True}
         try:
+            self._flush_counts()
             counts = self.backend.stats()
         except Exception as error:
             self.faults.record("stats", error)
@@ -124,6 +132,30 @@ class Cache:
         return removed
 
     # -- inside ------------------------------------------------------------------------------
+    def _count(self, name: str) -> None:
+        """Hits and misses reach the shared counters once a second per process (and before
+        this process answers /cache/stats), not with a write per request."""
+        with self._counts_lock:
+            self._counts[name] += 1
+            due = time.monotonic() - self._counted_at >= COUNT_EVERY
+        if due:
+            try:
+                self._flush_counts()
+            except Exception as error:
+                self.faults.record("count", error, pause=False)
+
+    def _flush_counts(self) -> None:
+        with self._counts_lock:
+            counts, self._counts, self._counted_at = self._counts, Counter(), time.monotonic()
+        if not counts:
+            return
+        try:
+            self.backend.add_counts(dict(counts))
+        except Exception:
+            with self._counts_lock:
+                self._counts.update(counts)     # kept for the next try
+            raise
+
     def _semantic(self, request: CacheRequest) -> bool:
         return self.matcher is not None and request.options.get("semantic", True)
 

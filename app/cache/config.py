@@ -6,7 +6,8 @@ cache:
   mode: semantic             # exact | semantic
   ttl: 3600                  # seconds an entry lives (a request may ask for another)
   similarity_threshold: 0.75 # semantic mode: lowest TF-IDF cosine that may answer
-  max_size_mb: 1024          # least recently used entries go first beyond this
+  max_size_mb: 1024          # least recently used entries go first beyond this (disk: reads
+                             # within a second of each other count as one use)
   backend: disk              # disk (diskcache, shared by the workers of one machine) | redis
   dir: data/cache            # disk backend; default {SWITCHBOARD_DATA_DIR}/cache
 ```

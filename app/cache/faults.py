@@ -30,15 +30,19 @@ class Faults:
     def available(self) -> bool:
         return time.monotonic() >= self._closed_until
 
-    def record(self, operation: str, error: Exception) -> None:
+    def record(self, operation: str, error: Exception, pause: bool = True) -> None:
+        """Count and (rate-limited) log a failure; `pause`: leave the backend alone for a
+        while (not for best-effort work like counting, which never held up a request)."""
         now = time.monotonic()
         with self._lock:
             self.count += 1
-            self._closed_until = now + self.backoff
+            if pause:
+                self._closed_until = now + self.backoff
             if now - self._logged_at < self.log_every:
                 self._unlogged += 1
                 return
             folded, self._unlogged, self._logged_at = self._unlogged, 0, now
-        log.warning("cache %s failed, serving uncached for %.0f s: %s: %s%s", operation,
-                    self.backoff, type(error).__name__, str(error)[:200],
+        log.warning("cache %s failed%s: %s: %s%s", operation,
+                    f", serving uncached for {self.backoff:g} s" if pause else "",
+                    type(error).__name__, str(error)[:200],
                     f" ({folded} more failures since the last report)" if folded else "")

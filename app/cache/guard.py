@@ -12,8 +12,9 @@ facts of the two word lists (text.words) and refuses on any difference:
 - named entities: capitalised words not starting a sentence, acronyms, words mixing letters
   and digits, quoted text, and language / technology names even in lower case; each must
   occur in the other prompt too, case aside;
-- substitution: each prompt holds a content word (not a function or request word) the
-  other lacks: a different thing is asked about ("pros" vs "cons", "hamlet" vs "macbeth");
+- topic: the content words (all but function and request words: lexicon.FUNCTION_WORDS)
+  must be the same set: a word swapped ("pros" / "cons", "hamlet" / "macbeth") asks about
+  another thing, a word added ("a vegan cake recipe") narrows the question;
 - order: the words both prompts share must come in the same order, or differ by moving one
   block ("In Python, how do I reverse a list?" = "How do I reverse a list in Python?");
   two roles swapped ("a dog chases a cat" / "a cat chases a dog") is not one block move,
@@ -21,8 +22,8 @@ facts of the two word lists (text.words) and refuses on any difference:
 - script and language: Latin vs Cyrillic vs CJK, or English vs French by their function
   words: the answer would come back in the other language.
 
-Each check is a set or sequence comparison over ~10-50 words: microseconds, and it runs
-only on the best candidate above the threshold, never on the whole index.
+Each check is a set or sequence comparison over ~10-50 words: tens of microseconds, run
+only on candidates above the threshold, best first, until one passes; never on the index.
 """
 from __future__ import annotations
 

@@ -96,6 +96,7 @@ class SemanticIndex:
 
     def add(self, records: list[tuple[str, str, str]]) -> None:
         """(partition, key, text) records, hashed in one pass; a known key is replaced."""
+        records = list({key: (name, key, text) for name, key, text in records}.values())
         for _, key, _ in records:
             self.remove(key)
         if not records:

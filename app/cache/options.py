@@ -2,8 +2,8 @@
 
 `{"no-cache": true}` don't read, `{"no-store": true}` don't write, `"ttl"` seconds the
 stored answer lives, `"s-maxage"` accept only an entry younger than that, `"semantic":
-false` exact matches only, `"namespace"` a separate cache scope. A wrong type is a 400
-naming the field (`cache.ttl`), like every other request field.
+false` answer this request from an exact match only, `"namespace"` a separate cache scope.
+A wrong type is a 400 naming the field (`cache.ttl`), like every other request field.
 """
 from __future__ import annotations
 

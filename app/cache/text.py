@@ -1,6 +1,6 @@
 """Words of a prompt, normalised the same way for the semantic matcher and the near-miss guard.
 
-Lower case, contractions opened ("doesn't" -> does not, "what's" -> what), number words
+Lower case, contractions opened ("doesn't" -> does not, "what's" -> what is), number words
 and thousands separators turned into digits ("five" -> 5, "1,000" -> 1000), light plural
 stripping ("lists" -> list), CJK characters one word each (those scripts do not use spaces).
 Each word keeps its raw spelling and whether it starts a sentence, for the guard's

@@ -41,8 +41,9 @@ def build_callback_consumers(service) -> list:
     def prepared(event):
         return prepare(event, scrubber, config.redact_messages)
 
+    # Sentry last: its init is process-wide, so the others' settings are checked before it.
     queues = {name: DeliveryQueue(_sink(name, config, scrubber), config.queue_size,
                                   config.max_retries, prepared, scrubber.text)
-              for name in config.enabled}
+              for name in sorted(config.enabled, key=lambda name: name == "sentry")}
     consumers.append(Dispatcher(queues, config.success, config.failure))
     return consumers

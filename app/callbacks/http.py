@@ -12,10 +12,10 @@ TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
 class JsonPoster:
-    def __init__(self, service: str, timeout: float):
+    def __init__(self, service: str, timeout: float, connections: int = 1):
         self.service = service
         self.timeout = urllib3.Timeout(connect=min(timeout, 5.0), read=timeout)
-        self.http = urllib3.PoolManager(num_pools=4, maxsize=2, retries=False)
+        self.http = urllib3.PoolManager(num_pools=2, maxsize=connections, retries=False)
 
     def post(self, url: str, body, headers: dict[str, str]) -> None:
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from mixpanel import Consumer, Mixpanel, MixpanelException
 
 from app.callbacks.facts import distinct_id, event_uuid, facts
-from app.callbacks.queue import DeliveryError
+from app.callbacks.queue import DeliveryError, one_at_a_time
 from app.callbacks.settings import CallbackSettings
 from app.service.events import RequestEvent
 
@@ -51,7 +51,7 @@ class MixpanelSink:
     def deliver(self, events: list[RequestEvent]) -> None:
         collector = _Collector()
         client = Mixpanel(self.token, consumer=collector)
-        for event in events:
+        for event in one_at_a_time(events):
             client.track(distinct_id(event), EVENT, properties(event))
         try:
             self.consumer.send("events", "[" + ",".join(collector.messages) + "]")

@@ -18,7 +18,7 @@ from posthog.request import APIError
 
 from app.callbacks.facts import (answered_model, distinct_id, event_uuid, facts,
                                  output_messages, seconds)
-from app.callbacks.queue import DeliveryError
+from app.callbacks.queue import DeliveryError, one_at_a_time
 from app.callbacks.settings import CallbackSettings
 from app.service.events import RequestEvent
 
@@ -71,7 +71,7 @@ class PostHogSink:
 
     def deliver(self, events: list[RequestEvent]) -> None:
         self._errors.clear()
-        for event in events:
+        for event in one_at_a_time(events):
             queued = self.client.capture(
                 EVENT, distinct_id=distinct_id(event), properties=properties(event),
                 timestamp=datetime.fromtimestamp(event.started_at, timezone.utc),

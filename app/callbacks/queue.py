@@ -22,14 +22,29 @@ log = logging.getLogger("switchboard.callbacks")
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 REPORT_INTERVAL_SECONDS = 60.0
+# How long the first event of a batch waits for others: one call per batch, not per event,
+# is most of what logging costs the proxy's CPU at low and moderate load.
+LINGER_SECONDS = 0.2
+
+
+def one_at_a_time(events: list[RequestEvent]):
+    """The events, with a pause after each that lets request threads run. Shaping a batch is
+    many small pieces of Python work; done in one go it holds the interpreter lock and would
+    delay requests by whole switch intervals (5 ms) at a time."""
+    for event in events:
+        yield event
+        time.sleep(0)
 
 
 class DeliveryError(Exception):
-    """A delivery that did not go through; `transient` ones are retried with backoff."""
+    """A delivery that did not go through; `transient` ones are retried with backoff.
+    `undelivered` names the events still to send when the others went through."""
 
-    def __init__(self, message: str, transient: bool = True):
+    def __init__(self, message: str, transient: bool = True,
+                 undelivered: list[RequestEvent] | None = None):
         super().__init__(message)
         self.transient = transient
+        self.undelivered = undelivered
 
 
 class Sink(Protocol):
@@ -105,8 +120,10 @@ class DeliveryQueue:
                     self._events.popleft()
                     dropped = 1
                 self._events.append(event)
-                self._depth.set(len(self._events))
-                self._cond.notify()
+                waiting = len(self._events)
+                self._depth.set(waiting)
+                if waiting == 1 or waiting >= self.sink.batch_size:
+                    self._cond.notify()  # wake for a first event or a full batch only
         if dropped:
             self._dropped.inc()
             self.report.note(dropped=1, error="queue full")
@@ -127,6 +144,10 @@ class DeliveryQueue:
             with self._cond:
                 while not self._events and self._deadline is None:
                     self._cond.wait()
+                linger_until = time.monotonic() + LINGER_SECONDS
+                while (len(self._events) < self.sink.batch_size and self._deadline is None
+                       and time.monotonic() < linger_until):
+                    self._cond.wait(linger_until - time.monotonic())
                 if not self._events or self._past_deadline():
                     return
                 batch = [self._events.popleft()
@@ -135,27 +156,33 @@ class DeliveryQueue:
             self._deliver(batch)
 
     def _deliver(self, batch: list[RequestEvent]) -> None:
-        try:
-            prepared = [self.prepare(event) for event in batch]
-        except Exception as exc:  # a bug in shaping: retrying cannot help
-            log.exception("%s: could not prepare events", self.name)
-            self._give_up(batch, f"prepare failed: {type(exc).__name__}")
+        prepared = []
+        for event in one_at_a_time(batch):
+            try:
+                prepared.append(self.prepare(event))
+            except Exception as exc:  # this event cannot be shaped: retrying cannot help
+                self._give_up([event], f"could not prepare an event: {type(exc).__name__}")
+        if not prepared:
             return
-        attempt = 0
+        attempt, pending = 0, prepared
         while True:
             try:
-                self.sink.deliver(prepared)
+                self.sink.deliver(pending)
             except Exception as exc:
                 self._errors.inc()
+                undelivered = getattr(exc, "undelivered", None)
+                if undelivered is not None:  # the others arrived: only these are retried
+                    self._sent.inc(len(pending) - len(undelivered))
+                    pending = undelivered
                 transient = getattr(exc, "transient", False)
                 error = str(exc) if isinstance(exc, DeliveryError) else type(exc).__name__
                 if not transient or attempt >= self.max_retries or not self._pause(attempt):
-                    self._give_up(batch, error)
+                    self._give_up(pending, error)
                     return
                 self.report.note(failed_attempts=1, error=error)
                 attempt += 1
                 continue
-            self._sent.inc(len(batch))
+            self._sent.inc(len(pending))
             return
 
     def _give_up(self, batch: list[RequestEvent], error: str) -> None:

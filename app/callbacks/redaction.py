@@ -3,12 +3,14 @@ never a credential the proxy knows, wherever it turns up (an upstream error echo
 a breadcrumb's URL, an exception message)."""
 from __future__ import annotations
 
-import copy
 import re
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any, Iterable
 
+import orjson
+
 from app.config import Settings
+from app.jsonfast import dumps
 from app.service.events import RequestEvent
 
 FILTERED = "[Filtered]"
@@ -16,7 +18,8 @@ FILTERED = "[Filtered]"
 # passwords inside URLs of the proxy's own storage).
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|DSN|CREDENTIALS?)$|"
                           r"^(DATABASE_URL|REDIS_URL)$", re.IGNORECASE)
-_SHORTEST_SECRET = 8  # shorter values would blank ordinary words; no real key is that short
+_SHORTEST_SECRET = 12  # shorter values would blank ordinary words; no real key is that short
+_PLAIN_WORD = re.compile(r"^[a-z_.-]+$")  # a setting's name (SORT_KEY=created_at), not a key
 
 
 def known_secrets(settings: Settings) -> tuple[str, ...]:
@@ -25,7 +28,8 @@ def known_secrets(settings: Settings) -> tuple[str, ...]:
     for deployment in settings.deployments:
         values.append(settings.secret(deployment.params.get("api_key")).value or "")
     values += [_dsn_key(value) for value in values if "://" in value and "@" in value]
-    unique = {v.strip() for v in values if v and len(v.strip()) >= _SHORTEST_SECRET}
+    unique = {v.strip() for v in values
+              if v and len(v.strip()) >= _SHORTEST_SECRET and not _PLAIN_WORD.match(v.strip())}
     return tuple(sorted(unique, key=len, reverse=True))  # longest first: no partial leftovers
 
 
@@ -40,6 +44,8 @@ class Scrubber:
 
     def __init__(self, secrets: Iterable[str]):
         self.secrets = tuple(secrets)
+        # As they appear inside a JSON string (escapes included), for scrubbing serialised data.
+        self._encoded = tuple(dumps(secret)[1:-1] for secret in self.secrets)
 
     def text(self, value: str) -> str:
         for secret in self.secrets:
@@ -47,35 +53,39 @@ class Scrubber:
                 value = value.replace(secret, FILTERED)
         return value
 
+    def json(self, raw: bytes) -> bytes:
+        """Serialised JSON with every secret replaced (the result is still valid JSON)."""
+        for secret in self._encoded:
+            if secret in raw:
+                raw = raw.replace(secret, FILTERED.encode())
+        return raw
+
     def value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.value(k) if isinstance(k, str) else k: self.value(v)
-                    for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.value(v) for v in value]
-        return value
+        """A scrubbed deep copy; anything JSON cannot hold becomes its string."""
+        return orjson.loads(self.json(orjson.dumps(value, default=str,
+                                                   option=orjson.OPT_NON_STR_KEYS)))
+
+
+_CONTENT = ("message", "delta", "logprobs")
 
 
 def without_content(response: dict | None) -> dict | None:
     """A chat.completion with the generated text and tool calls taken out (usage, ids,
     finish reasons remain)."""
-    if not response:
+    if not response or not isinstance(response.get("choices"), list):
         return response
-    stripped = copy.deepcopy(response)
-    for choice in stripped.get("choices") or ():
-        if isinstance(choice, dict):
-            choice.pop("message", None)
-            choice.pop("delta", None)
-            choice.pop("logprobs", None)
-    return stripped
+    choices = [{k: v for k, v in choice.items() if k not in _CONTENT}
+               if isinstance(choice, dict) else choice for choice in response["choices"]]
+    return {**response, "choices": choices}
 
 
 def prepare(event: RequestEvent, scrubber: Scrubber, redact_messages: bool) -> RequestEvent:
-    """The copy of an event that integrations may see."""
-    data = asdict(event)
+    """The copy of an event that integrations may see (a deep copy, through JSON)."""
+    data = {name: getattr(event, name) for name in _FIELDS}
     if redact_messages:
         data["messages"] = None
         data["response"] = without_content(data["response"])
     return RequestEvent(**scrubber.value(data))
+
+
+_FIELDS = tuple(f.name for f in fields(RequestEvent))

@@ -24,7 +24,7 @@ from sentry_sdk.transport import HttpTransport
 from sentry_sdk.utils import BadDsn, Dsn
 
 from app.callbacks.facts import answered_model, distinct_id, ended_at, event_uuid, facts
-from app.callbacks.queue import DeliveryError
+from app.callbacks.queue import DeliveryError, one_at_a_time
 from app.callbacks.redaction import Scrubber
 from app.callbacks.settings import CallbackSettings
 from app.config import ConfigError
@@ -119,7 +119,7 @@ class SentrySink:
     def deliver(self, events: list[RequestEvent]) -> None:
         transport = self.client.transport
         lost_before = transport.lost
-        for event in events:
+        for event in one_at_a_time(events):
             with sentry_sdk.isolation_scope() as scope:
                 scope.clear_breadcrumbs()  # only this request's attempts
                 sentry_sdk.capture_event(sentry_event(event))

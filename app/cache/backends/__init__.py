@@ -42,8 +42,8 @@ class Backend(Protocol):
 
     def flush(self) -> None: ...
 
-    def count(self, counter: str) -> None:
-        """Add one to a shared counter: hits, semantic_hits or misses."""
+    def add_counts(self, counts: dict[str, int]) -> None:
+        """Add to the shared counters (hits, semantic_hits, misses)."""
 
     def stats(self) -> dict[str, int]:
         """entries, bytes, hits, semantic_hits, misses."""

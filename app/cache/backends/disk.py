@@ -1,7 +1,10 @@
 """The embedded backend: diskcache folders that every process on the machine opens.
 
-`entries/` holds the answers (least-recently-used eviction, size bound, per-entry expiry;
-diskcache marks an entry used on every read). `meta/` holds the shared counters and the
+`entries/` holds the answers, with per-entry expiry and a size bound. Eviction is least
+recently used to within REFRESH seconds: diskcache evicts the least recently *written* entry,
+and a read re-writes an entry last written more than REFRESH seconds ago. (diskcache's own
+LRU policy writes on every read, so every hit would queue for SQLite's single write lock;
+under load that made hits wait, then time out.) `meta/` holds the shared counters and the
 semantic log: record n under "log:<n>", its number taken from the "log:seq" counter in the
 same transaction, so a reader never sees a number without its record. diskcache reopens
 its SQLite connections after a fork, so a cache built in gunicorn's master works in every
@@ -10,13 +13,21 @@ worker. Timeouts are short: a locked or broken database is a fault, never a long
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import NamedTuple
+
+import diskcache
 
 from app.cache.backends import LOG_LIMIT, LogPage, Record
 
 TIMEOUT = 1.0           # seconds SQLite may wait for a lock
+REFRESH = 1.0           # seconds within which reads of an entry count as one use
 COUNTERS = ("hits", "semantic_hits", "misses")
 CULL_BATCH = 10         # entries diskcache's cull() removes per round
+# SQLite pages each connection keeps (diskcache's default is 8,192, 32 MB). diskcache opens
+# one connection per thread, and a gthread worker may run hundreds; reads go through mmap.
+PAGE_CACHE = 256
 
 
 class _Cursor(NamedTuple):
@@ -32,22 +43,46 @@ class DiskBackend:
         self.max_bytes = max_bytes
         self._entries = None
         self._meta = None
+        self._lock = threading.Lock()
+        self._refreshed: dict[str, float] = {}
 
     def _open(self):
         """Open lazily: a folder that cannot be created is a fault on use, not a crash at start."""
         if self._entries is None:
-            import diskcache
             os.makedirs(self.directory, exist_ok=True)
             self._meta = diskcache.Cache(os.path.join(self.directory, "meta"), timeout=TIMEOUT,
-                                         eviction_policy="none", tag_index=True)
+                                         eviction_policy="none", tag_index=True,
+                                         sqlite_cache_size=PAGE_CACHE)
             self._entries = diskcache.Cache(
                 os.path.join(self.directory, "entries"), timeout=TIMEOUT, cull_limit=1,
-                eviction_policy="least-recently-used", size_limit=self.max_bytes)
+                eviction_policy="least-recently-stored", size_limit=self.max_bytes,
+                sqlite_cache_size=PAGE_CACHE)
         return self._entries, self._meta
 
     def get(self, key: str) -> bytes | None:
         entries, _ = self._open()
-        return entries.get(key)
+        value, expires, used = entries.get(key, expire_time=True, tag=True)
+        now = time.time()
+        if value is not None and now - (used or 0) > REFRESH and expires and expires > now:
+            self._refresh(entries, key, value, expires, now)
+        return value
+
+    def _refresh(self, entries, key: str, value: bytes, expires: float, now: float) -> None:
+        """Write the entry again, which moves it up the eviction order: once per REFRESH per
+        process however many threads read it, and best effort (a refresh lost to a busy
+        database only makes the entry look older)."""
+        with self._lock:
+            if self._refreshed.get(key, 0.0) > now - REFRESH:
+                return
+            if len(self._refreshed) > 10_000:
+                self._refreshed.clear()
+            self._refreshed[key] = now
+        try:
+            with entries.transact():            # not if deleted or flushed since the read
+                if key in entries:
+                    entries.set(key, value, expire=expires - now, tag=now)
+        except diskcache.Timeout:
+            pass
 
     def put(self, key: str, value: bytes, ttl: float) -> None:
         """Each write evicts the least recently used entry when over the bound (diskcache's
@@ -56,7 +91,7 @@ class DiskBackend:
         tens, oldest first, down to the bound: only with more than ten entries, so the new
         one stays."""
         entries, _ = self._open()
-        entries.set(key, value, expire=ttl)
+        entries.set(key, value, expire=ttl, tag=time.time())
         if entries.volume() > self.max_bytes and len(entries) > CULL_BATCH:
             entries.cull()
 
@@ -72,9 +107,11 @@ class DiskBackend:
             meta.set("log:start", meta.get("log:seq", 0))
             meta.incr("generation")
 
-    def count(self, counter: str) -> None:
+    def add_counts(self, counts: dict[str, int]) -> None:
         _, meta = self._open()
-        meta.incr(counter)
+        with meta.transact():
+            for name, count in counts.items():
+                meta.incr(name, count)
 
     def stats(self) -> dict[str, int]:
         entries, meta = self._open()

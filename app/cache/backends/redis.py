@@ -110,8 +110,11 @@ class RedisBackend:
     def flush(self) -> None:
         self._flush(args=[PREFIX])
 
-    def count(self, counter: str) -> None:
-        self._client.hincrby(PREFIX + "counters", counter, 1)
+    def add_counts(self, counts: dict[str, int]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for name, count in counts.items():
+            pipe.hincrby(PREFIX + "counters", name, count)
+        pipe.execute()
 
     def stats(self) -> dict[str, int]:
         entries, size = self._stats(args=[PREFIX, _now_ms()])
