@@ -108,3 +108,17 @@ def test_library_input_is_validated_like_http():
     with pytest.raises(InvalidRequestError) as info:
         completion("gpt-4", USER, temperature=7)
     assert info.value.param == "temperature"
+
+
+def test_a_proxy_fault_still_publishes_its_event(monkeypatch):
+    service = service_module._default
+    events = []
+    service.events.subscribe(events.append)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(service.attempts, "run", broken)
+    with pytest.raises(RuntimeError):
+        completion("gpt-4", USER)
+    assert events[-1].status == 500 and events[-1].error_code == "internal_error"

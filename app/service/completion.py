@@ -31,6 +31,13 @@ from app.service.upstream import UpstreamCaller
 
 log = logging.getLogger("switchboard")
 
+
+def as_proxy_error(error: Exception) -> ProxyError:
+    """The error an event records: ours as it is, anything else as an internal fault."""
+    if isinstance(error, ProxyError):
+        return error
+    return ProxyError(f"internal error: {type(error).__name__}", code="internal_error")
+
 # Body fields the proxy itself consumes; never sent upstream.
 PROXY_FIELDS = ("fallbacks", "cache", "metadata", "drop_params", "num_retries", "timeout",
                 "context_window_fallbacks", "mock_response")
@@ -84,8 +91,8 @@ class CompletionService:
                     self.upstream)
                 outcome = attempts.run(requested, params, options, trail)
                 outcome.cache = "miss" if cache_request else "off"
-        except ProxyError as error:
-            self.events.publish(build_event(context, body, None, trail, error))
+        except Exception as error:  # a proxy fault is a failed request too: it gets its event
+            self.events.publish(build_event(context, body, None, trail, as_proxy_error(error)))
             raise
         if outcome.chunks is not None:
             outcome.chunks = self._published(outcome.chunks, outcome, body, context,
@@ -158,12 +165,12 @@ class CompletionService:
                 completed = outcome.stream.completion()
                 completed["usage"] = outcome.stream.bill.usage
                 self._store(cache_request, outcome, completed)
-        except ProxyError as exc:
-            error = exc
-            raise
         except GeneratorExit:
             error = ProxyError("the client disconnected before the stream ended", status=499,
                                type="client_disconnected", code="client_disconnected")
+            raise
+        except Exception as exc:
+            error = as_proxy_error(exc)
             raise
         finally:
             self.events.publish(build_event(context, body, outcome, outcome.trail, error))
