@@ -56,7 +56,8 @@ def _insert_many(url: str, start: int) -> None:
 def test_many_processes_write_at_once(database_url):
     db = Database(database_url)
     db.migrate("things", STEPS)
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: forking a test process whose other threads may hold a lock can hang
+    context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_insert_many, args=(database_url, k * 1000))
                for k in range(4)]
     for w in workers:
