@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Servers and tools the test suite runs for real (Debian package: command it provides).
 TEST_SYSTEM_PACKAGES := redis-server:redis-server postgresql:initdb chromium:chromium
 
-.PHONY: venv run test test-servers bench bench-quick bench-profile bench-cache
+.PHONY: venv run test test-servers bench bench-quick bench-profile bench-cache bench-clients
 
 venv: $(VENV)/.installed
 
@@ -45,6 +45,10 @@ bench-quick:
 
 bench-profile:
 	bench/profile.sh
+
+# CPU per upstream call: the proxy's libcurl Transport against urllib3 and requests.
+bench-clients: venv
+	bench/clients.sh
 
 # Response cache: semantic precision/recall on bench/data/semantic_pairs.jsonl and lookup
 # latency at 1k/10k/100k entries, then exact-hit throughput through gunicorn against the

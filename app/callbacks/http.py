@@ -1,5 +1,6 @@
-"""JSON POSTs to a logging service over urllib3 (the proxy's own HTTP client), with the
-service's answer turned into a DeliveryError that says whether a retry can help."""
+"""JSON POSTs to a logging service over urllib3, with the service's answer turned into a
+DeliveryError that says whether a retry can help. These run in background threads, off the
+request's path, where the upstream client's speed (app/service/transport.py) buys nothing."""
 from __future__ import annotations
 
 import urllib3

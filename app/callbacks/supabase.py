@@ -1,7 +1,7 @@
 """Supabase: one row per request in a table, through the PostgREST API Supabase exposes.
 
 A batch is one bulk upsert keyed on request_id, so a retried delivery never duplicates a row.
-It is a single POST, so the proxy's urllib3 does it; supabase-py would bring its own HTTP
+It is a single POST, so app/callbacks/http.py does it; supabase-py would bring its own HTTP
 stack (httpx, auth, realtime, storage clients) for that one call, with a 120 s default timeout
 and no retries. The table's SQL is in the README ("Integrations").
 """

@@ -9,30 +9,24 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterator
 
-from urllib3.exceptions import HTTPError, TimeoutError as Urllib3Timeout
-
 from app.errors import UpstreamError
 from app.providers.base import Provider, StreamTranslator, chat_completion, completion_id
 from app.service.sse import decoder_for
-
-READ_SIZE = 65536
+from app.service.transport import TransportError
 
 
 def read_events(response, stream_format: str, provider: Provider, stall_timeout: float):
-    """(event, data) pairs from an open urllib3 response, as soon as each arrives."""
+    """(event, data) pairs from an open upstream stream, as soon as each arrives."""
     decoder = decoder_for(stream_format)
     try:
-        while True:
-            piece = response.read1(READ_SIZE)
-            if not piece:
-                break
+        while piece := response.read1():
             yield from decoder.feed(piece)
-    except Urllib3Timeout:
-        raise UpstreamError(f"{provider.name} stream stalled: no data for {stall_timeout:g} s",
-                            provider=provider.name, status=504, type="timeout_error",
-                            code="stream_stalled") from None
-    except (HTTPError, OSError) as exc:
-        raise UpstreamError(f"{provider.name} stream was cut: {type(exc).__name__}",
+    except TransportError as exc:
+        if exc.timed_out:
+            raise UpstreamError(f"{provider.name} stream stalled: no data for {stall_timeout:g} s",
+                                provider=provider.name, status=504, type="timeout_error",
+                                code="stream_stalled") from None
+        raise UpstreamError(f"{provider.name} stream was cut: {exc}",
                             provider=provider.name, status=502, code="stream_interrupted") from None
     yield from decoder.close()
 

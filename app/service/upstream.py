@@ -93,7 +93,7 @@ class UpstreamCaller:
             if response.status < 400:
                 break
             data = response.read()
-            response.release_conn()
+            response.close()
             payload = self._decode(provider, data, response.status)
             retry = provider.retry_after_error(response.status, payload, request)
             if retry is None or time.monotonic() + retry.delay >= deadline:
@@ -116,19 +116,15 @@ class UpstreamCaller:
                  target: Target) -> Iterator[dict]:
         """Map failures to ProxyErrors and always free the upstream connection, even when the
         client goes away mid-stream (the generator is closed then)."""
-        finished = False
         try:
             yield from chunks
-            finished = True
         except ProxyError as exc:
             raise self._scrubbed(exc, target) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UpstreamError(f"{provider.name} sent a stream event this proxy cannot read: "
                                 f"{exc}", provider=provider.name, status=502) from None
         finally:
-            if not finished:
-                response.close()
-            response.release_conn()
+            response.close()
 
     @staticmethod
     def _decode(provider: Provider, data: bytes, status: int) -> Any:
