@@ -96,7 +96,7 @@ version_of() { "$1" -c "import importlib.metadata as m; print(m.version('$2'))" 
   echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$dirty"
   echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -h | awk '/^Mem:/{print $2}') RAM"
   echo "tools: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), mock=$MOCK_IMPL"
-  echo "switchboard: gunicorn.conf.py, worker_class=${SWITCHBOARD_WORKER_CLASS:-gthread}" \
+  echo "switchboard: gunicorn.conf.py, worker_class=${SWITCHBOARD_WORKER_CLASS:-gevent}" \
     "workers=${WEB_CONCURRENCY:-2} threads=${SWITCHBOARD_THREADS:-64}"
   if [[ "$PEER" == litellm ]]; then
     echo "peer: litellm $(version_of "${PEER_VENV:-/tmp/peer-venv-old}/bin/python" litellm), ${PEER_WORKERS:-2} workers"
