@@ -47,6 +47,10 @@ if worker_class == "gevent":
     from gevent import monkey
     monkey.patch_all()
     worker_class = "app.gunicorn_worker.GeventWorker"  # gunicorn's, with a prompt graceful stop
+
+from app.gunicorn_errors import install as answer_parse_errors_in_json  # noqa: E402
+
+answer_parse_errors_in_json()
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("SWITCHBOARD_THREADS", "512"))
 worker_connections = int(os.environ.get("SWITCHBOARD_WORKER_CONNECTIONS", "2000"))

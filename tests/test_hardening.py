@@ -2,6 +2,8 @@
 bodies, oversized headers, and secrets that must never come back out."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 import urllib3
 
@@ -139,13 +141,29 @@ def test_gunicorn_limits_headers_and_keeps_secrets_out_of_its_log(start_gunicorn
     assert http.request("POST", f"{url}?api_key={key}", json=ask()).status == 401
     assert http.request("POST", url, json=ask(), headers=bearer(key + "x")).status == 401
     many = {f"x-h{i}": "v" for i in range(120)}
-    assert http.request("POST", url, json=ask(), headers={**many, **bearer(key)}).status == 431
-    huge = {"x-big": "v" * 9000, **bearer(key)}
-    assert http.request("POST", url, json=ask(), headers=huge).status == 431
-    assert http.request("GET", f"{proxy.base_url}/health?" + "q" * 9000).status in (400, 414)
+    too_many = http.request("POST", url, json=ask(), headers={**many, **bearer(key)})
+    huge = http.request("POST", url, json=ask(), headers={"x-big": "v" * 9000, **bearer(key)})
+    long_line = http.request("GET", f"{proxy.base_url}/health?" + "q" * 9000)
+    # gunicorn refuses these before the app runs; the answers still take OpenAI's shape
+    for answer, status, code in ((too_many, 431, "request_headers_too_large"),
+                                 (huge, 431, "request_headers_too_large"),
+                                 (long_line, 414, "request_line_too_long")):
+        assert answer.status == status
+        assert answer.headers["Content-Type"] == "application/json"
+        error = answer.json()["error"]
+        assert error["code"] == code and error["type"] == "invalid_request_error"
+        assert set(error) == {"message", "type", "param", "code"}
+    # a header line without its colon is quoted back by gunicorn: never the key in it
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
+        raw.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                    b"Authorization Bearer " + key.encode() + b"\r\n\r\n")
+        reply = raw.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 400 ") and '"code":"invalid_request"' in reply
+    assert key not in reply and "[redacted]" in reply
     proxy.stop()
     log = proxy.log()
     assert "POST /v1/chat/completions" in log  # the access log is on
+    assert "Invalid HTTP Header" in log  # gunicorn logged the bad header line, scrubbed
     for secret in (MASTER, key, key.split("_", 1)[1]):
         assert secret not in log
     assert "SWITCHBOARD_MASTER_KEY is not set" not in log
