@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import ConfigError, load_settings
+from app.service.completion import CompletionService
 
 
 def test_starts_without_config():
@@ -39,6 +40,13 @@ def test_invalid_config_names_the_entry(write_config, text, words):
     with pytest.raises(ConfigError) as info:
         load_settings({}, write_config(text))
     assert words in str(info.value)
+
+
+def test_malformed_redis_url_stops_the_start_without_echoing_it(provider_env):
+    env = {**provider_env, "REDIS_URL": "redis://:hunter2-secret@[bad"}
+    with pytest.raises(ConfigError, match="REDIS_URL") as info:
+        CompletionService(load_settings(env))
+    assert "hunter2" not in str(info.value)
 
 
 def test_missing_config_file():

@@ -6,7 +6,7 @@ when caching is on: the service imports this package either way.
 """
 from __future__ import annotations
 
-from app.config import ConfigError, Settings
+from app.config import Settings
 
 
 def build_cache(settings: Settings):
@@ -19,11 +19,7 @@ def build_cache(settings: Settings):
         return None
     if config.backend == "redis":
         from app.cache.backends.redis import RedisBackend
-        try:
-            backend = RedisBackend(config.redis_url, config.max_bytes)
-        except ValueError:      # the message would echo the URL, password included
-            raise ConfigError("config cache.backend: REDIS_URL is not a Redis URL "
-                              "(redis://[:password@]host:port/db)") from None
+        backend = RedisBackend(config.redis_url, config.max_bytes)
     else:
         from app.cache.backends.disk import DiskBackend
         backend = DiskBackend(config.directory, config.max_bytes)

@@ -19,6 +19,7 @@ from app.keys.redis_counters import RedisCounters
 from app.keys.sql_counters import SqlCounters
 from app.keys.store import MIGRATIONS, KeyStore
 from app.storage.database import Database, database_url
+from app.storage.redis_client import redis_client
 
 if TYPE_CHECKING:
     from app.service.events import RequestEvent
@@ -61,10 +62,7 @@ class KeyService:
             database.migrate("keys", MIGRATIONS)
             redis_counters = None
             if env.get("REDIS_URL"):
-                import redis
-                client = redis.Redis.from_url(env["REDIS_URL"],
-                                              socket_timeout=REDIS_TIMEOUT_SECONDS,
-                                              socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
+                client = redis_client(env["REDIS_URL"], REDIS_TIMEOUT_SECONDS)
                 redis_counters = RedisCounters(client, self.lease_seconds)
             self._store = KeyStore(database)
             self._enforcer = Enforcer(SqlCounters(database, self.lease_seconds), redis_counters,

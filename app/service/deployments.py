@@ -218,6 +218,5 @@ def cooldown_store(policy: CooldownPolicy, redis_url: str | None):
     """Shared through Redis when REDIS_URL is set, else per worker process."""
     if not redis_url:
         return MemoryCooldowns(policy)
-    import redis
-    return RedisCooldowns(policy, redis.Redis.from_url(redis_url, socket_timeout=0.5,
-                                                       socket_connect_timeout=0.5))
+    from app.storage.redis_client import redis_client
+    return RedisCooldowns(policy, redis_client(redis_url, 0.5))

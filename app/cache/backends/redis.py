@@ -14,6 +14,7 @@ import time
 from typing import NamedTuple
 
 from app.cache.backends import LOG_LIMIT, LogPage, Record
+from app.storage.redis_client import redis_client
 
 PREFIX = "switchboard:cache:"
 TIMEOUT = 0.5            # seconds to connect or to wait for an answer
@@ -82,14 +83,11 @@ class RedisBackend:
     name = "redis"
 
     def __init__(self, url: str, max_bytes: int):
-        import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
         self.max_bytes = max_bytes
-        self._client = redis.Redis.from_url(url, socket_timeout=TIMEOUT,
-                                            socket_connect_timeout=TIMEOUT,
-                                            retry=Retry(NoBackoff(), 0))
+        self._client = redis_client(url, TIMEOUT, retry=Retry(NoBackoff(), 0))
         self._put = self._client.register_script(_PUT)
         self._delete = self._client.register_script(_DELETE)
         self._stats = self._client.register_script(_STATS)

@@ -1,0 +1,16 @@
+"""The one way the proxy opens Redis (REDIS_URL): the shared cache, cooldowns and key limits."""
+from __future__ import annotations
+
+from app.config import ConfigError
+
+
+def redis_client(url: str, timeout: float, **options):
+    """A client for `url`; a malformed URL is a ConfigError that does not echo it (it may
+    carry a password). Connections are made lazily, on first use."""
+    import redis
+    try:
+        return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                    **options)
+    except ValueError:
+        raise ConfigError("REDIS_URL is not a Redis URL (redis://[:password@]host:port/db)"
+                          ) from None
