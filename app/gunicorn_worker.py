@@ -3,8 +3,9 @@
 gunicorn's own gevent worker, told to stop (SIGTERM, a reload), waits for every connection's
 greenlet, including keep-alive connections idling until their next request, for up to the
 keep-alive time; a deploy then takes the whole graceful timeout, and gunicorn kills the
-worker before it can flush its ledger rows. Here a stop hangs up on the idle connections at
-once (as the gthread worker does), while requests in progress run to their end.
+worker before it can flush its ledger rows. Here a stop hangs up at once on the connections
+idle at that moment (as the gthread worker does); requests in progress, and connections
+accepted before the listener closes, are served (gunicorn closes them after the response).
 """
 from __future__ import annotations
 
@@ -24,10 +25,7 @@ class GeventWorker(BaseGeventWorker):
 
     @contextmanager
     def timeout_ctx(self):
-        """Around the wait for a connection's next request, when the connection is idle.
-        NoMoreData is how gunicorn ends a connection quietly (as a client that left)."""
-        if not self.alive:
-            raise NoMoreData(HANG_UP)
+        """Around the wait for a connection's next request, when the connection is idle."""
         me = gevent.getcurrent()
         self.idle.add(me)
         try:
@@ -39,4 +37,5 @@ class GeventWorker(BaseGeventWorker):
     def handle_exit(self, sig, frame):
         super().handle_exit(sig, frame)
         for waiting in list(self.idle):
+            # NoMoreData is how gunicorn ends a connection quietly (as a client that left)
             waiting.kill(NoMoreData(HANG_UP), block=False)
