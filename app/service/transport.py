@@ -13,7 +13,7 @@ import select
 import threading
 import time
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import certifi
 import pycurl
@@ -45,6 +45,10 @@ _READABLE = select.POLLIN | select.POLLPRI | select.POLLHUP
 _CONNECT_FAILURES = {pycurl.E_COULDNT_CONNECT: "refused",
                      pycurl.E_COULDNT_RESOLVE_HOST: "host name not found",
                      pycurl.E_COULDNT_RESOLVE_PROXY: "proxy not found"}
+
+
+def timed_out(seconds: float) -> TransportError:
+    return TransportError(f"timed out after {seconds:g} s", timed_out=True)
 
 
 class Exchange:
@@ -95,7 +99,7 @@ class Exchange:
         self.timer_due = None if milliseconds < 0 else time.monotonic() + milliseconds / 1000
 
     # one transfer
-    def start(self, request: UpstreamRequest, connect_timeout: float, total_timeout: float) -> None:
+    def start(self, request: UpstreamRequest, connect_timeout: float) -> None:
         curl = self.curl
         curl.setopt(pycurl.URL, request.url)
         if request.method == "GET":
@@ -106,12 +110,22 @@ class Exchange:
         curl.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in
                                         request.headers.items()] + ["Expect:"])
         curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(connect_timeout * 1000)))
-        curl.setopt(pycurl.TIMEOUT_MS, max(1, int(total_timeout * 1000)) if total_timeout else 0)
         self.body, self.status, self.headers, self.headers_done = [], 0, {}, False
         self.failure = None
         self.multi.add_handle(curl)
         self.active = True
         self._act(pycurl.SOCKET_TIMEOUT, 0)
+
+    def drive(self, ready: Callable[[], bool], seconds: float) -> bool:
+        """Run the transfer until `ready()` or its end; False when `seconds` ran out first.
+        The one wait loop behind every deadline: a whole answer, headers, a stream's gaps."""
+        deadline = time.monotonic() + seconds
+        while self.active and not ready():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.wait(remaining)
+        return True
 
     def wait(self, seconds: float) -> None:
         """Wait up to `seconds` for the sockets libcurl watches, or its timer, then let it act."""
@@ -176,12 +190,8 @@ class StreamResponse:
         exchange = self._exchange
         if exchange is None:
             return b""
-        deadline = time.monotonic() + self.stall_timeout
-        while not exchange.body and exchange.active:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TransportError(f"no data for {self.stall_timeout:g} s", timed_out=True)
-            exchange.wait(remaining)
+        if not exchange.drive(lambda: bool(exchange.body), self.stall_timeout):
+            raise TransportError(f"no data for {self.stall_timeout:g} s", timed_out=True)
         if exchange.body:
             return exchange.take_body()
         if exchange.failure:
@@ -214,9 +224,9 @@ class Transport:
         started = time.perf_counter()
         exchange = self._take()
         try:
-            exchange.start(request, min(self.connect_timeout, read_timeout), read_timeout)
-            while exchange.active:
-                exchange.wait(read_timeout)
+            exchange.start(request, min(self.connect_timeout, read_timeout))
+            if not exchange.drive(lambda: False, read_timeout):
+                raise timed_out(read_timeout)
             if exchange.failure:
                 raise self.error(exchange.failure, read_timeout)
             return RawResponse(exchange.status, exchange.headers,
@@ -229,13 +239,9 @@ class Transport:
         `read_timeout` bounds the wait for the headers and every gap between pieces."""
         exchange = self._take()
         try:
-            exchange.start(request, min(self.connect_timeout, read_timeout), 0)
-            deadline = time.monotonic() + read_timeout
-            while exchange.active and not exchange.headers_done:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TransportError(f"timed out after {read_timeout:g} s", timed_out=True)
-                exchange.wait(remaining)
+            exchange.start(request, min(self.connect_timeout, read_timeout))
+            if not exchange.drive(lambda: exchange.headers_done, read_timeout):
+                raise timed_out(read_timeout)
             if exchange.failure:
                 raise self.error(exchange.failure, read_timeout)
         except BaseException:
@@ -246,8 +252,8 @@ class Transport:
     @staticmethod
     def error(failure: tuple[int, str], timeout: float) -> TransportError:
         code, message = failure
-        if code == pycurl.E_OPERATION_TIMEDOUT:
-            return TransportError(f"timed out after {timeout:g} s", timed_out=True)
+        if code == pycurl.E_OPERATION_TIMEDOUT:  # the connect timeout
+            return timed_out(timeout)
         reason = _CONNECT_FAILURES.get(code)
         return TransportError(f"connection failed: {reason or message}", timed_out=False)
 
