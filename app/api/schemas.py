@@ -1,7 +1,9 @@
 """Validation of the chat request (marshmallow), with messages that say exactly what is wrong.
 
 Types are strict: "0.5" is not a number and 1 is not a boolean, as in OpenAI's API.
-Fields the schema does not know are kept (forward compatibility).
+Fields the schema does not know are kept (forward compatibility). `null` where OpenAI allows
+it means "not given" (the openai SDK sends it for every argument passed as None): it is
+accepted and taken out of the body, so no provider ever sees it.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, vali
 from app.errors import InvalidRequestError
 
 ROLES = ("system", "developer", "user", "assistant", "function", "tool")
+# What an assistant message may carry instead of `content`.
+ASSISTANT_ANSWERS = ("tool_calls", "function_call", "refusal", "audio")
 
 
 class StrictNumber(fields.Field):
@@ -103,18 +107,26 @@ class MessageSchema(Schema):
         ROLES, error="must be one of " + ", ".join(ROLES) + " (got {input!r})"))
     content = Content(allow_none=True)
     name = StrictString()
-    function_call = StrictObject()
-    tool_calls = _object_list()
+    function_call = StrictObject(allow_none=True)
+    tool_calls = _object_list(allow_none=True)
     tool_call_id = StrictString()
+    refusal = StrictString(allow_none=True)
+    audio = StrictObject(allow_none=True)
 
     @validates_schema
     def _content_present(self, data, **kwargs):
         if "content" in data and data["content"] is not None:
             return
-        if data.get("role") == "assistant" and (data.get("tool_calls") or data.get("function_call")):
+        if data.get("role") == "assistant" and any(data.get(k) for k in ASSISTANT_ANSWERS):
             return
         raise ValidationError("is required (null is allowed only for an assistant message "
-                              "with tool_calls or function_call)", "content")
+                              "with tool_calls, function_call, refusal or audio)", "content")
+
+    @validates_schema
+    def _function_named(self, data, **kwargs):
+        if data.get("role") == "function" and not data.get("name"):
+            raise ValidationError("is required for a message with role 'function' (the name "
+                                  "of the function whose result it holds)", "name")
 
 
 class ChatRequestSchema(Schema):
@@ -124,25 +136,31 @@ class ChatRequestSchema(Schema):
     model = StrictString(required=True, validate=validate.Length(min=1, error="must not be empty"))
     messages = fields.List(fields.Nested(MessageSchema), required=True,
                            validate=validate.Length(min=1, error="must hold at least one message"))
-    temperature = StrictNumber(validate=validate.Range(0, 2, error="must be between 0 and 2"))
-    top_p = StrictNumber(validate=validate.Range(0, 1, error="must be between 0 and 1"))
-    n = StrictInteger(validate=validate.Range(min=1, max=128, error="must be between 1 and 128"))
-    stream = StrictBoolean()
+    # allow_none: null where OpenAI's spec allows it, meaning "not given".
+    temperature = StrictNumber(allow_none=True, validate=validate.Range(
+        0, 2, error="must be between 0 and 2"))
+    top_p = StrictNumber(allow_none=True, validate=validate.Range(
+        0, 1, error="must be between 0 and 1"))
+    n = StrictInteger(allow_none=True, validate=validate.Range(
+        min=1, max=128, error="must be between 1 and 128"))
+    stream = StrictBoolean(allow_none=True)
     stop = Stop(allow_none=True)
     max_tokens = StrictInteger(allow_none=True, validate=validate.Range(
         min=1, error="must be at least 1"))
     max_completion_tokens = StrictInteger(allow_none=True, validate=validate.Range(
         min=1, error="must be at least 1"))
-    presence_penalty = StrictNumber(validate=validate.Range(-2, 2, error="must be between -2 and 2"))
-    frequency_penalty = StrictNumber(validate=validate.Range(-2, 2, error="must be between -2 and 2"))
+    presence_penalty = StrictNumber(allow_none=True, validate=validate.Range(
+        -2, 2, error="must be between -2 and 2"))
+    frequency_penalty = StrictNumber(allow_none=True, validate=validate.Range(
+        -2, 2, error="must be between -2 and 2"))
     logit_bias = StrictObject(allow_none=True)
-    user = StrictString()
+    user = StrictString(allow_none=True)
     functions = _object_list()
     function_call = OneOfShapes(("none", "auto"))
     tools = _object_list()
     tool_choice = OneOfShapes(("none", "auto", "required"))
-    parallel_tool_calls = StrictBoolean()
-    response_format = StrictObject()
+    parallel_tool_calls = StrictBoolean(allow_none=True)
+    response_format = StrictObject(allow_none=True)
     seed = StrictInteger(allow_none=True)
     stream_options = StrictObject(allow_none=True)
     logprobs = StrictBoolean(allow_none=True)
@@ -173,6 +191,10 @@ _MESSAGE_FIELDS = MessageSchema().fields
 _SCALAR_FIELDS = {name: field for name, field in _SCHEMA.fields.items()
                   if not isinstance(field, (fields.List, fields.Nested))}
 _COMPOUND_FIELDS = frozenset(_SCHEMA.fields) - set(_SCALAR_FIELDS) - {"messages"}
+# Where null means "not given": taken out of a valid body (top level, assistant messages).
+_NULLABLE = frozenset(name for name, field in _SCHEMA.fields.items() if field.allow_none)
+_NULLABLE_IN_MESSAGE = frozenset(name for name, field in _MESSAGE_FIELDS.items()
+                                 if field.allow_none and name != "content")
 _SIMPLE_MESSAGE_KEYS = frozenset({"role", "content", "name"})
 
 
@@ -189,7 +211,8 @@ def _plainly_valid(body: dict[str, Any]) -> bool:
     try:
         for message in messages:
             if type(message) is not dict or type(message.get("content")) is not str \
-                    or not _SIMPLE_MESSAGE_KEYS.issuperset(message):
+                    or not _SIMPLE_MESSAGE_KEYS.issuperset(message) \
+                    or message.get("role") == "function":  # its own rules: the full schema
                 return False
             role_field.deserialize(message.get("role", fields.missing_))
             content_field.deserialize(message["content"])
@@ -244,11 +267,25 @@ def invalid_request(errors: Any, wording: dict[str, str] | None = None) -> Inval
     return InvalidRequestError(f"Invalid parameter '{param}': {message}.", param=param, code=code)
 
 
-def validate_chat_request(body: Any) -> dict[str, Any]:
-    """Return the body unchanged if it is a valid chat request; raise InvalidRequestError if not."""
-    if _plainly_valid(require_object(body)):
+def _without_nulls(body: dict[str, Any]) -> dict[str, Any]:
+    """The valid body with its "not given" nulls taken out (a copy only when there are any)."""
+    dropped = [name for name in _NULLABLE if name in body and body[name] is None]
+    messages = body["messages"]
+    cleaned = [{k: v for k, v in message.items() if v is not None or k not in _NULLABLE_IN_MESSAGE}
+               if not _NULLABLE_IN_MESSAGE.isdisjoint(message) else message
+               for message in messages]
+    if not dropped and all(a is b for a, b in zip(cleaned, messages)):
         return body
-    errors = _SCHEMA.validate(body)
-    if errors:
-        raise invalid_request(errors)
+    body = {k: v for k, v in body.items() if k not in dropped}
+    body["messages"] = cleaned
     return body
+
+
+def validate_chat_request(body: Any) -> dict[str, Any]:
+    """The body of a valid chat request, its "not given" nulls taken out; InvalidRequestError
+    if it is not valid."""
+    if not _plainly_valid(require_object(body)):
+        errors = _SCHEMA.validate(body)
+        if errors:
+            raise invalid_request(errors)
+    return _without_nulls(body)
