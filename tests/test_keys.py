@@ -164,8 +164,8 @@ def test_budget_refuses_once_spent_and_resets_on_its_duration(keyed):
     made = generate(client, max_budget=budget, budget_duration="2s")
     headers = bearer(made["key"])
     costs = []
-    for _ in range(20):
-        reply = client.post("/chat/completions", json=ask(), headers=headers)
+    for _ in range(20):  # max_tokens: the reply to "hi" is 4 tokens
+        reply = client.post("/chat/completions", json=ask(max_tokens=4), headers=headers)
         if reply.status_code != 200:
             break
         costs.append(float(reply.headers["x-switchboard-cost"]))
@@ -179,7 +179,8 @@ def test_budget_refuses_once_spent_and_resets_on_its_duration(keyed):
     assert f"max_budget ${budget:.6f}" in error["message"]
     assert int(reply.headers["Retry-After"]) >= 1
     time.sleep(2.1)
-    assert client.post("/chat/completions", json=ask(), headers=headers).status_code == 200
+    assert client.post("/chat/completions", json=ask(max_tokens=4),
+                       headers=headers).status_code == 200
     info = client.get("/key/info", query_string={"key_id": made["key_id"]}, headers=ADMIN).json
     assert info["spend"] == pytest.approx(costs[0])
 

@@ -77,15 +77,22 @@ def test_concurrent_requests_cannot_overspend_beyond_those_in_flight(proxy, open
     assert {r.json()["error"]["code"] for r in replies if r.status != 200} == {"budget_exceeded"}
     spend = admin(proxy, "GET", f"/key/info?key_id={capped['key_id']}")["spend"]
     assert spend == pytest.approx(sum(costs)) and spend <= budget
-    # Without it only the prompt is reserved: the overshoot is bounded by the requests in flight.
-    open_ended = admin(proxy, "POST", "/key/generate", json={"max_budget": budget})
-    replies = fire(proxy, open_ended["key"], concurrency, ask())
+    # `n` multiplies the output: n x max_tokens is reserved, so concurrency cannot overspend.
+    multiple = admin(proxy, "POST", "/key/generate", json={"max_budget": budget})
+    replies = fire(proxy, multiple["key"], concurrency, ask(n=4, max_tokens=5))
     costs = [float(r.headers["x-switchboard-cost"]) for r in replies if r.status == 200]
-    spend = admin(proxy, "GET", f"/key/info?key_id={open_ended['key_id']}")["spend"]
-    assert spend == pytest.approx(sum(costs))
-    assert spend <= budget + concurrency * max(costs)
-    after = fire(proxy, open_ended["key"], 1, ask())[0]
-    assert after.status == 429 and f"spend ${spend:.6f}" in after.json()["error"]["message"]
+    assert costs and len(costs) < concurrency
+    spend = admin(proxy, "GET", f"/key/info?key_id={multiple['key_id']}")["spend"]
+    assert spend == pytest.approx(sum(costs)) and spend <= budget
+    # Without max_tokens the model's output limit is reserved for each of the n choices:
+    # 128 x 16,384 tokens of gpt-4o-mini are far beyond a $0.01 budget, so nothing is spent.
+    open_ended = admin(proxy, "POST", "/key/generate", json={"max_budget": 0.01})
+    replies = fire(proxy, open_ended["key"], 8, ask(n=128))
+    assert {r.status for r in replies} == {429}
+    assert {r.json()["error"]["code"] for r in replies} == {"budget_exceeded"}
+    assert admin(proxy, "GET", f"/key/info?key_id={open_ended['key_id']}")["spend"] == 0
+    one = fire(proxy, open_ended["key"], 1, ask())[0]  # one choice of 16,384 tokens fits
+    assert one.status == 200
 
 
 def test_a_revoked_key_finishes_its_open_stream_and_nothing_more(proxy):

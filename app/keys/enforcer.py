@@ -3,8 +3,9 @@
 Before the call: refuse a model the key may not use, then reserve the request's estimated
 cost against the budget and count it towards rpm / tpm / max_parallel_requests. After it
 (when its event is published): release its slot, add its real cost to the key's spend and
-correct its token count. Estimates are the proxy's own quote (app.usage.quote): the prompt
-counted with tiktoken, plus max_tokens of output when set, at the model's prices.
+correct its token count. The reservation is the most the request can cost (app.usage.quote):
+the prompt counted with tiktoken, plus `n` x `max_tokens` of output (the model's output limit
+when absent), at the model's prices.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from app.keys.limits import (Admission, Usage, has_rate_limits, rate_headers, wi
 from app.keys.redis_counters import RedisCounters
 from app.keys.sql_counters import SqlCounters
 from app.keys.store import KeyRecord
-from app.usage.quote import prompt_tokens, quote_prompt
+from app.usage.quote import prompt_tokens, worst_case
 
 if TYPE_CHECKING:  # the service layer calls in here, never the reverse
     from app.service.events import RequestContext, RequestEvent
@@ -135,8 +136,8 @@ class Enforcer:
                 del self._pending[oldest]
 
     def _estimate(self, body: dict, budgeted: bool, counted: bool) -> tuple[int, float]:
-        """(prompt tokens, cost) as far as known before the call, on the deployment the
-        proxy would try first: the prompt, plus max_tokens of output when set."""
+        """(prompt tokens, the most the request can cost), on the deployment the proxy
+        would try first."""
         if not budgeted and not counted:
             return 0, 0.0
         try:
@@ -145,5 +146,5 @@ class Enforcer:
             return 0, 0.0  # the service refuses the model itself
         if not budgeted:
             return prompt_tokens(target, body)[0], 0.0
-        quote = quote_prompt(target, body)
+        quote = worst_case(target, body)
         return quote["prompt_tokens"], quote["cost"]

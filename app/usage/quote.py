@@ -11,6 +11,8 @@ from app.usage.tokens import count_messages, estimate_usage
 
 # Providers whose own tokenizer tiktoken is; elsewhere a count is an estimate.
 EXACT_PROVIDERS = ("openai",)
+# The most a reply may hold when neither the request nor the registry bounds it.
+UNKNOWN_OUTPUT_LIMIT = 32_768
 
 
 def prompt_tokens(target: Target, body: dict[str, Any]) -> tuple[int, bool]:
@@ -42,6 +44,26 @@ def quote_prompt(target: Target, body: dict[str, Any]) -> dict[str, Any]:
     tokens, estimated = prompt_tokens(target, body)
     ceiling = body.get("max_completion_tokens") or body.get("max_tokens") or 0
     return _priced(target, TokenCounts(prompt=tokens, completion=ceiling), estimated)
+
+
+def output_limit(target: Target) -> int:
+    """The most output tokens one choice of this model can hold: its registry output
+    limit, else its context window, else UNKNOWN_OUTPUT_LIMIT."""
+    info = target.info or {}
+    return int(info.get("max_output_tokens") or info.get("context_window")
+               or UNKNOWN_OUTPUT_LIMIT)
+
+
+def worst_case(target: Target, body: dict[str, Any]) -> dict[str, Any]:
+    """The most this request can cost: the prompt, plus `n` choices each as long as
+    `max_tokens` allows (the model's output limit when absent or larger). What a budget
+    reserves before the call, so concurrent requests cannot outspend it."""
+    tokens, estimated = prompt_tokens(target, body)
+    ceiling = output_limit(target)
+    asked = body.get("max_completion_tokens") or body.get("max_tokens")
+    per_choice = min(asked, ceiling) if asked else ceiling
+    output = (body.get("n") or 1) * per_choice
+    return _priced(target, TokenCounts(prompt=tokens, completion=output), estimated)
 
 
 def quote_completion(target: Target, body: dict[str, Any]) -> dict[str, Any]:
