@@ -59,10 +59,11 @@ class UpstreamError(ProxyError):
     """A provider answered with an error, or could not be reached.
 
     `upstream_status` keeps what the provider said (None when it said nothing) so that
-    retries and fallbacks can judge the failure; `status` is what our client sees.
+    retries and fallbacks can judge the failure; `status` is what our client sees. The type
+    is one OpenAI clients know: `api_error` is what OpenAI reports for its own server faults.
     """
 
-    type = "upstream_error"
+    type = "api_error"
 
     def __init__(self, message: str, *, provider: str, upstream_status: int | None = None,
                  retry_after: float | None = None, **kwargs):

@@ -68,7 +68,7 @@ def test_the_events_themselves(run):
                                                         usage["completion_tokens"])
     assert ok.cost == pytest.approx(float(replies["ok"].headers["x-switchboard-cost"]))
     assert (ok.user, ok.metadata) == ("alice", OK_META)
-    assert fail.error_type == "upstream_error" and "upstream exploded" in fail.error_message
+    assert fail.error_type == "api_error" and "upstream exploded" in fail.error_message
     assert fail.attempts and fail.attempts[0]["status"] == 502
     stream = proxy.event("req-stream")
     assert stream.stream and stream.ttft_ms is not None and stream.completion_tokens > 0
@@ -104,7 +104,7 @@ def test_supabase(run, services):
         "error_code": None, "error_message": None, "end_user": "alice", "key_id": None,
         "key_alias": None, "metadata": OK_META}
     fail = rows["req-fail"]
-    assert (fail["success"], fail["status"], fail["error_type"]) == (False, 502, "upstream_error")
+    assert (fail["success"], fail["status"], fail["error_type"]) == (False, 502, "api_error")
     assert "upstream exploded" in fail["error_message"] and fail["response"] is None
     assert fail["attempts"] == proxy.event("req-fail").attempts and fail["end_user"] == "bob"
     stream = rows["req-stream"]
@@ -213,7 +213,7 @@ def test_sentry_gets_failures_only(run, services):
     assert "upstream exploded" in report["exception"]["values"][0]["value"]
     assert report["tags"] == {"model": "gpt-4", "requested_model": "gpt-4",
                               "request_id": "req-fail", "status": "502",
-                              "error_type": "upstream_error", "error_code": "server_error",
+                              "error_type": "api_error", "error_code": "server_error",
                               "cache": "off",
                               "stream": "False"}
     context = report["contexts"]["switchboard"]

@@ -488,6 +488,9 @@ def test_failed_generation_through_the_proxy(sdk, cohere_emu):
     with pytest.raises(openai.InternalServerError) as caught:
         sdk.chat.completions.create(model="command-r", messages=USER, extra_body=NO_RETRY)
     assert "finish_reason ERROR" in caught.value.message
+    # Cohere answered 200: the error says what it reported, not a status it never sent.
+    assert "HTTP" not in caught.value.message and "failed" in caught.value.message
+    assert caught.value.body["type"] == "api_error"
 
 
 # -- the emulator's own honesty ------------------------------------------------------------

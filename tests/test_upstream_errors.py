@@ -18,17 +18,49 @@ def openai_body(message: str, type_: str = "invalid_request_error", code=None) -
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
 
-@pytest.mark.parametrize("upstream,expected", [
-    (400, 400), (401, 401), (403, 403), (404, 404), (422, 400), (408, 504),
-    (500, 502), (502, 502), (503, 502), (504, 502),
+@pytest.mark.parametrize("upstream,expected,type_", [
+    (400, 400, "invalid_request_error"), (401, 401, "authentication_error"),
+    (403, 403, "permission_error"), (404, 404, "not_found_error"),
+    (422, 400, "invalid_request_error"), (408, 504, "timeout_error"),
+    (500, 502, "api_error"), (502, 502, "api_error"), (503, 502, "api_error"),
+    (504, 502, "api_error"), (529, 502, "api_error"),
 ])
-def test_status_mapping(client, openai_emu, upstream, expected):
+def test_status_mapping(client, openai_emu, upstream, expected, type_):
     openai_emu.fail_next(Fault(reply=Reply(upstream, openai_body(f"upstream said {upstream}"))))
     r = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": USER})
     assert r.status_code == expected
     error = r.json["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert "openai" in error["message"] and f"upstream said {upstream}" in error["message"]
+    assert error["type"] == type_   # a type OpenAI's clients know, never "upstream_error"
+
+
+def test_upstream_param_is_kept(client, openai_emu):
+    body = openai_body("Invalid value for 'response_format'.", code="invalid_value")
+    body["error"]["param"] = "response_format"
+    openai_emu.fail_next(Fault(reply=Reply(400, body)))
+    r = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": USER})
+    assert r.status_code == 400
+    assert r.json["error"]["param"] == "response_format"
+    assert r.json["error"]["code"] == "invalid_value"
+
+
+def test_402_credits_exhausted_is_429_insufficient_quota(client, openai_emu):
+    openai_emu.fail_next(Fault(reply=Reply(402, openai_body(
+        "Insufficient credits. Add more using https://example.test/credits", "payment_required"))))
+    r = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": USER})
+    assert r.status_code == 429
+    error = r.json["error"]
+    assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
+    assert "Insufficient credits" in error["message"]
+
+
+def test_openai_quota_error_keeps_its_type(client, openai_emu):
+    openai_emu.fail_next(Fault(reply=Reply(429, openai_body(
+        "You exceeded your current quota.", "insufficient_quota", "insufficient_quota"))))
+    r = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": USER})
+    assert r.status_code == 429
+    assert r.json["error"]["type"] == "insufficient_quota"
 
 
 def test_429_passes_retry_after(client, openai_emu):
@@ -88,6 +120,7 @@ def test_unparseable_body_is_502(client, openai_emu, garbage):
     r = client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": USER})
     assert r.status_code == 502
     assert "openai" in r.json["error"]["message"]
+    assert r.json["error"]["type"] == "api_error"
 
 
 def test_non_json_error_body(client, openai_emu):

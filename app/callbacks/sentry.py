@@ -30,7 +30,7 @@ from app.callbacks.settings import CallbackSettings
 from app.config import ConfigError
 from app.service.events import RequestEvent
 
-_REPORTED_TYPES = ("upstream_error", "timeout_error")
+_REPORTED_TYPES = ("api_error", "timeout_error")
 
 
 def reportable(event: RequestEvent) -> bool:

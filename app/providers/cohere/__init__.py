@@ -14,7 +14,7 @@ from app.providers.cohere.response import choice, is_legacy, usage
 from app.providers.cohere.stream import CohereStreamTranslator
 
 # Cohere statuses outside HTTP's usual set: 498 is an invalid token, 499 a cancelled request.
-OWN_STATUSES = {498: (401, "authentication_error"), 499: (502, "upstream_error")}
+OWN_STATUSES = {498: (401, "authentication_error"), 499: (502, "api_error")}
 # Request fields other than OpenAI's that this provider understands.
 KNOWN_EXTRAS = NATIVE_PARAMS | set(SAME_VALUE) | {"messages"}
 

@@ -4,20 +4,24 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import UpstreamError
-from app.providers.base import usage_dict, upstream_error
+from app.providers.base import in_band_error, usage_dict
 
 FINISH_REASONS = {
     "COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length",
     "TOOL_CALL": "tool_calls", "ERROR_TOXIC": "content_filter",
     "ERROR_LIMIT": "length",  # v1: the context limit ended the generation
 }
-# Finish reasons that mean the generation failed, with the status they are reported as.
-FAILURES = {"ERROR": 500, "TIMEOUT": 504, "USER_CANCEL": 500}
+# Finish reasons that mean the generation failed, in words (the HTTP answer was a 200).
+FAILURES = {"ERROR": "the model failed while generating",
+            "TIMEOUT": "the generation timed out at Cohere",
+            "USER_CANCEL": "the generation was cancelled"}
 
 
 def failure(provider: str, reason: str, detail: str | None = None) -> UpstreamError:
-    return upstream_error(provider, FAILURES.get(reason, 500),
-                          detail or f"the generation ended with finish_reason {reason}")
+    """A 502 (a gateway's answer for an upstream failure) that says what Cohere reported."""
+    what = FAILURES.get(reason, "the generation failed")
+    return in_band_error(provider, 502, f"{what} (finish_reason {reason})"
+                         + (f": {detail}" if detail else ""))
 
 
 def finish_reason(provider: str, reason: Any) -> str:
