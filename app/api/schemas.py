@@ -125,8 +125,8 @@ class MessageSchema(Schema):
     @validates_schema
     def _function_named(self, data, **kwargs):
         if data.get("role") == "function" and not data.get("name"):
-            raise ValidationError("is required for a message with role 'function' (the name "
-                                  "of the function whose result it holds)", "name")
+            raise ValidationError("is required for a message with role 'function' (the function "
+                                  "name whose result it holds)", "name")
 
 
 class ChatRequestSchema(Schema):
