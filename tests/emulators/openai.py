@@ -9,6 +9,7 @@ import time
 
 from tests.emulators.contracts import Contract
 from tests.emulators.model import Tool, Turn, generate, stream_pieces
+from tests.emulators.openai_responses import ResponsesAPI
 from tests.emulators.server import Call, Emulator, Reply, sse
 
 OPENAI_CONTRACT = Contract("openai/openapi.yaml")
@@ -43,6 +44,10 @@ class OpenAIEmulator(Emulator):
     api_key = "sk-test-openai-key-0123456789"
     key_env, base_env, base_path = "OPENAI_API_KEY", "OPENAI_API_BASE", "/v1"
     paths = ("/v1/chat/completions", "/chat/completions")
+    responses_prefix = "/v1/responses"
+
+    def reset_knobs(self) -> None:
+        self.responses = ResponsesAPI(self)
 
     def authorised(self, call: Call) -> bool:
         return call.headers.get("authorization") == f"Bearer {self.api_key}"
@@ -54,6 +59,11 @@ class OpenAIEmulator(Emulator):
         return call.body.get("model") if call.path in self.paths else None
 
     def handle(self, call: Call) -> Reply:
+        if call.path.startswith(self.responses_prefix):
+            if not self.authorised(call):
+                return openai_error(401, "Incorrect API key provided.", "invalid_request_error",
+                                    "invalid_api_key")
+            return self.responses.handle(call, openai_error)
         if call.method != "POST" or call.body is None:
             return openai_error(404, f"Unknown request URL: {call.method} {call.path}",
                                 "invalid_request_error", "unknown_url")
@@ -149,6 +159,7 @@ class AzureEmulator(OpenAIEmulator):
     api_key = "azure-test-key-0123456789abcdef"
     key_env, base_env, base_path = "AZURE_API_KEY", "AZURE_API_BASE", ""
     api_version = "2024-10-21"
+    responses_prefix = "/openai/v1/responses"  # Azure's v1 API: no api-version
 
     def proxy_env(self) -> dict[str, str]:
         return {**super().proxy_env(), "AZURE_API_VERSION": self.api_version}
