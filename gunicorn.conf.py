@@ -81,6 +81,15 @@ def on_exit(server):
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def post_worker_init(worker):
+    """A new worker (one replacing a killed worker, say) replays the ledger journals that
+    stopped processes left behind, at once rather than at its first request."""
+    from app.usage.ledger import ledger_of
+    ledger = ledger_of(worker.wsgi.extensions["switchboard"])
+    if ledger is not None:
+        ledger.start()
+
+
 def worker_exit(server, worker):
     """Graceful stop (SIGTERM, restart): flush the ledger and integration queues first."""
     service = getattr(worker.wsgi, "extensions", {}).get("switchboard") if worker.wsgi else None

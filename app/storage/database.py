@@ -9,39 +9,47 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-SQLITE_BUSY_TIMEOUT_SECONDS = 30
+from app.storage.postgres_pool import PostgresPool
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+POOL_SIZE = 16
 
 
 class Database:
     """Connections are made lazily and per process, so one Database built before gunicorn
-    forks its workers is safe to use in each of them."""
+    forks its workers is safe to use in each of them.
 
-    def __init__(self, url: str):
+    `timeout` bounds every wait on the database: SQLite's busy_timeout, PostgreSQL's
+    statement_timeout and lock_timeout, connecting, and waiting for a free connection. A
+    connection that fails is dropped, and the next use connects anew: a database that comes
+    back is used again at once, never left broken until restart."""
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_SECONDS):
         self.url = url
+        self.timeout = timeout
         self.dialect = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
         self._local = threading.local()
         self._migrate_lock = threading.Lock()
         self._pool_lock = threading.Lock()
-        self._pools: dict[int, Any] = {}
+        self._pools: dict[int, PostgresPool] = {}
         if self.dialect == "sqlite":
             self.path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._sqlite().execute("PRAGMA journal_mode=WAL")
+            with self._sqlite_errors():
+                self._sqlite().execute("PRAGMA journal_mode=WAL")
 
     @property
-    def _pool(self):
+    def _pool(self) -> "PostgresPool":
         pool = self._pools.get(os.getpid())
         if pool is None:
-            from psycopg_pool import ConnectionPool
             with self._pool_lock:
                 pool = self._pools.get(os.getpid())
                 if pool is None:
-                    pool = ConnectionPool(self.url, min_size=1, max_size=16, open=True,
-                                          kwargs={"autocommit": False})
+                    pool = PostgresPool(self.url, POOL_SIZE, self.timeout)
                     self._pools = {os.getpid(): pool}
         return pool
 
@@ -49,12 +57,29 @@ class Database:
         """One connection per thread and process; WAL lets every worker read while one writes."""
         connection = getattr(self._local, "connection", None)
         if connection is None or self._local.pid != os.getpid():
-            connection = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS,
+            connection = sqlite3.connect(self.path, timeout=self.timeout,
                                          isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA foreign_keys=ON")
             self._local.connection, self._local.pid = connection, os.getpid()
         return connection
+
+    @contextmanager
+    def _sqlite_errors(self) -> Iterator[None]:
+        """An SQLite error other than a constraint drops this thread's connection: one that
+        opened while the folder was read-only, say, stays read-only for good."""
+        try:
+            yield
+        except sqlite3.OperationalError:
+            self._drop_sqlite()
+            raise
+
+    def _drop_sqlite(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with suppress(sqlite3.Error):
+                connection.close()
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self.dialect == "postgresql" else statement
@@ -67,23 +92,23 @@ class Database:
                 with connection.transaction():
                     yield Transaction(self, connection.cursor())
             return
-        connection = self._sqlite()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield Transaction(self, connection.cursor())
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        with self._sqlite_errors():
+            connection = self._sqlite()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self, connection.cursor())
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Rows of one read-only statement."""
         if self.dialect == "postgresql":
-            with self._pool.connection() as connection:
-                rows = connection.execute(self._sql(statement), params).fetchall()
-                connection.commit()
-                return rows
-        return self._sqlite().execute(statement, params).fetchall()
+            return self._pool.read(self._sql(statement), params)
+        with self._sqlite_errors():
+            return self._sqlite().execute(statement, params).fetchall()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
         """One write statement in its own transaction; the number of rows it touched."""
@@ -98,6 +123,9 @@ class Database:
                          "PRIMARY KEY (owner, version))")
             with self.transaction() as tx:
                 if self.dialect == "postgresql":  # one migrator at a time across processes
+                    # a migration may take its time; it runs once, at start, off any request
+                    tx.execute("SET LOCAL statement_timeout = 0")
+                    tx.execute("SET LOCAL lock_timeout = 0")
                     tx.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
                 done = {row[0] for row in tx.fetch(
                     "SELECT version FROM schema_migrations WHERE owner = ?", (owner,))}
@@ -115,10 +143,7 @@ class Database:
                 pool.close()
             self._pools = {}
         else:
-            connection = getattr(self._local, "connection", None)
-            if connection is not None:
-                connection.close()
-                self._local.connection = None
+            self._drop_sqlite()
 
 
 class Transaction:

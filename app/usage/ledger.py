@@ -1,5 +1,6 @@
 """The ledger: one row per request (answered or failed, streamed or not, cached or not),
-written off the request path by a batching background writer.
+appended to a local journal on the request path (app/usage/journal.py) and written to the
+database off it by a batching background writer.
 
 The table lives in the proxy's database (SQLite in the data directory, or PostgreSQL with
 DATABASE_URL) and is created and migrated by the proxy itself at start. Prompts and
@@ -8,8 +9,13 @@ while the top-level `redact_messages` is set.
 """
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,7 +24,12 @@ from marshmallow import RAISE, Schema, fields, validate
 from app.config import ConfigError
 from app.service.events import RequestEvent
 from app.storage.database import Database, database_url
+from app.usage.journal import Journal, Segment
 from app.usage.writer import BatchWriter
+
+log = logging.getLogger("switchboard.ledger")
+JOURNAL_DIR = "ledger-journal"
+REPLAY_SECONDS = 5.0      # how often a process looks for journals of stopped processes
 
 MIGRATIONS = [[
     "CREATE TABLE ledger ("
@@ -50,8 +61,12 @@ COLUMNS = ("id", "request_id", "started_at", "day", "requested_model", "model", 
            "response")
 # The row id is made once per event, so a batch retried after an unclear failure (the
 # commit landed, the connection dropped) cannot count a request twice.
-INSERT = (f"INSERT INTO ledger ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-          " ON CONFLICT (id) DO NOTHING")
+def insert_statement(columns) -> str:
+    return (f"INSERT INTO ledger ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            " ON CONFLICT (id) DO NOTHING")
+
+
+INSERT = insert_statement(COLUMNS)
 
 CACHE_HITS = ("hit", "semantic-hit")
 TEXT_LIMIT = 2000          # longest identifier or error message kept
@@ -118,17 +133,42 @@ def row_of(event: RequestEvent, store_messages: bool) -> tuple:
 
 
 class Ledger:
-    """The event consumer: `handle` only enqueues; the writer thread inserts batches."""
+    """The event consumer: `handle` journals the row and enqueues it; the writer thread inserts
+    batches and a replay thread stores the journals of stopped processes."""
 
     def __init__(self, database: Database, store_messages: bool = False, batch_size: int = 500,
-                 flush_interval: float = 1.0, queue_size: int = 10_000):
+                 flush_interval: float = 1.0, queue_size: int = 10_000,
+                 journal: Journal | None = None):
         self.database = database
         self.store_messages = store_messages
-        self.writer = BatchWriter("ledger", self._row, self._insert, batch_size, flush_interval,
-                                  queue_size)
+        self.journal = journal
+        self.writer = BatchWriter("ledger", self._insert, batch_size, flush_interval, queue_size)
+        self._replaying_in: int | None = None    # the pid whose replay thread runs
 
     def handle(self, event: RequestEvent) -> None:
-        self.writer.put(event)
+        row = row_of(event, self.store_messages)
+        segment = None
+        if self.journal is not None:
+            segment = self.journal.append(dict(zip(COLUMNS, row)))
+            if self._replaying_in != os.getpid():
+                self.start()
+        self.writer.put((row, segment))
+
+    def start(self) -> None:
+        """Look for journals of stopped processes now and every REPLAY_SECONDS (a gunicorn
+        worker calls this when it starts; the first request does too)."""
+        if self.journal is None or self._replaying_in == os.getpid():
+            return
+        self._replaying_in = os.getpid()
+        threading.Thread(target=self._replay_forever, name="ledger-replay", daemon=True).start()
+
+    @property
+    def healthy(self) -> bool:
+        """False while the writer cannot store rows (the database refuses them)."""
+        return self.writer.healthy
+
+    def replay(self) -> int:
+        return self.journal.replay(self._insert_journaled) if self.journal is not None else 0
 
     def flush(self, timeout: float) -> bool:
         return self.writer.flush(timeout)
@@ -136,12 +176,30 @@ class Ledger:
     def close(self, timeout: float) -> None:
         self.writer.close(timeout)
 
-    def _row(self, event: RequestEvent) -> tuple:
-        return row_of(event, self.store_messages)
+    def _replay_forever(self) -> None:
+        pid = os.getpid()
+        while self._replaying_in == pid:
+            self.replay()
+            time.sleep(REPLAY_SECONDS)
 
-    def _insert(self, rows) -> None:
+    def _insert(self, items: list[tuple[tuple, Segment | None]]) -> None:
+        if self.journal is not None:
+            self.journal.sync()
         with self.database.transaction() as tx:
-            tx.executemany(INSERT, rows)
+            tx.executemany(INSERT, [row for row, _ in items])
+        if self.journal is not None:
+            self.journal.stored(segment for _, segment in items)
+
+    def _insert_journaled(self, rows: list[dict]) -> None:
+        """Rows read back from a journal, possibly written by an older version of the proxy:
+        each is stored with the columns it has (the others take their defaults)."""
+        by_columns: dict[tuple, list[tuple]] = {}
+        for row in rows:
+            columns = tuple(name for name in COLUMNS if name in row)
+            by_columns.setdefault(columns, []).append(tuple(row[name] for name in columns))
+        with self.database.transaction() as tx:
+            for columns, values in by_columns.items():
+                tx.executemany(insert_statement(columns), values)
 
 
 def build_ledger(service) -> Ledger:
@@ -153,13 +211,16 @@ def build_ledger(service) -> Ledger:
     try:
         database = Database(url)
         database.migrate("ledger", MIGRATIONS)
-        database.close()
     except Exception as exc:
         where = "DATABASE_URL" if settings.env.get("DATABASE_URL") else url
         raise ConfigError(f"the ledger database ({where}) cannot be used: "
                           f"{type(exc).__name__}: {exc}") from None
     store_messages = config.pop("store_messages") and not settings.redact_messages
-    return Ledger(database, store_messages, **config)
+    ledger = Ledger(database, store_messages, journal=Journal(Path(settings.data_dir) / JOURNAL_DIR),
+                    **config)
+    ledger.replay()   # what a process killed before this start left behind
+    database.close()
+    return ledger
 
 
 def ledger_of(service) -> Ledger | None:

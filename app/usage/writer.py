@@ -7,8 +7,9 @@ Nothing is dropped:
 - a failed batch is kept and retried with backoff until it is written;
 - `close(timeout)` (gunicorn's worker_exit, and interpreter exit for library use) writes
   everything still queued before the process ends.
-Only a killed process (SIGKILL, a worker timeout) or a database that stays unreachable past
-the close timeout can lose rows; the latter is logged with the count.
+What a killed process (SIGKILL, a worker timeout) or a database that stays unreachable past
+the close timeout leaves unwritten is in the ledger's journal (app/usage/journal.py), which
+another process replays.
 """
 from __future__ import annotations
 
@@ -31,13 +32,12 @@ _live: "weakref.WeakSet[BatchWriter]" = weakref.WeakSet()
 
 
 class BatchWriter:
-    def __init__(self, name: str, prepare: Callable[[Any], Any],
-                 write: Callable[[Sequence[Any]], None], batch_size: int = 500,
+    def __init__(self, name: str, write: Callable[[Sequence[Any]], None], batch_size: int = 500,
                  flush_interval: float = 1.0, queue_size: int = 10_000):
-        """`prepare` turns an item into what `write` takes (once, in the writer thread, so a
-        retried batch is the same batch); `write` stores a batch or raises."""
+        """`write` stores a batch or raises (then the same batch is retried)."""
         self.name = name
-        self._prepare, self._write = prepare, write
+        self._write = write
+        self.healthy = True         # False while writes fail
         self.batch_size, self.flush_interval, self.queue_size = batch_size, flush_interval, queue_size
         self._reset()
         _live.add(self)
@@ -126,13 +126,7 @@ class BatchWriter:
     def _run(self) -> None:
         try:
             while (items := self._take()) is not None:
-                batch = []
-                for item in items:
-                    try:
-                        batch.append(self._prepare(item))
-                    except Exception:
-                        log.exception("%s: an item could not be prepared; skipped", self.name)
-                self._write_until_done(batch)
+                self._write_until_done(items)
                 with self._cond:
                     self._pending -= len(items)
                     self._cond.notify_all()
@@ -146,8 +140,10 @@ class BatchWriter:
         while batch:
             try:
                 self._write(batch)
+                self.healthy = True
                 return
             except Exception as exc:
+                self.healthy = False
                 log.error("%s: writing %d items failed (%s); retrying in %.1f s", self.name,
                           len(batch), exc, delay)
                 time.sleep(delay)
