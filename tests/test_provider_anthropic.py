@@ -19,6 +19,11 @@ anthropic_emu, anthropic_env, make_proxy, proxy, http, sdk = provider_fixtures(
     AnthropicEmulator, "anthropic")
 
 USER = [{"role": "user", "content": "ping"}]
+HISTORY = [{"role": "user", "content": "weather in Oslo?"},
+           {"role": "assistant", "content": None, "tool_calls": [
+               {"id": "call_h1", "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+           {"role": "tool", "tool_call_id": "call_h1", "content": "cold"}]
 
 
 def scripted(content: list[dict], stop_reason: str = "end_turn", **usage) -> Reply:
@@ -66,12 +71,13 @@ def test_routing_and_default_max_tokens(sdk, anthropic_emu, model, upstream, max
 
 def test_client_limits_and_sampling_params(sdk, anthropic_emu):
     sdk.chat.completions.create(model="claude-2", messages=USER, max_tokens=300,
-                                temperature=1.6, top_p=0.5, user="user-42")
+                                temperature=1.6, user="user-42")
     body = sent(anthropic_emu)
     assert body["max_tokens"] == 300
     assert body["temperature"] == 1          # OpenAI's 0-2 clamped to Anthropic's 0-1
-    assert body["top_p"] == 0.5
     assert body["metadata"] == {"user_id": "user-42"}
+    sdk.chat.completions.create(model="claude-2", messages=USER, top_p=0.5)
+    assert sent(anthropic_emu)["top_p"] == 0.5
     sdk.chat.completions.create(model="claude-2", messages=USER, max_completion_tokens=77,
                                 max_tokens=999, temperature=0.3,
                                 extra_body={"top_k": 5, "store": True, "reasoning": "x"})
@@ -80,6 +86,22 @@ def test_client_limits_and_sampling_params(sdk, anthropic_emu):
     assert sent(anthropic_emu)["top_k"] == 5           # Anthropic's own; other extras not sent
     assert set(sent(anthropic_emu)) == {"model", "messages", "max_tokens", "temperature",
                                         "top_k"}
+
+
+@pytest.mark.parametrize("sampling, sent_params, dropped", [
+    ({"temperature": 0.7, "top_p": 1}, {"temperature": 0.7}, "top_p"),      # UIs send both
+    ({"temperature": 0.7, "top_p": 0.9}, {"temperature": 0.7}, "top_p"),    # temperature wins
+    ({"top_p": 1}, {}, "top_p"),                                            # asks for nothing
+    ({"top_p": 0.9}, {"top_p": 0.9}, None),
+])
+def test_top_p_only_when_it_asks_for_something_and_temperature_is_absent(
+        sdk, anthropic_emu, sampling, sent_params, dropped):
+    r = sdk.chat.completions.with_raw_response.create(model="claude-sonnet-4-5",
+                                                      messages=USER, **sampling)
+    assert r.parse().choices[0].message.content == "Hello! You said: ping"
+    assert r.headers.get("x-switchboard-dropped-params") == dropped
+    body = sent(anthropic_emu)
+    assert {k: body[k] for k in ("temperature", "top_p") if k in body} == sent_params
 
 
 def test_api_base_with_v1_suffix(make_proxy, anthropic_emu):
@@ -145,6 +167,44 @@ def test_images_data_and_http_urls(sdk, anthropic_emu):
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
         {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg",
                                      "data": "/9j/4AAQ"}}]
+
+
+PDF = "data:application/pdf;base64,JVBERi0xLjQK"
+
+
+def test_file_parts_become_document_blocks(sdk, anthropic_emu):
+    r = sdk.chat.completions.create(model="claude-sonnet-4-5", messages=[{
+        "role": "user", "content": [
+            {"type": "text", "text": "summarise"},
+            {"type": "file", "file": {"filename": "a.pdf", "file_data": PDF}}]}])
+    assert r.choices[0].message.content == "Hello! You said: summarise"
+    assert sent(anthropic_emu)["messages"][0]["content"][1] == {
+        "type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                       "data": "JVBERi0xLjQK"}}
+
+
+@pytest.mark.parametrize("file", [{"file_id": "file-abc"}, {"file_data": "data:text/csv;base64,YQ=="}])
+def test_unusable_file_part_is_a_400(http, anthropic_emu, file):
+    r = http.post("/v1/chat/completions", json={"model": "claude-2", "messages": [{
+        "role": "user", "content": [{"type": "file", "file": file}]}]})
+    assert r.status_code == 400
+    assert r.json["error"]["param"] == "messages[0].content[0].file"
+    assert not anthropic_emu.calls
+
+
+def test_images_inside_tool_results_become_image_blocks(sdk, anthropic_emu):
+    messages = HISTORY[:2] + [{"role": "tool", "tool_call_id": "call_h1", "content": [
+        {"type": "text", "text": "chart"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "file", "file": {"file_data": PDF}}]}]
+    r = sdk.chat.completions.create(model="claude-sonnet-4-5", messages=messages, tools=[WEATHER])
+    assert r.choices[0].message.content == "The tool returned: chart"
+    assert sent(anthropic_emu)["messages"][2]["content"][0]["content"] == [
+        {"type": "text", "text": "chart"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                     "data": "iVBORw0KGgo="}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                        "data": "JVBERi0xLjQK"}}]
 
 
 @pytest.mark.parametrize("url", ["data:image/bmp;base64,Qk0=", "data:image/png,rawbytes",
@@ -260,6 +320,28 @@ def test_parallel_results_then_user_text_in_one_turn(sdk, anthropic_emu):
     assert wire[1]["content"][2]["input"] == {}
     assert wire[1]["content"][1]["id"] == "call_a1"
     assert [b["tool_use_id"] for b in wire[2]["content"]] == ["call_a1", "call_b2"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_history_without_tools_declares_the_named_tools(sdk, anthropic_emu, stream):
+    """OpenAI accepts tool_use / tool_result history with no `tools`; Anthropic refuses it,
+    so the tools it names are declared (open schema) and not callable in this answer."""
+    r = sdk.chat.completions.create(model="claude-sonnet-4-5", messages=HISTORY, stream=stream)
+    text = "".join(c.choices[0].delta.content or "" for c in r if c.choices) if stream \
+        else r.choices[0].message.content
+    assert text == "The tool returned: cold"
+    body = sent(anthropic_emu)
+    assert body["tools"] == [{"name": "get_weather", "input_schema": {"type": "object"}}]
+    assert body["tool_choice"] == {"type": "none"}
+    assert body["messages"][1]["content"][0]["type"] == "tool_use"
+    assert body["messages"][2]["content"][0]["type"] == "tool_result"
+
+
+def test_tool_history_with_tools_sends_only_the_clients_tools(sdk, anthropic_emu):
+    sdk.chat.completions.create(model="claude-sonnet-4-5", messages=HISTORY, tools=[WEATHER])
+    assert [t["name"] for t in sent(anthropic_emu)["tools"]] == ["get_weather"]
+    assert "tool_choice" not in sent(anthropic_emu)
+    assert "properties" in sent(anthropic_emu)["tools"][0]["input_schema"]
 
 
 def test_legacy_functions_round_trip(sdk, anthropic_emu):

@@ -193,6 +193,12 @@ class Provider:
         (e.g. Hugging Face chat vs text-generation models)."""
         return self.unsupported_params(body)
 
+    def dropped_params(self, body: Mapping[str, Any], target: Target) -> list[str]:
+        """Params this provider leaves out by its own rule whatever `drop_params` says, because
+        sending them would fail and leaving them out changes nothing the client asked for
+        (e.g. Anthropic's `top_p: 1` beside `temperature`); reported to the client."""
+        return []
+
     def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
         raise NotImplementedError
 

@@ -173,13 +173,16 @@ class AttemptRunner:
 
     def _check_params(self, provider: Provider, params: dict[str, Any], target: Target,
                       options: dict[str, Any]) -> list[str]:
+        dropped = provider.dropped_params(params, target)
+        for key in dropped:
+            params.pop(key)
         unsupported = provider.unsupported_params_for(params, target)
         if not unsupported:
-            return []
+            return dropped
         if options.get("drop_params", self.settings.drop_params):
             for key in unsupported:
                 params.pop(key)
-            return unsupported
+            return sorted(dropped + unsupported)
         names = ", ".join(unsupported)
         raise UnsupportedParamsError(
             f"provider {provider.name} (model {target.model_group!r}) does not support: {names}. "

@@ -2,7 +2,8 @@
 
 Requests are checked against Anthropic's official OpenAPI contract plus the rules the live
 API enforces that the schema does not express (user-first turns, no empty turns, no blank
-text or stop sequences, tool_use/tool_result pairing). Consecutive same-role turns are
+text or stop sequences, tool_use/tool_result pairing and tool history only with `tools`,
+`temperature` and `top_p` not both, as newer models refuse). Consecutive same-role turns are
 merged, as the API does. Answers (JSON bodies and every stream event) are themselves
 checked against the contract's response schemas, so the emulator cannot drift from it.
 Prompt caching is emulated: the blocks up to the last `cache_control` marker are written
@@ -85,6 +86,14 @@ def api_rules(body: dict) -> list[str]:
     if turns and turns[-1]["role"] == "assistant" and turns[-1]["content"] and \
             block_text(turns[-1]["content"][-1:]) != block_text(turns[-1]["content"][-1:]).rstrip():
         problems.append("messages: final assistant content cannot end with trailing whitespace")
+    if body.get("temperature") is not None and body.get("top_p") is not None:
+        problems.append("`temperature` and `top_p` cannot both be specified for this model. "
+                        "Please use only one.")
+    tool_blocks = any(b["type"] in ("tool_use", "tool_result") for t in turns
+                      for b in t["content"])
+    if tool_blocks and not body.get("tools"):
+        problems.append("Requests which include `tool_use` or `tool_result` blocks must "
+                        "define tools.")
     if any(not s.strip() for s in body.get("stop_sequences") or ()):
         problems.append("stop_sequences: each stop sequence must contain non-whitespace")
     return problems

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.providers.anthropic.request import local_stops, unsupported_values, wire_body
+from app.providers.anthropic.request import (local_stops, sampling_drops, unsupported_values,
+                                             wire_body)
 from app.providers.anthropic.response import completion
 from app.providers.anthropic.stream import AnthropicStreamTranslator
 from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
@@ -33,6 +34,9 @@ class AnthropicProvider(Provider):
 
     def unsupported_params(self, body: dict[str, Any]) -> list[str]:
         return sorted(super().unsupported_params(body) + unsupported_values(body))
+
+    def dropped_params(self, body: dict[str, Any], target: Target) -> list[str]:
+        return sampling_drops(body)
 
     def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
         # A base given with OpenAI-style "/v1" at the end still means the same API root.

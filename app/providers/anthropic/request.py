@@ -3,11 +3,15 @@
 Decisions (each is what a client of an OpenAI-style proxy expects from Claude):
 - `temperature` is clamped to Anthropic's 0-1 range rather than scaled: a client that tuned
   0.7 for Claude gets 0.7, and "hotter than 1" gets Anthropic's hottest, 1.
+- `top_p` only when it is below 1 and `temperature` is absent (`sampling_drops`): newer
+  models refuse the two together.
 - Every system/developer message, wherever it stands, goes into the top-level `system`,
   in order, one text block each.
 - Messages with nothing in them are left out (the API refuses empty turns), consecutive
   same-role turns are merged, and a conversation that does not start with a user turn gets
   a minimal one first (`OPENING_TURN`), since the API wants user-first alternation.
+- `file` parts (PDF data: URLs) become `document` blocks; tool results may hold images and
+  documents as well as text, as `tool_result` content.
 - Legacy `function_call` / `role: function` messages carry no ids, so ids are made from the
   position of the assistant message (`call_fn_<position>`), pairing each result with the
   function call before it.
@@ -16,6 +20,8 @@ Decisions (each is what a client of an OpenAI-style proxy expects from Claude):
 - Stop sequences the API refuses (whitespace only, such as "\n") are not sent; the answer
   is cut at them here instead (`local_stops`, applied by response.py and stream.py), so
   `stop: ["\n"]` works as with OpenAI (the model may generate, and bill, past that point).
+- Tool history (tool_use / tool_result) in a request without `tools` declares the tools it
+  names with an open schema and `tool_choice: none` (`history_tools`).
 - `response_format` json_schema -> `output_config.format` (structured outputs); text needs
   nothing; json_object has no equivalent and is reported by `unsupported_values`.
 - Fields outside OpenAI's chat API are not sent (the Messages API refuses fields it does not
@@ -58,6 +64,16 @@ def unsupported_values(body: dict[str, Any]) -> list[str]:
             if body.get(key) is not None and not honoured(body[key])]
 
 
+def sampling_drops(body: dict[str, Any]) -> list[str]:
+    """Newer Claude models refuse `temperature` and `top_p` together, and OpenAI clients
+    often send both (`top_p: 1`): `top_p` is sent only when it asks for something (< 1) and
+    `temperature` is absent; otherwise it is dropped (and reported)."""
+    top_p = body.get("top_p")
+    if top_p is not None and (top_p >= 1 or body.get("temperature") is not None):
+        return ["top_p"]
+    return []
+
+
 def local_stops(body: dict[str, Any]) -> list[str]:
     """Stop sequences the API refuses (whitespace only), applied to the answer by the proxy."""
     return [s for s in stop_list(body.get("stop")) or () if s and not s.strip()]
@@ -79,6 +95,9 @@ def wire_body(body: dict[str, Any], target: Target) -> dict[str, Any]:
         choice = tool_choice(body)
         if choice:
             wire["tool_choice"] = choice
+    elif history_tools(messages):
+        wire["tools"] = history_tools(messages)
+        wire["tool_choice"] = {"type": "none"}
     output = output_format(body.get("response_format"))
     if output:
         wire["output_config"] = {"format": output}
@@ -106,8 +125,7 @@ def conversation(messages: list[dict[str, Any]]) -> tuple[list[dict], list[dict]
         if role in ("system", "developer"):
             system += content_blocks(message.get("content"), where, ("text",))
         elif role == "user":
-            add_turn(turns, "user", content_blocks(message.get("content"), where,
-                                                   ("text", "image_url")))
+            add_turn(turns, "user", content_blocks(message.get("content"), where, USER_PARTS))
         elif role == "assistant":
             blocks = content_blocks(message.get("content"), where, ("text",))
             for index, call in enumerate(message.get("tool_calls") or ()):
@@ -128,7 +146,7 @@ def conversation(messages: list[dict[str, Any]]) -> tuple[list[dict], list[dict]
                     f"({'tool_call_id' if role == 'tool' else 'no function_call before it'})",
                     param=f"{where}.tool_call_id")
             result = {"type": "tool_result", "tool_use_id": safe_id(call_id)}
-            content = content_blocks(message.get("content"), where, ("text",))
+            content = content_blocks(message.get("content"), where, USER_PARTS)
             if content:
                 result["content"] = content
             add_turn(turns, "user", [result])
@@ -176,8 +194,7 @@ def content_blocks(content: Any, where: str, allowed: tuple[str, ...]) -> list[d
             raise InvalidRequestError(
                 f"{part_where}: content part type {kind!r} is not supported here by Anthropic "
                 f"(supported: {', '.join(allowed)})", param=part_where)
-        block = image_block(part, part_where) if kind == "image_url" else text_block(
-            part, part_where)
+        block = PART_BLOCKS[kind](part, part_where)
         if block is not None:
             if part.get("cache_control") is not None:
                 block["cache_control"] = part["cache_control"]
@@ -208,6 +225,24 @@ def image_block(part: dict, where: str) -> dict:
     raise InvalidRequestError(
         f"{where}.image_url.url must be an http(s) URL or a base64 data URL of type "
         f"{', '.join(IMAGE_TYPES)}", param=f"{where}.image_url")
+
+
+def document_block(part: dict, where: str) -> dict:
+    """A `file` part holding a PDF data: URL -> a document block (base64 source)."""
+    data = part.get("file", {}).get("file_data") if isinstance(part.get("file"), dict) else None
+    header, comma, encoded = data.partition(",") if isinstance(data, str) else ("", "", "")
+    if header == "data:application/pdf;base64" and comma and encoded:
+        return {"type": "document",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": encoded}}
+    raise InvalidRequestError(
+        f"{where}.file.file_data must be a base64 PDF data: URL "
+        f"(data:application/pdf;base64,...); Anthropic cannot read uploaded file ids",
+        param=f"{where}.file")
+
+
+PART_BLOCKS: dict[str, Callable[[dict, str], dict | None]] = {
+    "text": text_block, "image_url": image_block, "file": document_block}
+USER_PARTS = ("text", "image_url", "file")   # user turns and tool results alike
 
 
 def tool_use(call_id: Any, function: Any, where: str) -> dict:
@@ -255,6 +290,14 @@ def tool_definitions(body: dict[str, Any]) -> list[dict]:
             tool["strict"] = spec["strict"]
         tools.append(tool)
     return tools
+
+
+def history_tools(messages: list[dict]) -> list[dict]:
+    """The tools a conversation's tool_use blocks name, declared with an open schema: the API
+    refuses tool history without `tools`, which OpenAI accepts (the answer may not call them)."""
+    names = dict.fromkeys(block["name"] for turn in messages for block in turn["content"]
+                          if block["type"] == "tool_use")
+    return [{"name": name, "input_schema": {"type": "object"}} for name in names]
 
 
 def tool_choice(body: dict[str, Any]) -> dict | None:
