@@ -12,7 +12,7 @@ from app.providers import get_provider
 from app.providers.base import Target
 from tests.emulators.anthropic import CONTRACT, EVENT, AnthropicEmulator, anthropic_error
 from tests.emulators.server import Fault
-from tests.provider_fixtures import WEATHER, provider_fixtures
+from tests.provider_fixtures import WEATHER, provider_fixtures, sdk_for
 
 anthropic_emu, anthropic_env, make_proxy, proxy, http, sdk = provider_fixtures(
     AnthropicEmulator, "anthropic")
@@ -273,3 +273,21 @@ def test_error_event_before_any_content_is_retried(sdk, anthropic_emu):
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == \
         "Hello! You said: stream this please"
     assert len(anthropic_emu.calls) == 2
+
+
+NO_ARGS = {"type": "function", "function": {"name": "get_time",
+                                            "parameters": {"type": "object", "properties": {}}}}
+
+
+def test_streamed_tool_call_without_arguments_ends_with_empty_object(make_proxy, write_config):
+    """Anthropic streams an empty input as one empty fragment; the client (and the cache)
+    must still get "{}", as the whole answer says it."""
+    sdk = sdk_for(make_proxy(config=write_config("cache: {enabled: true}\n")))
+    messages = [{"role": "user", "content": "use get_time"}]
+    for replayed in (False, True):
+        r = sdk.chat.completions.with_raw_response.create(
+            model="claude-2", messages=messages, tools=[NO_ARGS], stream=True)
+        assert r.headers["x-switchboard-cache"] == ("hit" if replayed else "miss")
+        calls = [tc for c in r.parse() for tc in c.choices[0].delta.tool_calls or ()]
+        assert calls[0].function.name == "get_time"
+        assert "".join(tc.function.arguments or "" for tc in calls) == "{}"

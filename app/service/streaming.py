@@ -110,8 +110,23 @@ class ChunkStream:
             slot["function"]["name"] += function.get("name") or ""
             slot["function"]["arguments"] += function.get("arguments") or ""
         if choice.get("finish_reason"):
+            self._close_empty_arguments(state, choice)
             state["finish_reason"] = choice["finish_reason"]
             self.finished = True
+
+    @staticmethod
+    def _close_empty_arguments(state: dict, choice: dict) -> None:
+        """A tool call streamed without argument fragments ends with "{}", as the whole answer
+        says it (clients json.loads the joined arguments; the cache stores them)."""
+        empty = [k for k, slot in sorted(state["tool_calls"].items())
+                 if not slot["function"]["arguments"]]
+        if not empty:
+            return
+        delta = choice["delta"] = dict(choice.get("delta") or {})
+        delta["tool_calls"] = [*(delta.get("tool_calls") or ()), *(
+            {"index": k, "function": {"arguments": "{}"}} for k in empty)]
+        for k in empty:
+            state["tool_calls"][k]["function"]["arguments"] = "{}"
 
     def _chunk(self, choices: list, usage: dict | None) -> dict:
         chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,

@@ -212,10 +212,12 @@ class AnthropicEmulator(Emulator):
             else:
                 frames.append({"type": "content_block_start", "index": index,
                                "content_block": {**block, "input": {}}})
+                # An empty input streams as one empty fragment, as the API does.
                 args = json.dumps(block["input"])
+                pieces = (args[:len(args) // 2], args[len(args) // 2:]) if block["input"] else ("",)
                 frames += [{"type": "content_block_delta", "index": index,
                             "delta": {"type": "input_json_delta", "partial_json": piece}}
-                           for piece in (args[:len(args) // 2], args[len(args) // 2:])]
+                           for piece in pieces]
             frames.append({"type": "content_block_stop", "index": index})
         usage = {key: message["usage"][key] for key in (
             "input_tokens", "output_tokens", "cache_creation_input_tokens",
