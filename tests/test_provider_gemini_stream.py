@@ -174,11 +174,25 @@ def test_translator_parallel_function_calls_across_chunks():
 @pytest.mark.parametrize("reason, mapped", [
     ("MAX_TOKENS", "length"), ("SAFETY", "content_filter"), ("RECITATION", "content_filter"),
     ("BLOCKLIST", "content_filter"), ("PROHIBITED_CONTENT", "content_filter"),
-    ("SPII", "content_filter"), ("OTHER", "stop"), ("MALFORMED_FUNCTION_CALL", "stop"),
-    ("LANGUAGE", "stop")])
+    ("SPII", "content_filter"), ("LANGUAGE", "content_filter")])
 def test_translator_finish_reasons(reason, mapped):
     fragments = translate([{"candidates": [{"finishReason": reason, "index": 0}]}])
     assert fragments == [{"choices": [{"index": 0, "delta": {}, "finish_reason": mapped}]}]
+
+
+@pytest.mark.parametrize("reason", ["MALFORMED_FUNCTION_CALL", "MISSING_THOUGHT_SIGNATURE",
+                                    "OTHER", "NO_IMAGE"])
+def test_stream_failure_finish_reason_is_a_502_then_retried(sdk, gemini_emu, reason):
+    gemini_emu.next_answer(f"finish:{reason}")
+    with pytest.raises(openai.APIStatusError) as caught:
+        collect(sdk.chat.completions.create(model=FLASH, messages=USER, stream=True,
+                                            extra_body={"num_retries": 0}))
+    assert caught.value.status_code == 502
+    assert reason in caught.value.message
+    gemini_emu.next_answer(f"finish:{reason}")
+    chunks = collect(sdk.chat.completions.create(model=FLASH, messages=USER, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == \
+        "Hello! You said: stream this please"
 
 
 def test_translator_second_candidate_and_logprobs():

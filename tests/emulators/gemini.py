@@ -184,7 +184,8 @@ class GeminiEmulator(Emulator):
 
     def next_answer(self, kind: str) -> None:
         """Script the next answer: "blocked" (prompt blocked, no candidates), "safety" (the
-        candidate stopped by SAFETY) or "mid_stream_error" (an error chunk after one chunk)."""
+        candidate stopped by SAFETY), "finish:<REASON>" (a failed generation ended with that
+        finishReason, no content) or "mid_stream_error" (an error chunk after one chunk)."""
         self.script.append(kind)
 
     def handle(self, call: Call) -> Reply:
@@ -276,6 +277,8 @@ class GeminiEmulator(Emulator):
         if kind == "safety":
             return {"finishReason": "SAFETY", "index": index, "safetyRatings": [
                 {"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH", "blocked": True}]}
+        if kind and kind.startswith("finish:"):    # a failed generation: no content
+            return {"finishReason": kind[len("finish:"):], "index": index}
         parts = [{"text": g.text}] if g.text else []
         if g.tool_call:
             signature = base64.b64encode(f"sig:{g.tool_call['id']}".encode()).decode()
@@ -315,6 +318,9 @@ class GeminiEmulator(Emulator):
                     "promptTokenCount": g.prompt_tokens, "totalTokenCount": g.prompt_tokens},
                     **head}
 
+            if kind and kind.startswith("finish:"):
+                frames.append(frame({k: v for k, v in whole.items() if k != "index"}))
+                continue
             parts = [{"text": p} for p in stream_pieces(g.text)] or [{"text": ""}]
             parts += [p for p in (whole.get("content") or {}).get("parts", ())
                       if "functionCall" in p]

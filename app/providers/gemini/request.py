@@ -26,9 +26,11 @@ VALUE_FORMS: dict[str, Callable[[Any], Any]] = {"stop": stop_list}
 
 TURN_ROLES = {"user": "user", "tool": "user", "function": "user", "assistant": "model"}
 SYSTEM_ROLES = ("system", "developer")
+OPENING_TURN = "."
 CHOICE_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 
-# Gemini needs a MIME type for an image given by URL; the extension is all we can go by.
+# An image URL's MIME type, told from its extension; without one, fileData goes without
+# mimeType (optional in the API) and Gemini reads the type the URL answers with.
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".webp": "image/webp", ".gif": "image/gif", ".heic": "image/heic",
                ".heif": "image/heif"}
@@ -104,6 +106,8 @@ def conversation(messages: list[dict]) -> tuple[list[dict], list[dict]]:
             contents[-1]["parts"] += parts
         else:
             contents.append({"role": wire_role, "parts": parts})
+    if not contents and system:   # system text only: the same minimal turn Anthropic's path adds
+        contents.append({"role": "user", "parts": [{"text": OPENING_TURN}]})
     if not contents:
         raise refuse("messages", "Gemini needs at least one non-empty user or assistant message")
     return system, contents
@@ -156,11 +160,7 @@ def image(url: Any, where: str) -> dict:
         raise refuse(where, "must be a data: URL or an http(s) URL")
     path = parts.path.lower()
     mime = next((t for ext, t in IMAGE_TYPES.items() if path.endswith(ext)), None)
-    if mime is None:
-        raise refuse(where, "Gemini needs the image type of a URL and it cannot be told from "
-                     f"the path (known endings: {', '.join(IMAGE_TYPES)}); send the image as a "
-                     "base64 data: URL instead")
-    return {"fileData": {"fileUri": url, "mimeType": mime}}
+    return {"fileData": {"fileUri": url, **({"mimeType": mime} if mime else {})}}
 
 
 def data_url(url: str, where: str) -> dict:

@@ -13,18 +13,27 @@ import json
 import uuid
 from typing import Any
 
+from app.errors import UpstreamError
 from app.providers.base import usage_dict
 from app.providers.gemini.request import dig
 
-FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
-            "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION")
-# Gemini finishReason -> OpenAI finish_reason; anything else (OTHER, LANGUAGE, ...) is "stop".
+FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE",
+            "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "ESCALATION")
+# Gemini finishReason -> OpenAI finish_reason. Any other reason (MALFORMED_FUNCTION_CALL,
+# UNEXPECTED_TOOL_CALL, TOO_MANY_TOOL_CALLS, MISSING_THOUGHT_SIGNATURE, MALFORMED_RESPONSE,
+# OTHER, and reasons newer than this table) means the generation failed.
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length",
                   **{reason: "content_filter" for reason in FILTERED}}
 
 
 def finish_reason(reason: Any, called: bool) -> str:
-    mapped = FINISH_REASONS.get(reason, "stop")
+    """OpenAI's finish_reason; a failed generation raises a 502 that is retried and falls
+    back like any upstream failure, rather than passing for an empty answer."""
+    mapped = FINISH_REASONS.get(reason, "stop") if reason is None else FINISH_REASONS.get(reason)
+    if mapped is None:
+        raise UpstreamError(f"gemini ended the generation with finishReason {reason}: the "
+                            f"model failed to produce an answer", provider="gemini",
+                            status=502, type="api_error", code="generation_failed")
     return "tool_calls" if mapped == "stop" and called else mapped
 
 
