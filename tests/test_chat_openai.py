@@ -105,6 +105,18 @@ model_list:
     assert "model" not in call.body
 
 
+def test_azure_content_filter_results_are_kept(client, azure_emu):
+    r = client.post("/v1/chat/completions", json={"model": "azure/prod-35", "messages": USER})
+    assert r.json["prompt_filter_results"][0]["content_filter_results"]["hate"] == {
+        "filtered": False, "severity": "safe"}
+    assert r.json["choices"][0]["content_filter_results"]["violence"]["filtered"] is False
+    azure_emu.filter_next = True
+    r = client.post("/v1/chat/completions", json={"model": "azure/prod-35", "messages": USER})
+    choice = r.json["choices"][0]
+    assert (choice["finish_reason"], choice["message"]["content"]) == ("content_filter", None)
+    assert choice["content_filter_results"]["violence"] == {"filtered": True, "severity": "high"}
+
+
 def test_azure_by_name_from_environment(client, azure_emu):
     r = client.post("/v1/chat/completions", json={"model": "azure/prod-35", "messages": USER})
     assert r.status_code == 200, r.json

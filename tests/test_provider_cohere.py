@@ -219,7 +219,7 @@ def test_two_step_tool_conversation_keeps_ids(sdk, cohere_emu):
                                         tools=[WEATHER, TIME])
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
-    assert choice.message.content is None
+    assert choice.message.content == "I will call get_weather."    # Cohere's tool_plan
     [call] = choice.message.tool_calls
     assert call.type == "function" and call.id
     assert call.function.name == "get_weather"
@@ -238,7 +238,7 @@ def test_two_step_tool_conversation_keeps_ids(sdk, cohere_emu):
     assert second.choices[0].finish_reason == "stop"
     assert second.choices[0].message.content == "The tool returned: sunny, 21 C"
     wire = sent(cohere_emu)["messages"]
-    assert wire[1] == {"role": "assistant", "tool_calls": [{
+    assert wire[1] == {"role": "assistant", "tool_plan": "I will call get_weather.", "tool_calls": [{
         "id": call.id, "type": "function",
         "function": {"name": "get_weather", "arguments": call.function.arguments}}]}
     assert wire[2] == {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"}

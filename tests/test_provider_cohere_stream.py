@@ -133,7 +133,7 @@ def test_tool_call_stream():
         [{"index": 1, "id": "get_time_c3d4", "type": "function",
           "function": {"name": "get_time", "arguments": ""}}],
         [{"index": 1, "function": {"arguments": "{}"}}]]
-    assert deltas(fragments, "content") == []      # the tool plan is not content
+    assert deltas(fragments, "content") == ["I will", " look."]   # the plan, as content
     assert finishes(fragments) == ["tool_calls"]
 
 
@@ -244,7 +244,8 @@ def test_stream_tool_call_deltas(sdk, cohere_emu):
     assert all(p.index == 0 for p in parts) and all(p.id is None for p in parts[1:])
     assert json.loads("".join(p.function.arguments or "" for p in parts)) == {"city": "Paris"}
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
-    assert not any(c.choices[0].delta.content for c in chunks if c.choices)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == \
+        "I will call get_weather."    # the tool plan, as the whole answer has it
     # the streamed call id answers the next turn
     follow = messages + [{"role": "assistant", "tool_calls": [{
         "id": parts[0].id, "type": "function",

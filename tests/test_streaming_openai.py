@@ -47,6 +47,21 @@ def test_include_usage_adds_final_usage_chunk(client):
     assert all(c["usage"] is None for c in chunks[:-1])
 
 
+def test_stream_always_asks_upstream_for_usage_and_strips_it(client, openai_emu):
+    """The ledger bills the provider's own counts, not an estimate, even when the client
+    did not ask for the usage chunk; the client does not get one."""
+    r = client.post("/v1/chat/completions", headers={"x-request-id": "req-usage"}, json={
+        "model": "gpt-4", "messages": USER, "stream": True})
+    chunks = frames(r)
+    assert openai_emu.calls[-1].body["stream_options"] == {"include_usage": True}
+    assert all("usage" not in c for c in chunks) and chunks[-1]["choices"]
+    rows = {row["request_id"]: row for row in client.get(
+        "/spend/logs", query_string={"limit": 10}).json["data"]}
+    row = rows["req-usage"]
+    assert row["usage_estimated"] is False
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (4, 6)   # the emulator's counts
+
+
 def test_tool_call_deltas(client):
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {
         "type": "object", "required": ["q"], "properties": {"q": {"type": "string"}}}}}]

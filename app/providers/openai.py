@@ -20,6 +20,9 @@ class OpenAIProvider(Provider):
     self_hosted_without_key = True  # vLLM, Ollama, LM Studio, llama.cpp speak this API
     # Renames a compatible server wants (e.g. Mistral's `random_seed`), applied on the way out.
     renamed_params: dict[str, str] = {}
+    # Streams ask for the usage chunk whatever the client asked (the service strips it when
+    # the client did not), so that the bill holds the provider's own counts.
+    asks_stream_usage = True
 
     def headers(self, target: Target) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -36,6 +39,8 @@ class OpenAIProvider(Provider):
         wire = {self.renamed_params.get(k, k): v for k, v in body.items()
                 if v is not None or k not in OPENAI_PARAMS}
         wire["model"] = target.upstream_model
+        if wire.get("stream") and self.asks_stream_usage:
+            wire["stream_options"] = {**(wire.get("stream_options") or {}), "include_usage": True}
         return wire
 
     def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
@@ -50,7 +55,7 @@ class OpenAIProvider(Provider):
         result = chat_completion(payload.get("model") or target.upstream_model,
                                  [normalise_choice(c, i) for i, c in enumerate(payload["choices"])],
                                  payload.get("usage"), payload.get("id"), payload.get("created"))
-        for extra in ("system_fingerprint", "service_tier"):
+        for extra in ("system_fingerprint", "service_tier", "prompt_filter_results"):
             if payload.get(extra) is not None:
                 result[extra] = payload[extra]
         return result
@@ -60,17 +65,15 @@ class OpenAIProvider(Provider):
 
 
 def normalise_choice(choice: Any, position: int) -> dict:
-    """A choice with index, message {role, content, ...} and finish_reason always present."""
+    """A choice with index, message {role, content, ...} and finish_reason always present; every
+    other field the upstream sent (Azure's content_filter_results, logprobs) is kept."""
     if not isinstance(choice, dict):
         raise ValueError("a choice is not an object")
     message = dict(choice.get("message") or {})
     message.setdefault("role", "assistant")
     message.setdefault("content", None)
-    normalised = {"index": choice.get("index", position), "message": message,
-                  "finish_reason": choice.get("finish_reason")}
-    if "logprobs" in choice:
-        normalised["logprobs"] = choice["logprobs"]
-    return normalised
+    return {**choice, "index": choice.get("index", position), "message": message,
+            "finish_reason": choice.get("finish_reason")}
 
 
 class OpenAIStreamTranslator(StreamTranslator):

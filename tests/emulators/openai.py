@@ -161,8 +161,31 @@ class AzureEmulator(OpenAIEmulator):
     api_version = "2024-10-21"
     responses_prefix = "/openai/v1/responses"  # Azure's v1 API: no api-version
 
+    def reset_knobs(self) -> None:
+        self.filter_next = False    # the next answer's output is withheld by the content filter
+
     def proxy_env(self) -> dict[str, str]:
         return {**super().proxy_env(), "AZURE_API_VERSION": self.api_version}
+
+    def complete(self, body: dict, model: str) -> Reply:
+        """OpenAI's answer plus Azure's content filter annotations (per choice and prompt)."""
+        reply = super().complete(body, model)
+        if reply.events is not None:
+            return reply
+        filtered, self.filter_next = self.filter_next, False
+        reply.body["prompt_filter_results"] = [
+            {"prompt_index": 0, "content_filter_results": self.filter_results(False)}]
+        for choice in reply.body["choices"]:
+            choice["content_filter_results"] = self.filter_results(filtered)
+            if filtered:
+                choice["message"]["content"], choice["finish_reason"] = None, "content_filter"
+        return reply
+
+    @staticmethod
+    def filter_results(violence: bool) -> dict:
+        safe = {"filtered": False, "severity": "safe"}
+        return {"hate": safe, "self_harm": safe, "sexual": safe,
+                "violence": {"filtered": True, "severity": "high"} if violence else safe}
 
     def authorised(self, call: Call) -> bool:
         return call.headers.get("api-key") == self.api_key

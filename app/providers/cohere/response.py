@@ -75,6 +75,8 @@ def choice(payload: dict, provider: str, legacy: bool) -> dict:
     text = "".join(part["text"] for part in message.get("content") or ()
                    if part.get("type") == "text")   # thinking parts are not the answer
     calls = [tool_call(c) for c in message.get("tool_calls") or ()]
+    if calls and not text:
+        text = message.get("tool_plan") or ""    # the model's plan: content beside the calls
     openai_message: dict[str, Any] = {"role": "assistant",
                                       "content": text if text or not calls else None}
     finish = finish_reason(provider, payload["finish_reason"])

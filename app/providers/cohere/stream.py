@@ -1,8 +1,9 @@
 """Cohere v2 SSE events -> OpenAI chunk fragments.
 
 Each `data:` holds one JSON event whose `type` says what it is (the SSE `event:` line
-repeats it); the stream ends with `data: [DONE]`. Citations, tool plans, thinking and
-debug events have no OpenAI counterpart and are left out.
+repeats it); the stream ends with `data: [DONE]`. The tool plan streams as content (as
+the whole answer carries it beside the tool calls); citations and debug events have no
+OpenAI counterpart and are left out.
 """
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ class CohereStreamTranslator(StreamTranslator):
         extra = {"logprobs": {"content": logprob_entries([logprobs])}} if logprobs else {}
         return [_choice({"content": text}, **extra)] if text else []
 
+    def _tool_plan(self, event: dict) -> list[dict]:
+        text = _message(event).get("tool_plan")
+        return [_choice({"content": text})] if text else []
+
     def _call_delta(self, arguments: str, start: dict | None = None) -> list[dict]:
         """One tool-call fragment; `start` (id, name) only on a call's first fragment."""
         if self.legacy:
@@ -75,5 +80,6 @@ class CohereStreamTranslator(StreamTranslator):
         return fragments
 
     _HANDLERS = {"content-start": _content, "content-delta": _content,
+                 "tool-plan-delta": _tool_plan,
                  "tool-call-start": _tool_call_start, "tool-call-delta": _tool_call_delta,
                  "message-end": _message_end}
