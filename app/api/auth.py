@@ -73,10 +73,11 @@ def presented_token() -> tuple[str | None, str | None]:
 
 
 def identify(context: RequestContext) -> None:
-    """Name the calling virtual key in the request context: its id and alias, never the key."""
+    """Name the calling virtual key in the request context: its id and alias (never the
+    key), and the models it may reach."""
     key = g.get("virtual_key")
     if key is not None:
-        context.key_id, context.key_alias = key.id, key.alias
+        context.key_id, context.key_alias, context.models = key.id, key.alias, key.models
 
 
 def admit(body: dict, context: RequestContext) -> None:

@@ -30,12 +30,17 @@ class AttemptRunner:
         self.upstream = upstream
 
     def run(self, requested: str, params: dict[str, Any], options: dict[str, Any],
-            trail: Trail) -> Outcome:
-        """Answer from the first route that can; raise the most meaningful failure if none can."""
+            trail: Trail, allowed: tuple[str, ...] = ()) -> Outcome:
+        """Answer from the first route that can; raise the most meaningful failure if none can.
+        `allowed`: the only models the caller may reach (a virtual key's `models`; empty: any),
+        so no configured fallback answers with a model the key may not use."""
         timeout = float(options.get("timeout") or self.settings.request_timeout)
         deadline = time.monotonic() + timeout
         retry_budget = options.get("num_retries", self.settings.num_retries)
-        plan = self._plan(requested, options.get("fallbacks"))
+        plan = [requested]
+        insert = self._inserter(plan, allowed)
+        insert(1, [*(options.get("fallbacks") or ()),
+                   *self.settings.fallbacks.get(requested, self.settings.default_fallbacks)])
         position = 0
         while position < len(plan):
             group = plan[position]
@@ -52,15 +57,16 @@ class AttemptRunner:
                 trail.attempts.append(Attempt(group, InvalidRequestError(
                     f"the prompt is longer than {group}'s context window",
                     code="context_length_exceeded")))
-                self._insert(plan, position, self.settings.context_window_fallbacks[group])
+                insert(position, self.settings.context_window_fallbacks[group])
                 continue
             try:
                 outcome = self._run_group(group, targets, params, options, deadline,
-                                          retry_budget, trail, position == len(plan))
+                                          retry_budget, trail, position == len(plan),
+                                          "timeout" in options)
             except ProxyError as exc:
                 if not is_context_window_error(exc):
                     raise
-                self._insert(plan, position, self.settings.context_window_fallbacks.get(group, ()))
+                insert(position, self.settings.context_window_fallbacks.get(group, ()))
                 outcome = None
             if outcome is not None:
                 outcome.trail = trail
@@ -71,17 +77,15 @@ class AttemptRunner:
             raise all_routes_failed(trail.attempts)
         raise timeout_error(requested, timeout)
 
-    def _plan(self, requested: str, per_request: Any) -> list[str]:
-        plan = [requested]
-        configured = self.settings.fallbacks.get(requested, self.settings.default_fallbacks)
-        self._insert(plan, 1, [*(per_request or ()), *configured])
-        return plan
-
     @staticmethod
-    def _insert(plan: list[str], position: int, models) -> None:
-        """Put models into the plan at `position`, skipping any already in it."""
-        fresh = [m for m in dict.fromkeys(models) if m not in plan]
-        plan[position:position] = fresh
+    def _inserter(plan: list[str], allowed: tuple[str, ...]):
+        """A function putting models into the plan at a position, skipping any already in it
+        and any the caller may not use."""
+        def insert(position: int, models) -> None:
+            fresh = [m for m in dict.fromkeys(models)
+                     if m not in plan and (not allowed or m in allowed)]
+            plan[position:position] = fresh
+        return insert
 
     def _exceeds_context(self, group: str, targets, params: dict[str, Any]) -> bool:
         """Known from the registry before the call; checked only where a larger model is
@@ -99,7 +103,7 @@ class AttemptRunner:
 
     def _run_group(self, group: str, targets, params: dict[str, Any], options: dict[str, Any],
                    deadline: float, retry_budget: int, trail: Trail,
-                   last_resort: bool) -> Outcome | None:
+                   last_resort: bool, client_deadline: bool) -> Outcome | None:
         """Try one model's deployments; None when it cannot answer (the caller falls back)."""
         excluded: set[str] = set()
         retries = 0
@@ -114,8 +118,12 @@ class AttemptRunner:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
+            # The deployment's own time (its `timeout`, else the proxy's); a client's shorter
+            # deadline may cut it short, and then a timeout is not the deployment's fault.
+            allowance = float(target.settings.get("timeout") or self.settings.request_timeout)
             try:
-                return self._attempt(target, params, options, remaining)
+                return self._attempt(target, params, options, min(remaining, allowance),
+                                     client_deadline and remaining < allowance)
             except ProxyError as error:
                 trail.attempts.append(Attempt(target.model, error))
                 if is_context_window_error(error) or not falls_back(error):
@@ -136,7 +144,7 @@ class AttemptRunner:
                 excluded.discard(target.deployment_id)
 
     def _attempt(self, target: Target, params: dict[str, Any], options: dict[str, Any],
-                 timeout: float) -> Outcome:
+                 timeout: float, cut_short: bool) -> Outcome:
         """One call to one deployment, recorded in the pool's health state."""
         self.router.require_credentials(target)
         provider = get_provider(target.provider)
@@ -156,7 +164,7 @@ class AttemptRunner:
         except ProxyError as error:
             hold = getattr(error, "retry_after", None) if error.status == 429 else None
             self.pool.finished(target, None, error.message,
-                               unhealthy=counts_against_deployment(error), hold=hold)
+                               unhealthy=counts_against_deployment(error, cut_short), hold=hold)
             raise
         return outcome
 

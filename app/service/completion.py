@@ -89,7 +89,7 @@ class CompletionService:
                 attempts = self.attempts if connection is None else AttemptRunner(
                     self.settings, ClientRouter(self.router, connection), self.pool,
                     self.upstream)
-                outcome = attempts.run(requested, params, options, trail)
+                outcome = attempts.run(requested, params, options, trail, context.models)
                 outcome.cache = "miss" if cache_request else "off"
         except Exception as error:  # a proxy fault is a failed request too: it gets its event
             self.events.publish(build_event(context, body, None, trail, as_proxy_error(error)))

@@ -18,6 +18,7 @@ class RequestContext:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     key_id: str | None = None
     key_alias: str | None = None
+    models: tuple[str, ...] = ()       # the only models the caller may reach; empty: any
     callbacks: bool = True             # False: integrations skip this request
     started: float = field(default_factory=time.perf_counter)
     started_at: float = field(default_factory=time.time)

@@ -52,8 +52,18 @@ def falls_back(error: ProxyError) -> bool:
     return False
 
 
-def counts_against_deployment(error: ProxyError) -> bool:
-    """Failures that say the deployment is unhealthy (not that the request was bad)."""
+def is_own_timeout(error: ProxyError) -> bool:
+    """Our deadline ran out (not an upstream's own 504)."""
+    return isinstance(error, UpstreamError) and error.code == "upstream_timeout"
+
+
+def counts_against_deployment(error: ProxyError, cut_short: bool = False) -> bool:
+    """Failures that say the deployment is unhealthy (not that the request was bad).
+    A timeout counts only when the deployment had its whole time (`cut_short` False): a
+    client's own short `timeout` says nothing about the deployment, and one tenant must not
+    put a shared deployment into cooldown for everyone."""
+    if cut_short and is_own_timeout(error):
+        return False
     return isinstance(error, UpstreamError) and (
         is_retryable(error) or error.status in (401, 403))
 
