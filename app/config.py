@@ -102,6 +102,7 @@ class Secret:
 
     value: str | None
     source: str
+    referenced: bool = False   # the config named the variable (`os.environ/NAME`)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class Settings:
         """Resolve an `os.environ/NAME` reference, a literal, or the first set default variable."""
         if isinstance(value, str) and value.startswith(ENV_PREFIX):
             name = value[len(ENV_PREFIX):]
-            return Secret(self.env.get(name) or None, name)
+            return Secret(self.env.get(name) or None, name, referenced=True)
         if value:
             return Secret(str(value), "config")
         for name in default_env:

@@ -85,3 +85,32 @@ def test_health(client):
     assert client.get("/health").json == {"status": "ok"}
     r = client.get("/health/readiness")
     assert r.status_code == 200 and r.json["status"] == "ready"
+
+
+@pytest.mark.parametrize("model", ["openai/my-llama", "vllm/my-llama", "gpt-4o-mini"])
+def test_unset_key_reference_is_401_naming_it_never_a_keyless_call(make_client, write_config,
+                                                                  openai_emu, model):
+    """`api_key: os.environ/NAME` with NAME unset: a 401 naming NAME, even for a self-hosted
+    server that could be called without a key (the operator said it needs one)."""
+    config = write_config(f"""
+model_list:
+  - model_name: local
+    params: {{model: {model}, api_base: {openai_emu.base_url}, api_key: os.environ/LOCAL_LLM_KEY}}
+""")
+    r = make_client(env={"LOCAL_LLM_KEY": ""}, config=config).post(
+        "/v1/chat/completions", json={"model": "local", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 401, r.json
+    assert "LOCAL_LLM_KEY" in r.json["error"]["message"]
+    assert r.json["error"]["type"] == "authentication_error"
+    assert not openai_emu.calls
+
+
+def test_set_key_reference_reaches_a_self_hosted_server(make_client, write_config, openai_emu):
+    config = write_config(f"""
+model_list:
+  - model_name: local
+    params: {{model: openai/my-llama, api_base: {openai_emu.base_url}, api_key: os.environ/LOCAL_LLM_KEY}}
+""")
+    r = make_client(env={"LOCAL_LLM_KEY": openai_emu.api_key}, config=config).post(
+        "/v1/chat/completions", json={"model": "local", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200, r.json

@@ -73,9 +73,11 @@ class Router:
                 f"model {group!r} needs an api_base: set {provider.base_env} or api_base in config",
                 param="model")
         secret = settings.secret(params.get("api_key"), provider.key_env)
-        # A self-hosted server configured in model_list (vLLM, TGI, ...) may need no key.
-        key_required = provider.key_required and not (
-            provider.self_hosted_without_key and params.get("api_base") is not None)
+        # A self-hosted server configured in model_list (vLLM, TGI, ...) may need no key; but
+        # a key the config names (`os.environ/NAME`) is required: its variable being unset
+        # must be a 401 naming it, never a call sent upstream without the key.
+        key_required = secret.referenced or (provider.key_required and not (
+            provider.self_hosted_without_key and params.get("api_base") is not None))
         version = settings.env_value(params.get("api_version"), provider.version_env)
         return Target(group, model, provider.name, upstream_model, base, secret.value,
                       secret.source, version, info, params, key_required, deployment_id)
