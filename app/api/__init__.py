@@ -8,8 +8,8 @@ import uuid
 
 from flask import Flask, g, request
 
-from app.api import (auth, budget, cache, chat, cors, dashboard, health, keys, metrics, models,
-                     spend)
+from app.api import (auth, budget, cache, chat, cors, dashboard, health, keepalive, keys, metrics,
+                     models, spend)
 from app.api.errors import register_error_handlers
 from app.callbacks import optout
 from app.service.completion import CompletionService
@@ -21,7 +21,7 @@ _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 BLUEPRINTS = (chat.bp, models.bp, health.bp, spend.bp, budget.bp, dashboard.bp,
               metrics.bp, keys.bp, cache.bp)
 # Each feature's `install(app, service)`: request hooks and settings it adds to the app.
-INSTALLERS: tuple = (optout.install,
+INSTALLERS: tuple = (keepalive.install, optout.install,
                      cors.install, auth.install)  # CORS preflights are answered before auth
 
 

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, g, request
 from app.api.auth import admit, identify
 from app.api.cache import apply_cache_control
 from app.api.limits import check_depth
+from app.api.keepalive import STREAM_FLAG
 from app.api.schemas import validate_chat_request
 from app.errors import InvalidRequestError, ProxyError
 from app.jsonfast import dumps, loads
@@ -33,6 +34,8 @@ def read_json_body():
         raise InvalidRequestError(f"The request body is not valid JSON: {exc}.",
                                   code="invalid_json") from None
     check_depth(body)
+    # Lets the keep-alive padding know a JSON answer is coming (app/api/keepalive.py).
+    request.environ[STREAM_FLAG] = isinstance(body, dict) and body.get("stream") is True
     return body
 
 
