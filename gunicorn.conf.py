@@ -59,6 +59,7 @@ graceful_timeout = 30
 keepalive = 75
 # Load the app once in the master: workers share its memory, and a bad config stops the start.
 preload_app = True
+logger_class = "app.gunicorn_logging.GunicornLogger"  # JSON with SWITCHBOARD_LOG_FORMAT=json
 control_socket_disable = True  # gunicorn 27 opens ~/.gunicorn/ control sockets otherwise
 accesslog = os.environ.get("SWITCHBOARD_ACCESS_LOG") or None
 # The path without its query string: a client may (wrongly) put a key in the URL.

@@ -1,13 +1,13 @@
 """WSGI entry point: `gunicorn -c gunicorn.conf.py wsgi:app`."""
-import logging
+import os
 import sys
 
 from app.api import create_app
 from app.config import ConfigError
-
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+from app.logs import configure_logging
 
 try:
+    configure_logging(os.environ)
     app = create_app()
 except ConfigError as exc:
     sys.stderr.write(f"switchboard: invalid configuration: {exc}\n")

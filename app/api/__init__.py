@@ -12,6 +12,7 @@ from app.api import (auth, budget, cache, chat, cors, dashboard, health, keepali
                      models, spend)
 from app.api.errors import register_error_handlers
 from app.callbacks import optout
+from app.logs import ACCESS_FIELDS
 from app.service.completion import CompletionService
 
 log = logging.getLogger("switchboard")
@@ -56,7 +57,12 @@ def create_app(service: CompletionService | None = None) -> Flask:
 
     @app.after_request
     def _tag_response(response):
-        response.headers["x-request-id"] = g.get("request_id") or uuid.uuid4().hex
+        request_id = response.headers["x-request-id"] = g.get("request_id") or uuid.uuid4().hex
+        key = g.get("virtual_key")
+        # For the access log line, written by gunicorn after the response (app/logs.py).
+        request.environ[ACCESS_FIELDS] = {
+            "request_id": request_id, "model": response.headers.get("x-switchboard-model"),
+            "key_id": key.id if key is not None else None, **(g.get("trace_ids") or {})}
         return response
 
     return app
