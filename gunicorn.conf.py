@@ -91,6 +91,13 @@ def post_worker_init(worker):
         ledger.start()
 
 
+def on_reload(server):
+    """HUP: the workers started next serve an app built from the re-read config (the running
+    one when the file does not load); see app/reload.py."""
+    from app.reload import reloaded_app
+    server.app.callable = reloaded_app(server.app.callable)
+
+
 def worker_exit(server, worker):
     """Graceful stop (SIGTERM, restart): flush the ledger and integration queues first."""
     service = getattr(worker.wsgi, "extensions", {}).get("switchboard") if worker.wsgi else None
