@@ -33,8 +33,10 @@ log = logging.getLogger("switchboard")
 EXTENSION = "switchboard.keys"
 OPEN_PATHS = ("/health", "/health/readiness", "/dashboard")
 OPEN_PREFIXES = ("/dashboard/assets/",)
-CLIENT_PATHS = ("/chat/completions", "/v1/chat/completions", "/models", "/v1/models")
-COMPLETION_PATHS = CLIENT_PATHS[:2]
+COMPLETION_PATHS = ("/chat/completions", "/v1/chat/completions", "/embeddings", "/v1/embeddings",
+                    "/completions", "/v1/completions")
+CLIENT_PATHS = (*COMPLETION_PATHS, "/models", "/v1/models", "/model/info")
+CLIENT_PREFIXES = ("/v1/models/", "/models/")   # one model's facts
 RATE_HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens")
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,1024}$")
 _warned = False
@@ -158,7 +160,8 @@ def install(app: Flask, service: CompletionService) -> None:
             reject(unauthorized("Incorrect API key provided.", "invalid_api_key"), path)
         if key.expired(time.time()):
             reject(unauthorized(f"The API key {key.label} has expired.", "key_expired"), path, key)
-        if master is not None and path not in CLIENT_PATHS:
+        if master is not None and path not in CLIENT_PATHS and not path.startswith(
+                CLIENT_PREFIXES):
             reject(ProxyError("This endpoint needs the master key; a virtual key may call "
                               "/v1/chat/completions and /v1/models.", status=403,
                               type="invalid_request_error", code="master_key_required"), path, key)

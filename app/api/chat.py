@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, g, request
 
@@ -54,9 +55,30 @@ def sse_frames(chunks):
     yield b"data: [DONE]\n\n"
 
 
+def event_stream(chunks) -> Response:
+    """A Server-Sent Events response of `chunks`, never buffered on the way."""
+    response = Response(sse_frames(chunks), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
 @bp.post("/chat/completions")
 @bp.post("/v1/chat/completions")
 def chat_completions():
+    service, body, context = admitted(validate_chat_request)
+    outcome = service.complete(body, context)
+    if outcome.chunks is not None:
+        response = event_stream(outcome.chunks)
+    else:
+        response = Response(dumps(outcome.response), mimetype="application/json")
+    return described(response, outcome, context.started)
+
+
+def admitted(validate: Callable[[Any], dict]) -> tuple[Any, dict, RequestContext]:
+    """(service, body, context) of a request to a completion-type endpoint: read, validated
+    with `validate`, admitted for the caller's key, cache controls applied. A refused
+    request still gets its event (ledger, integrations)."""
     started = request.environ.get("switchboard.started") or time.perf_counter()
     service = current_app.extensions["switchboard"]
     context = RequestContext(request_id=g.request_id, started=started,
@@ -65,21 +87,20 @@ def chat_completions():
     body = None
     try:
         body = read_json_body()  # kept for the ledger row even when it is invalid
-        body = validate_chat_request(body)
+        body = validate(body)
         admit(body, context)  # the key's allowed models, budget and rate limits
     except ProxyError as error:
         service.record_rejection(body, error, context)
         raise
-    body = apply_cache_control(body, request.headers.get("Cache-Control"))
-    outcome = service.complete(body, context)
-    if outcome.chunks is not None:
-        response = Response(sse_frames(outcome.chunks), mimetype="text/event-stream")
-        response.headers["Cache-Control"] = "no-cache"
-        response.headers["X-Accel-Buffering"] = "no"
-    else:
-        response = Response(dumps(outcome.response), mimetype="application/json")
-        response.headers["x-switchboard-cost"] = format_cost(outcome.bill.cost)
+    return service, apply_cache_control(body, request.headers.get("Cache-Control")), context
+
+
+def described(response: Response, outcome, started: float) -> Response:
+    """The x-switchboard-* headers of an answer: who answered, at what cost, how, from the
+    cache or not, and the overhead the proxy added."""
     headers = response.headers
+    if outcome.chunks is None:
+        headers["x-switchboard-cost"] = format_cost(outcome.bill.cost)
     headers["x-switchboard-model"] = outcome.target.model
     headers["x-switchboard-provider"] = outcome.target.provider
     headers["x-switchboard-attempted-fallbacks"] = str(outcome.trail.fallbacks)

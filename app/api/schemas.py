@@ -129,11 +129,23 @@ class MessageSchema(Schema):
                                   "name whose result it holds)", "name")
 
 
-class ChatRequestSchema(Schema):
+class ProxyOptionsSchema(Schema):
+    """The model and the proxy's own options, common to every face's request (the openai SDK
+    sends the options through extra_body)."""
+
     class Meta:
         unknown = INCLUDE
 
     model = StrictString(required=True, validate=validate.Length(min=1, error="must not be empty"))
+    fallbacks = fields.List(StrictString())
+    num_retries = StrictInteger(validate=validate.Range(0, 10, error="must be between 0 and 10"))
+    timeout = StrictNumber(validate=validate.Range(min=0, min_inclusive=False,
+                                                   error="must be a positive number of seconds"))
+    drop_params = StrictBoolean()
+    metadata = StrictObject(allow_none=True)
+
+
+class ChatRequestSchema(ProxyOptionsSchema):
     messages = fields.List(fields.Nested(MessageSchema), required=True,
                            validate=validate.Length(min=1, error="must hold at least one message"))
     # allow_none: null where OpenAI's spec allows it, meaning "not given".
@@ -166,13 +178,6 @@ class ChatRequestSchema(Schema):
     logprobs = StrictBoolean(allow_none=True)
     top_logprobs = StrictInteger(allow_none=True, validate=validate.Range(
         0, 20, error="must be between 0 and 20"))
-    # Proxy options (the openai SDK sends them through extra_body).
-    fallbacks = fields.List(StrictString())
-    num_retries = StrictInteger(validate=validate.Range(0, 10, error="must be between 0 and 10"))
-    timeout = StrictNumber(validate=validate.Range(min=0, min_inclusive=False,
-                                                   error="must be a positive number of seconds"))
-    drop_params = StrictBoolean()
-    metadata = StrictObject(allow_none=True)
 
     @validates_schema
     def _tools_named(self, data, **kwargs):

@@ -68,7 +68,7 @@ class Cache:
         except Exception as error:
             self.faults.record("lookup", error)
             return None
-        self._count({"hit": "hits", "semantic-hit": "semantic_hits"}.get(
+        self.count({"hit": "hits", "semantic-hit": "semantic_hits"}.get(
             answer.status if answer else "", "misses"))
         return answer
 
@@ -132,7 +132,7 @@ class Cache:
         return removed
 
     # -- inside ------------------------------------------------------------------------------
-    def _count(self, name: str) -> None:
+    def count(self, name: str) -> None:
         """Hits and misses reach the shared counters once a second per process (and before
         this process answers /cache/stats), not with a write per request."""
         with self._counts_lock:

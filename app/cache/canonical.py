@@ -30,6 +30,12 @@ def exact_key(request: CacheRequest) -> str:
     return _digest(request, request.params.get("messages"))
 
 
+def input_key(request: CacheRequest, item: Any) -> str:
+    """One embedding input's key: the model, its parameters (dimensions, input_type) and the
+    tenant scope, with the input (a text or token ids) in place of the messages."""
+    return _digest(request, item, part="embedding")
+
+
 def semantic_parts(request: CacheRequest) -> Semantic | None:
     """The partition and the last user text, or None when the request ends otherwise
     (a tool result, an image, an empty or very long text)."""

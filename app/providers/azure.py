@@ -21,12 +21,14 @@ class AzureProvider(OpenAIProvider):
     def headers(self, target: Target) -> dict[str, str]:
         return {"Content-Type": "application/json", "api-key": target.api_key or ""}
 
-    def url(self, target: Target) -> str:
+    def url(self, target: Target, path: str = "chat/completions") -> str:
         version = target.api_version or DEFAULT_API_VERSION
         return (f"{target.api_base.rstrip('/')}/openai/deployments/{quote(target.upstream_model, safe='')}"
-                f"/chat/completions?api-version={quote(version, safe='')}")
+                f"/{path}?api-version={quote(version, safe='')}")
 
     def wire_body(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
-        wire = super().wire_body(body, target)
-        del wire["model"]  # the deployment in the URL selects the model
+        return self.strip_model(super().wire_body(body, target))
+
+    def strip_model(self, wire: dict[str, Any]) -> dict[str, Any]:
+        wire.pop("model", None)  # the deployment in the URL selects the model
         return wire

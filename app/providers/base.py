@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from app.errors import UpstreamError
+from app.errors import InvalidRequestError, UpstreamError
 
 # Every request field OpenAI's chat API defines; anything else is a forward-compatible extra.
 OPENAI_PARAMS = frozenset({
@@ -209,6 +209,38 @@ class Provider:
     def stream_translator(self, body: dict[str, Any], target: Target) -> "StreamTranslator":
         raise NotImplementedError
 
+    # -- other operations (app/providers/operations.py): embeddings and text completions ------
+    # The embeddings API's limits per call: inputs, and tokens summed over them (None: none).
+    embedding_batch_size: int | None = None
+    embedding_batch_tokens: int | None = None
+
+    def build_embedding_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        """The provider's embeddings call for `body` = {input: [text or token ids], dimensions?,
+        user?, input_type?}; providers without an embeddings API refuse."""
+        raise unsupported_operation(self.name, target, "embeddings")
+
+    def parse_embedding_response(self, response: UpstreamResponse, body: dict[str, Any],
+                                 target: Target) -> dict:
+        """OpenAI's embedding list, float vectors in input order (usage counts may be None)."""
+        raise unsupported_operation(self.name, target, "embeddings")
+
+    def speaks_text_completion(self, target: Target) -> bool:
+        """True where the model has a prompt-in, text-out API (legacy /completions, FIM, TGI);
+        elsewhere a text completion is sent as one user message to the chat API."""
+        return False
+
+    def build_text_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        """The native text completion call for `body` = OpenAI's /completions params."""
+        raise unsupported_operation(self.name, target, "text completions")
+
+    def parse_text_response(self, response: UpstreamResponse, body: dict[str, Any],
+                            target: Target) -> dict | FollowUp:
+        """A native text completion answer as a chat.completion (the service's format)."""
+        raise unsupported_operation(self.name, target, "text completions")
+
+    def text_stream_translator(self, body: dict[str, Any], target: Target) -> "StreamTranslator":
+        raise unsupported_operation(self.name, target, "text completions")
+
     def error_message(self, payload: Any) -> str | None:
         """The provider's own error text from an error body (each provider nests it differently)."""
         if isinstance(payload, dict):
@@ -257,6 +289,11 @@ class StreamTranslator:
 
     def on_end(self) -> Iterable[dict]:
         return ()
+
+
+def unsupported_operation(provider: str, target: Target, operation: str) -> InvalidRequestError:
+    return InvalidRequestError(f"model {target.model_group!r} (provider {provider}) has no "
+                               f"{operation} API", param="model", code="unsupported_operation")
 
 
 # 402 (credits exhausted) is reported as OpenAI reports an exhausted quota: 429.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from app.jsonfast import loads
+from app.providers.embedding_format import as_floats, embedding_list, input_texts
 from app.providers.base import (OPENAI_PARAMS, FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse, chat_completion)
 
@@ -30,8 +31,8 @@ class OpenAIProvider(Provider):
             headers["Authorization"] = f"Bearer {target.api_key}"
         return headers
 
-    def url(self, target: Target) -> str:
-        return f"{target.api_base.rstrip('/')}/chat/completions"
+    def url(self, target: Target, path: str = "chat/completions") -> str:
+        return f"{target.api_base.rstrip('/')}/{path}"
 
     def wire_body(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
         """The body as sent: unknown fields kept, OpenAI params set to null left out (the
@@ -63,6 +64,64 @@ class OpenAIProvider(Provider):
     def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
         return OpenAIStreamTranslator(self)
 
+    # -- embeddings --------------------------------------------------------------------------
+    embedding_batch_size = 2048
+    embedding_batch_tokens = 300_000
+    embeds_token_ids = True   # the API takes token-id inputs as they are
+    embedding_renames: dict[str, str] = {}
+    embedding_fields = ("dimensions", "user")
+
+    def build_embedding_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        inputs = body["input"] if self.embeds_token_ids else input_texts(body["input"])
+        wire = {"model": target.upstream_model, "input": inputs, "encoding_format": "float"}
+        for name in self.embedding_fields:
+            if body.get(name) is not None:
+                wire[self.embedding_renames.get(name, name)] = body[name]
+        return UpstreamRequest("POST", self.url(target, "embeddings"), self.headers(target),
+                               self.strip_model(wire))
+
+    def strip_model(self, wire: dict[str, Any]) -> dict[str, Any]:
+        """The body as sent to a route whose URL does not name the model (Azure's does)."""
+        return wire
+
+    def parse_embedding_response(self, response: UpstreamResponse, body: dict[str, Any],
+                                 target: Target) -> dict:
+        payload = response.payload
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            raise ValueError("the answer has no data list")
+        items = sorted(payload["data"], key=lambda item: item.get("index", 0))
+        usage = payload.get("usage") or {}
+        return embedding_list(payload.get("model") or target.upstream_model,
+                              [as_floats(item.get("embedding")) for item in items],
+                              usage.get("prompt_tokens"))
+
+    # -- text completions (legacy /completions) ----------------------------------------------
+    completions_path = "completions"
+
+    def speaks_text_completion(self, target: Target) -> bool:
+        """Completion models (registry or config `mode: completion`), and any model on a
+        server of the deployment's own (vLLM, Ollama, LM Studio serve /v1/completions)."""
+        mode = target.settings.get("mode") or target.info.get("mode")
+        return mode == "completion" or (mode is None and self.self_hosted_without_key
+                                        and bool(target.settings.get("api_base")))
+
+    def build_text_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        wire = {k: v for k, v in self.wire_body(body, target).items() if k != "messages"}
+        return UpstreamRequest("POST", self.url(target, self.completions_path),
+                               self.headers(target), wire, stream=bool(body.get("stream")))
+
+    def parse_text_response(self, response: UpstreamResponse, body: dict[str, Any],
+                            target: Target) -> dict | FollowUp:
+        payload = response.payload
+        if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
+            raise ValueError("the answer has no choices list")
+        choices = [text_choice(c, i) for i, c in enumerate(payload["choices"])]
+        return chat_completion(payload.get("model") or target.upstream_model, choices,
+                               payload.get("usage"), payload.get("id"), payload.get("created"))
+
+    def text_stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
+        return TextStreamTranslator(self)
+
 
 def normalise_choice(choice: Any, position: int) -> dict:
     """A choice with index, message {role, content, ...} and finish_reason always present; every
@@ -74,6 +133,46 @@ def normalise_choice(choice: Any, position: int) -> dict:
     message.setdefault("content", None)
     return {**choice, "index": choice.get("index", position), "message": message,
             "finish_reason": choice.get("finish_reason")}
+
+
+def text_choice(choice: Any, position: int) -> dict:
+    """A /completions choice ({text, index, logprobs, finish_reason}) as a chat choice; a
+    chat-shaped choice (Mistral's FIM answers) is kept as it is."""
+    if not isinstance(choice, dict):
+        raise ValueError("a choice is not an object")
+    if "message" in choice:
+        return normalise_choice(choice, position)
+    text = choice.get("text")
+    if not isinstance(text, str):
+        raise ValueError("a choice has no text")
+    return {"index": choice.get("index", position), "logprobs": choice.get("logprobs"),
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": choice.get("finish_reason")}
+
+
+class TextStreamTranslator(StreamTranslator):
+    """/completions SSE chunks (choices[].text) as chat fragments (delta.content)."""
+
+    def __init__(self, provider: Provider):
+        self.provider = provider
+
+    def on_event(self, event: str | None, data: str) -> Iterable[dict]:
+        if data.strip() == "[DONE]":
+            return ()
+        chunk = loads(data)
+        if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+            raise self.provider.upstream_error(502, chunk, {})
+        choices = []
+        for position, choice in enumerate(chunk.get("choices") or ()):
+            delta = choice.get("delta")
+            text = choice.get("text") if delta is None else delta.get("content")
+            choices.append({"index": choice.get("index", position),
+                            "delta": {"content": text} if text else {},
+                            "finish_reason": choice.get("finish_reason")})
+        fragment = {"choices": choices}
+        if chunk.get("usage"):
+            fragment["usage"] = chunk["usage"]
+        return (fragment,)
 
 
 class OpenAIStreamTranslator(StreamTranslator):

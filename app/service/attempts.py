@@ -10,7 +10,7 @@ from app.errors import (InvalidRequestError, ModelNotFoundError, ProxyError,
                         UnsupportedParamsError, UpstreamError)
 from app.providers import get_provider
 from app.providers.base import Provider, Target
-from app.service.accounting import settle
+from app.service.operations import CHAT, Operation
 from app.service.deployments import DeploymentPool
 from app.service.outcome import Outcome, Trail
 from app.service.reliability import (Attempt, all_routes_failed, backoff_seconds,
@@ -30,10 +30,11 @@ class AttemptRunner:
         self.upstream = upstream
 
     def run(self, requested: str, params: dict[str, Any], options: dict[str, Any],
-            trail: Trail, allowed: tuple[str, ...] = ()) -> Outcome:
+            trail: Trail, allowed: tuple[str, ...] = (), operation: Operation = CHAT) -> Outcome:
         """Answer from the first route that can; raise the most meaningful failure if none can.
         `allowed`: the only models the caller may reach (a virtual key's `models`; empty: any),
-        so no configured fallback answers with a model the key may not use."""
+        so no configured fallback answers with a model the key may not use. `operation` says
+        what each attempt asks of a deployment (chat by default)."""
         timeout = float(options.get("timeout") or self.settings.request_timeout)
         deadline = time.monotonic() + timeout
         retry_budget = options.get("num_retries", self.settings.num_retries)
@@ -62,7 +63,7 @@ class AttemptRunner:
             try:
                 outcome = self._run_group(group, targets, params, options, deadline,
                                           retry_budget, trail, position == len(plan),
-                                          "timeout" in options)
+                                          "timeout" in options, operation)
             except ProxyError as exc:
                 if not is_context_window_error(exc):
                     raise
@@ -103,7 +104,8 @@ class AttemptRunner:
 
     def _run_group(self, group: str, targets, params: dict[str, Any], options: dict[str, Any],
                    deadline: float, retry_budget: int, trail: Trail,
-                   last_resort: bool, client_deadline: bool) -> Outcome | None:
+                   last_resort: bool, client_deadline: bool,
+                   operation: Operation) -> Outcome | None:
         """Try one model's deployments; None when it cannot answer (the caller falls back)."""
         excluded: set[str] = set()
         retries = 0
@@ -123,7 +125,7 @@ class AttemptRunner:
             allowance = float(target.settings.get("timeout") or self.settings.request_timeout)
             try:
                 return self._attempt(target, params, options, min(remaining, allowance),
-                                     client_deadline and remaining < allowance)
+                                     client_deadline and remaining < allowance, operation)
             except ProxyError as error:
                 trail.attempts.append(Attempt(target.model, error))
                 if is_context_window_error(error) or not falls_back(error):
@@ -144,11 +146,11 @@ class AttemptRunner:
                 excluded.discard(target.deployment_id)
 
     def _attempt(self, target: Target, params: dict[str, Any], options: dict[str, Any],
-                 timeout: float, cut_short: bool) -> Outcome:
+                 timeout: float, cut_short: bool, operation: Operation) -> Outcome:
         """One call to one deployment, recorded in the pool's health state."""
         self.router.require_credentials(target)
-        provider = get_provider(target.provider)
-        call_params = dict(params)
+        provider, call_params = operation.prepare(get_provider(target.provider), dict(params),
+                                                  target)
         outcome = Outcome(None, target,
                           dropped_params=self._check_params(provider, call_params, target, options))
         self.pool.started(target)
@@ -158,8 +160,9 @@ class AttemptRunner:
                 chunks = self.upstream.stream(provider, call_params, target, timeout, outcome)
                 outcome.chunks = self._tracked(chunks, target, started)
             else:
-                outcome.response = self.upstream.call(provider, call_params, target, timeout, outcome)
-                outcome.bill = settle(target, call_params, outcome.response)
+                outcome.response = operation.call(self.upstream, provider, call_params, target,
+                                                  timeout, outcome)
+                outcome.bill = operation.settle(target, call_params, outcome.response)
                 self.pool.finished(target, outcome.upstream_seconds)
         except ProxyError as error:
             hold = getattr(error, "retry_after", None) if error.status == 429 else None

@@ -21,6 +21,8 @@ from app.service.accounting import Bill
 from app.service.consumers import build_consumers
 from app.service.attempts import AttemptRunner
 from app.service.client_connection import ClientRouter, take_client_connection
+from app.service.embeddings import EmbeddingService
+from app.service.operations import CHAT, Operation
 from app.service.deployments import CooldownPolicy, DeploymentPool, cooldown_store
 from app.service.events import EventBus, RequestContext, build_event
 from app.service.outcome import Outcome, Trail
@@ -57,6 +59,7 @@ class CompletionService:
             self.settings.env.get("REDIS_URL")))
         self.attempts = AttemptRunner(self.settings, self.router, self.pool, self.upstream)
         self.cache = cache if cache is not None else build_cache(self.settings)
+        self.embeddings = EmbeddingService(self)
         self.events = EventBus()
         self.consumers = build_consumers(self)
         for consumer in self.consumers:
@@ -69,8 +72,10 @@ class CompletionService:
         for consumer in self.consumers:
             consumer.close(max(0.0, deadline - time.monotonic()))
 
-    def complete(self, body: dict[str, Any], context: RequestContext | None = None) -> Outcome:
-        """Run one chat completion request given in OpenAI's JSON shape.
+    def complete(self, body: dict[str, Any], context: RequestContext | None = None,
+                 operation: Operation = CHAT) -> Outcome:
+        """Run one chat completion request given in OpenAI's JSON shape (or, with `operation`
+        TEXT, a text completion: see app/service/operations.py).
 
         Every request, answered or failed, ends in one RequestEvent on `self.events`
         (for a stream, when the stream ends).
@@ -86,10 +91,8 @@ class CompletionService:
                 requested, params, options, context)
             outcome = self._cached(cache_request, params) if cache_request else None
             if outcome is None:
-                attempts = self.attempts if connection is None else AttemptRunner(
-                    self.settings, ClientRouter(self.router, connection), self.pool,
-                    self.upstream)
-                outcome = attempts.run(requested, params, options, trail, context.models)
+                outcome = self.runner(connection).run(requested, params, options, trail,
+                                                      context.models, operation)
                 outcome.cache = "miss" if cache_request else "off"
         except Exception as error:  # a proxy fault is a failed request too: it gets its event
             self.events.publish(build_event(context, body, None, trail, as_proxy_error(error)))
@@ -102,6 +105,26 @@ class CompletionService:
                 self._store(cache_request, outcome, outcome.response)
             self.events.publish(build_event(context, body, outcome, trail))
         return outcome
+
+    def embed(self, body: dict[str, Any], context: RequestContext | None = None) -> Outcome:
+        """Run one embeddings request: {model, input: [text or token ids], dimensions?,
+        input_type?, user?} plus the proxy's options (app/service/embeddings.py)."""
+        context = context or RequestContext()
+        trail = Trail()
+        try:
+            outcome = self.embeddings.run(body, context, trail)
+        except Exception as error:
+            self.events.publish(build_event(context, body, None, trail, as_proxy_error(error)))
+            raise
+        self.events.publish(build_event(context, body, outcome, trail))
+        return outcome
+
+    def runner(self, connection) -> AttemptRunner:
+        """The attempt plan's runner: the configured routes, or a client's own connection."""
+        if connection is None:
+            return self.attempts
+        return AttemptRunner(self.settings, ClientRouter(self.router, connection), self.pool,
+                             self.upstream)
 
     def record_rejection(self, body: Any, error: ProxyError, context: RequestContext) -> None:
         """A request refused before the service ran (bad input, auth) still gets its event."""

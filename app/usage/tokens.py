@@ -50,6 +50,11 @@ def count_text(model: str, text: str) -> int:
     return len(encoding_for(model).encode(text, disallowed_special=())) if text else 0
 
 
+def count_input(model: str, item: str | list[int]) -> int:
+    """Tokens of one embedding input or prompt: a text, or token ids already."""
+    return count_text(model, item) if isinstance(item, str) else len(item)
+
+
 def _content_text(content: Any) -> str:
     if content is None or isinstance(content, str):
         return content or ""

@@ -7,7 +7,9 @@ forces one or the last user text names a tool; otherwise it answers
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 
@@ -54,6 +56,29 @@ def generate(turns: list[Turn], tools: list[Tool] = (), tool_choice: str | None 
         return Generation("", "tool_calls", prompt_tokens, 1 + count_words(json.dumps(arguments)),
                           tool_call=call)
     return _text(f"Hello! You said: {last_user}", prompt_tokens, max_tokens, stop)
+
+
+def complete_text(prompt: str, suffix: str | None = None, max_tokens: int | None = None,
+                  stop: list[str] | None = None) -> Generation:
+    """A text completion: " and so on" after the prompt's last word; with a suffix (fill in
+    the middle), the gap between prompt and suffix named. Default max_tokens 16, as OpenAI's."""
+    last = prompt.split()[-1] if prompt.split() else ""
+    text = f" [middle of {last} and {suffix.split()[0] if suffix.split() else ''}]" if suffix \
+        else f" {last} and so on"
+    limit = 16 if max_tokens is None else max_tokens
+    return _text(text, count_words(prompt) + count_words(suffix or ""), limit, stop)
+
+
+def embed_text(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector for a text: the same text always gets the same vector."""
+    values, counter = [], 0
+    while len(values) < dimensions:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        values.extend((byte - 127.5) / 127.5 for byte in digest)
+        counter += 1
+    values = values[:dimensions]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 6) for v in values]
 
 
 def _chosen_tool(tools, tool_choice, last_user) -> Tool | None:

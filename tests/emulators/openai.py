@@ -10,11 +10,16 @@ import time
 from tests.emulators.contracts import Contract
 from tests.emulators.model import Tool, Turn, generate, stream_pieces
 from tests.emulators.openai_responses import ResponsesAPI
+from tests.emulators.operations import (embedding_reply, fim_reply, fim_stream, stream_or_body,
+                                        text_generations, text_reply, text_stream)
 from tests.emulators.server import Call, Emulator, Reply, sse
 
 OPENAI_CONTRACT = Contract("openai/openapi.yaml")
 AZURE_CONTRACT = Contract("azure-openai/inference-2024-10-21.json")
 AZURE_PATH = "/deployments/{deployment-id}/chat/completions"
+MISTRAL_CONTRACT = Contract("mistral/openapi.yaml")
+EMBEDDING_RESPONSE = "/components/schemas/CreateEmbeddingResponse"
+COMPLETION_RESPONSE = "/components/schemas/CreateCompletionResponse"
 
 
 def openai_error(status: int, message: str, type_: str, code: str | None = None,
@@ -67,6 +72,9 @@ class OpenAIEmulator(Emulator):
         if call.method != "POST" or call.body is None:
             return openai_error(404, f"Unknown request URL: {call.method} {call.path}",
                                 "invalid_request_error", "unknown_url")
+        operation = self.operation(call)
+        if operation is not None:
+            return self.serve_operation(call, *operation)
         model = self.route(call)
         if model is None:
             return openai_error(404, f"Unknown request URL: POST {call.path}",
@@ -80,6 +88,55 @@ class OpenAIEmulator(Emulator):
             return openai_error(400, "contract violation: " + "; ".join(problems),
                                 "invalid_request_error")
         return self.complete(call.body, model)
+
+    # -- embeddings and text completions (tests/emulators/operations.py) --------------------
+    OPERATIONS = {"/v1/embeddings": "embeddings", "/embeddings": "embeddings",
+                  "/v1/completions": "completions", "/completions": "completions",
+                  "/v1/fim/completions": "fim", "/beta/completions": "deepseek-fim"}
+
+    def operation(self, call: Call) -> tuple[str, str] | None:
+        """(operation, model) for a route other than chat, else None."""
+        name = self.OPERATIONS.get(call.path)
+        return None if name is None else (name, call.body.get("model"))
+
+    def operation_problems(self, name: str, body: dict) -> list[str]:
+        if name == "fim":
+            return MISTRAL_CONTRACT.errors(MISTRAL_CONTRACT.request_body_pointer(
+                "/v1/fim/completions"), body)
+        if name == "deepseek-fim":   # no published schema: the documented fields
+            allowed = {"model", "prompt", "suffix", "max_tokens", "temperature", "top_p",
+                       "stop", "stream", "stream_options", "echo", "logprobs",
+                       "frequency_penalty", "presence_penalty"}
+            return [f"unknown field {k}" for k in body if k not in allowed] + (
+                [] if isinstance(body.get("prompt"), str) else ["prompt must be a string"])
+        path = "/completions" if name == "completions" else f"/{name}"
+        return self.contract.errors(self.operation_pointer(path), body)
+
+    def operation_pointer(self, path: str) -> str:
+        return self.contract.request_body_pointer(path)
+
+    def serve_operation(self, call: Call, name: str, model: str) -> Reply:
+        if not self.authorised(call):
+            return openai_error(401, "Incorrect API key provided.", "invalid_request_error",
+                                "invalid_api_key")
+        problems = self.operation_problems(name, call.body)
+        if problems:
+            self.check_contract(problems, f"request to {call.path}")
+            return openai_error(400, "contract violation: " + "; ".join(problems),
+                                "invalid_request_error")
+        body = call.body
+        if name == "embeddings":
+            answer = embedding_reply(body, model, body.get("dimensions")
+                                     or body.get("output_dimension"))
+            self.check_answer(OPENAI_CONTRACT.errors(EMBEDDING_RESPONSE, answer), "embeddings")
+            return Reply(200, answer)
+        generations = text_generations(body)
+        if name == "fim":
+            return stream_or_body(body, fim_reply(body, model, generations[0]),
+                                  fim_stream(body, model, generations[0]))
+        answer = text_reply(body, model, generations)
+        self.check_answer(OPENAI_CONTRACT.errors(COMPLETION_RESPONSE, answer), "completion")
+        return stream_or_body(body, answer, text_stream(body, model, generations))
 
     def complete(self, body: dict, model: str) -> Reply:
         tools = [Tool(t["function"]["name"], t["function"].get("parameters") or {})
@@ -192,6 +249,21 @@ class AzureEmulator(OpenAIEmulator):
 
     def contract_pointer(self) -> str:
         return self.contract.request_body_pointer(AZURE_PATH)
+
+    def operation(self, call: Call) -> tuple[str, str] | None:
+        prefix = "/openai/deployments/"
+        for name in ("embeddings", "completions"):
+            suffix = f"/{name}"
+            if call.path.startswith(prefix) and call.path.endswith(suffix) \
+                    and not call.path.endswith("/chat/completions"):
+                if call.query.get("api-version") != [self.api_version]:
+                    self.check_contract([f"api-version {call.query.get('api-version')}"], "query")
+                    return None
+                return name, call.path[len(prefix):-len(suffix)]
+        return None
+
+    def operation_pointer(self, path: str) -> str:
+        return self.contract.request_body_pointer(f"/deployments/{{deployment-id}}{path}")
 
     def route(self, call: Call) -> str | None:
         prefix, suffix = "/openai/deployments/", "/chat/completions"

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from app.errors import UpstreamError
 from app.providers.base import (OPENAI_PARAMS, FollowUp, Provider, StreamTranslator, Target,
                                 UpstreamRequest, UpstreamResponse, chat_completion)
+from app.providers.cohere import embed
 from app.providers.cohere.request import NATIVE_PARAMS, REFUSED_VALUES, SAME_VALUE, wire_body
 from app.providers.cohere.response import choice, is_legacy, usage
 from app.providers.cohere.stream import CohereStreamTranslator
@@ -38,6 +39,18 @@ class CohereProvider(Provider):
             elif key not in OPENAI_PARAMS and key not in KNOWN_EXTRAS:
                 refused.add(key)
         return sorted(refused)
+
+    embedding_batch_size = 96   # /v2/embed's limit
+
+    def build_embedding_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "Authorization": f"Bearer {target.api_key}"}
+        return embed.build_request(body, target, f"{target.api_base.rstrip('/')}/v2/embed",
+                                   headers)
+
+    def parse_embedding_response(self, response: UpstreamResponse, body: dict[str, Any],
+                                 target: Target) -> dict:
+        return embed.parse_response(response, target)
 
     def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
         stream = bool(body.get("stream"))

@@ -16,6 +16,7 @@ from app.jsonfast import loads
 from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse, chat_completion, retry_after_seconds,
                                 upstream_error)
+from app.providers.gemini import embed
 from app.providers.gemini.request import wire_body
 from app.providers.gemini.response import StreamState, choices, usage
 
@@ -52,19 +53,32 @@ class GeminiProvider(Provider):
         "tool_choice", "response_format", "seed", "stream_options", "logprobs", "top_logprobs",
     })  # not logit_bias; not parallel_tool_calls=false (Gemini cannot turn parallel calls off)
 
-    def url(self, target: Target, stream: bool) -> str:
+    embedding_batch_size = 100   # batchEmbedContents' limit
+
+    def url(self, target: Target, stream: bool, method: str | None = None) -> str:
         base = target.api_base.rstrip("/")
         if not _VERSIONED_BASE.search(base):
             base += "/v1beta"
         model = quote(target.upstream_model.removeprefix("models/"), safe="")
-        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        method = method or ("streamGenerateContent?alt=sse" if stream else "generateContent")
         return f"{base}/models/{model}:{method}"
+
+    @staticmethod
+    def headers(target: Target) -> dict[str, str]:
+        return {"Content-Type": "application/json", "x-goog-api-key": target.api_key or ""}
 
     def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
         stream = bool(body.get("stream"))
-        headers = {"Content-Type": "application/json", "x-goog-api-key": target.api_key or ""}
-        return UpstreamRequest("POST", self.url(target, stream), headers, wire_body(body),
-                               stream=stream)
+        return UpstreamRequest("POST", self.url(target, stream), self.headers(target),
+                               wire_body(body), stream=stream)
+
+    def build_embedding_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        return embed.build_request(body, target, self.url(target, False, "batchEmbedContents"),
+                                   self.headers(target))
+
+    def parse_embedding_response(self, response: UpstreamResponse, body: dict[str, Any],
+                                 target: Target) -> dict:
+        return embed.parse_response(response, target)
 
     def parse_response(self, response: UpstreamResponse, body: dict[str, Any],
                        target: Target) -> dict | FollowUp:

@@ -26,10 +26,13 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from app.errors import ProxyError, UpstreamError
+from urllib.parse import quote
+
+from app.errors import InvalidRequestError, ProxyError, UpstreamError
 from app.providers.base import (FollowUp, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse, params_outside, retry_after_seconds,
                                 upstream_error)
+from app.providers.embedding_format import embedding_list, input_texts
 from app.providers.huggingface import chat, textgen
 from app.providers.openai import OpenAIProvider
 
@@ -58,8 +61,48 @@ class HuggingFaceProvider(OpenAIProvider):
         return textgen.build_request(body, target, self.headers(target), root(target),
                                      dedicated(target))
 
-    def url(self, target: Target) -> str:
-        return f"{root(target)}/v1/chat/completions"
+    def url(self, target: Target, path: str = "chat/completions") -> str:
+        return f"{root(target)}/v1/{path}"
+
+    # -- embeddings: the router's feature-extraction pipeline, or a TEI server's /embed ------
+    embedding_batch_size = 32       # TEI's default max-client-batch-size
+    embedding_batch_tokens = None
+    embeds_token_ids = False
+
+    def build_embedding_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        if body.get("dimensions") is not None:
+            raise InvalidRequestError(f"model {target.model_group!r} (Hugging Face) cannot "
+                                      f"shorten its embeddings: remove dimensions",
+                                      param="dimensions", code="unsupported_params")
+        if dedicated(target):
+            url = f"{root(target)}/embed"
+        else:
+            url = (f"{root(target)}/hf-inference/models/"
+                   f"{quote(target.upstream_model, safe='/')}/pipeline/feature-extraction")
+        return UpstreamRequest("POST", url, self.headers(target),
+                               {"inputs": input_texts(body["input"])})
+
+    def parse_embedding_response(self, response: UpstreamResponse, body: dict[str, Any],
+                                 target: Target) -> dict:
+        vectors = response.payload
+        if not isinstance(vectors, list) or not all(isinstance(v, list) for v in vectors):
+            raise ValueError("the answer is not a list of vectors")
+        return embedding_list(target.upstream_model, vectors, None)
+
+    # -- text completions: text-generation models take the prompt as it is -------------------
+    def speaks_text_completion(self, target: Target) -> bool:
+        return task(target) == "text-generation"
+
+    def build_text_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        return textgen.build_request(body, target, self.headers(target), root(target),
+                                     dedicated(target), textgen.text_prompt(body, target))
+
+    def parse_text_response(self, response: UpstreamResponse, body: dict[str, Any],
+                            target: Target) -> dict | FollowUp:
+        return textgen.completion(response.payload, body, target)
+
+    def text_stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
+        return textgen.TextGenStreamTranslator(self, body.get("stop"))
 
     def wire_body(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
         return chat.wire_body(body, target.upstream_model)

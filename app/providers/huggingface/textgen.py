@@ -68,12 +68,27 @@ def _text(position: int, message: dict) -> str:
     return message_text(parts)
 
 
+def text_prompt(body: dict[str, Any], target: Target) -> str:
+    """A text completion's prompt as it is; with a `suffix`, wrapped in the model's
+    fill-in-the-middle tokens (`fim_tokens` in the registry or the deployment's params)."""
+    if body.get("suffix") is None:
+        return body["prompt"]
+    tokens = target.settings.get("fim_tokens") or target.info.get("fim_tokens")
+    if not tokens:
+        raise InvalidRequestError(f"model {target.model_group!r} has no fill-in-the-middle "
+                                  f"tokens known to this proxy, so it cannot take a suffix",
+                                  param="suffix", code="unsupported_params")
+    return f"{tokens['prefix']}{body['prompt']}{tokens['suffix']}{body['suffix']}{tokens['middle']}"
+
+
 def build_request(body: dict[str, Any], target: Target, headers: dict[str, str],
-                  base: str, dedicated: bool) -> UpstreamRequest:
-    """`{base}/generate[_stream]` on a TGI server, or the router's hf-inference route."""
+                  base: str, dedicated: bool, inputs: str | None = None) -> UpstreamRequest:
+    """`{base}/generate[_stream]` on a TGI server, or the router's hf-inference route;
+    `inputs` is the prompt when given (a text completion), else the messages rendered."""
     stream = bool(body.get("stream"))
     parameters = _parameters(body, stream)
-    wire: dict[str, Any] = {"inputs": prompt(body, target), "parameters": parameters}
+    wire: dict[str, Any] = {"inputs": prompt(body, target) if inputs is None else inputs,
+                            "parameters": parameters}
     if dedicated:
         url = f"{base}/generate_stream" if stream else f"{base}/generate"
     else:

@@ -1,0 +1,89 @@
+"""Validation of the /embeddings and /completions requests (OpenAI's fields and types)."""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
+
+from app.api.schemas import (ProxyOptionsSchema, Stop, StrictBoolean, StrictInteger,
+                             StrictNumber, StrictObject, StrictString, invalid_request,
+                             require_object)
+
+
+class TextsOrTokens(fields.Field):
+    """A string, an array of strings, an array of token ids, or an array of token-id arrays,
+    none of them empty."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            if not value:
+                raise ValidationError("must not be an empty string")
+            return value
+        if not isinstance(value, list) or not value:
+            raise ValidationError("must be a string or a non-empty array of strings, token "
+                                  "ids or token-id arrays")
+        if all(_token(item) for item in value):
+            return value
+        for position, item in enumerate(value):
+            if isinstance(item, str) and item:
+                continue
+            if isinstance(item, list) and item and all(_token(t) for t in item):
+                continue
+            raise ValidationError({position: ["must be a non-empty string or a non-empty "
+                                              "array of token ids (one shape for all items)"]})
+        if len({type(item) for item in value}) > 1:
+            raise ValidationError("must not mix strings and token-id arrays")
+        return value
+
+
+def _token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+class EmbeddingRequestSchema(ProxyOptionsSchema):
+    input = TextsOrTokens(required=True)
+    encoding_format = StrictString(validate=validate.OneOf(
+        ("float", "base64"), error="must be float or base64"))
+    dimensions = StrictInteger(validate=validate.Range(min=1, error="must be at least 1"))
+    user = StrictString()
+    input_type = StrictString()
+
+
+class TextCompletionRequestSchema(ProxyOptionsSchema):
+    prompt = TextsOrTokens(required=True)
+    suffix = StrictString(allow_none=True)
+    max_tokens = StrictInteger(allow_none=True, validate=validate.Range(
+        min=1, error="must be at least 1"))
+    temperature = StrictNumber(validate=validate.Range(0, 2, error="must be between 0 and 2"))
+    top_p = StrictNumber(validate=validate.Range(0, 1, error="must be between 0 and 1"))
+    n = StrictInteger(validate=validate.Range(min=1, max=128, error="must be between 1 and 128"))
+    stop = Stop(allow_none=True)
+    stream = StrictBoolean()
+    stream_options = StrictObject(allow_none=True)
+    echo = StrictBoolean()
+    logprobs = StrictInteger(allow_none=True, validate=validate.Range(
+        0, 5, error="must be between 0 and 5"))
+    seed = StrictInteger(allow_none=True)
+    user = StrictString()
+    presence_penalty = StrictNumber(validate=validate.Range(-2, 2, error="must be between -2 and 2"))
+    frequency_penalty = StrictNumber(validate=validate.Range(-2, 2, error="must be between -2 and 2"))
+    logit_bias = StrictObject(allow_none=True)
+    best_of = StrictInteger(validate=validate.Range(min=1, max=20, error="must be between 1 and 20"))
+
+
+_EMBEDDING = EmbeddingRequestSchema()
+_TEXT = TextCompletionRequestSchema()
+
+
+def validate_embedding_request(body: Any) -> dict[str, Any]:
+    errors = _EMBEDDING.validate(require_object(body))
+    if errors:
+        raise invalid_request(errors)
+    return body
+
+
+def validate_text_completion_request(body: Any) -> dict[str, Any]:
+    errors = _TEXT.validate(require_object(body))
+    if errors:
+        raise invalid_request(errors)
+    return body
