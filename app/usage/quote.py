@@ -7,7 +7,7 @@ from typing import Any
 
 from app.providers.base import Target
 from app.usage.pricing import TokenCounts, cost_of
-from app.usage.tokens import count_messages, estimate_usage
+from app.usage.tokens import count_inputs, count_messages, estimate_usage
 
 # Providers whose own tokenizer tiktoken is; elsewhere a count is an estimate.
 EXACT_PROVIDERS = ("openai",)
@@ -18,6 +18,9 @@ UNKNOWN_OUTPUT_LIMIT = 32_768
 def prompt_tokens(target: Target, body: dict[str, Any]) -> tuple[int, bool]:
     """Prompt tokens of `body` (messages, tools, functions) for this target, and whether the
     count is an estimate (another tokenizer, or tool definitions, whose billing is opaque)."""
+    if "messages" not in body:  # embeddings (`input`) and text completions (`prompt`)
+        return count_inputs(target.upstream_model, body.get("input", body.get("prompt"))), \
+            target.provider not in EXACT_PROVIDERS
     tokens = count_messages(target.upstream_model, body["messages"], body.get("tools"),
                             body.get("functions"))
     estimated = target.provider not in EXACT_PROVIDERS or bool(body.get("tools")

@@ -55,6 +55,15 @@ def count_input(model: str, item: str | list[int]) -> int:
     return count_text(model, item) if isinstance(item, str) else len(item)
 
 
+def count_inputs(model: str, given: Any) -> int:
+    """Tokens of OpenAI's `input` / `prompt`: a text, texts, token ids or token-id lists."""
+    if not given:
+        return 0
+    if isinstance(given, str) or all(isinstance(item, int) for item in given):
+        return count_input(model, given)
+    return sum(count_input(model, item) for item in given)
+
+
 def _content_text(content: Any) -> str:
     if content is None or isinstance(content, str):
         return content or ""
