@@ -212,7 +212,8 @@ def test_sentry_gets_failures_only(run, services):
     assert report["exception"]["values"][0]["type"] == "server_error"
     assert "upstream exploded" in report["exception"]["values"][0]["value"]
     assert report["tags"] == {"model": "gpt-4", "requested_model": "gpt-4",
-                              "request_id": "req-fail", "status": "502",
+                              "request_id": "req-fail", "status": "502", "provider": "openai",
+                              "upstream_status": "500",
                               "error_type": "api_error", "error_code": "server_error",
                               "cache": "off",
                               "stream": "False"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.capture import SUPABASE_KEY, make_proxy, start_services
+from tests.emulators.server import Fault, Reply
 
 
 @pytest.fixture
@@ -39,3 +40,43 @@ def test_a_proxy_fault_reaches_sentry_scrubbed(services, provider_env, openai_em
     assert report["request"]["url"].endswith("/broken") and report["request"]["method"] == "GET"
     text = b"".join(post.body for post in posts).decode()
     assert openai_emu.api_key not in text and SUPABASE_KEY not in text
+
+
+@pytest.mark.parametrize("status,code", [(401, "invalid_api_key"), (403, "model_not_allowed")])
+def test_upstream_refusing_the_proxy_key_reaches_sentry(services, provider_env, openai_emu,
+                                                        write_config, status, code):
+    """The proxy's own provider key is wrong or lacks access: an operator must act, so Sentry
+    gets it with model, provider, status and request id, and never the key."""
+    proxy = make_proxy({**provider_env, **services.env()},
+                       write_config("callbacks: {failure: [sentry], timeout: 2}\n"))
+    key = openai_emu.api_key
+    openai_emu.fail_next(Fault(reply=Reply(status, {"error": {
+        "message": f"Incorrect API key provided: {key}.", "type": "invalid_request_error",
+        "param": None, "code": code}})))
+    reply = proxy.chat(f"refused-{status}", model="gpt-4o-mini")
+    assert reply.status_code == status
+    proxy.close()
+
+    posts = services.servers["sentry"].requests
+    reports = [item for post in posts for item in post.envelope() if "exception" in item]
+    assert len(reports) == 1
+    tags = reports[0]["tags"]
+    assert (tags["model"], tags["provider"], tags["status"], tags["request_id"]) == (
+        "gpt-4o-mini", "openai", str(status), f"refused-{status}")
+    assert tags["upstream_status"] == str(status)
+    text = b"".join(post.body for post in posts).decode()
+    assert key not in text and key[:12] not in text
+
+
+def test_a_client_mistake_does_not_reach_sentry(services, provider_env, openai_emu,
+                                                write_config):
+    proxy = make_proxy({**provider_env, **services.env()},
+                       write_config("callbacks: {failure: [sentry], timeout: 2}\n"))
+    openai_emu.fail_next(Fault(reply=Reply(400, {"error": {
+        "message": "bad request", "type": "invalid_request_error", "param": None,
+        "code": None}})))
+    assert proxy.chat("client-400", model="gpt-4o-mini").status_code == 400
+    proxy.close()
+    reports = [item for post in services.servers["sentry"].requests
+               for item in post.envelope() if "exception" in item]
+    assert reports == []

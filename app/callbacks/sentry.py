@@ -31,12 +31,21 @@ from app.config import ConfigError
 from app.service.events import RequestEvent
 
 _REPORTED_TYPES = ("api_error", "timeout_error")
+# A provider refusing the proxy's own key (wrong, or without access): the operator must act.
+_KEY_REFUSED = (401, 403)
+
+
+def refused_key(event: RequestEvent) -> dict | None:
+    """The last attempt a provider refused because of the proxy's key, if any."""
+    return next((a for a in reversed(event.attempts)
+                 if a.get("upstream_status") in _KEY_REFUSED), None)
 
 
 def reportable(event: RequestEvent) -> bool:
     """Failures of the proxy or its upstreams, not of the client's request."""
     return (event.status >= 500 or event.error_type in _REPORTED_TYPES
-            or event.error_code == "missing_api_key")
+            or event.error_code == "missing_api_key"
+            or (not event.succeeded and refused_key(event) is not None))
 
 
 def _transport(timeout: float):
@@ -53,11 +62,14 @@ def _transport(timeout: float):
 
 
 def sentry_event(event: RequestEvent) -> dict:
-    model = answered_model(event)
+    # A failed request has no answering deployment: name the one whose failure it was.
+    blamed = refused_key(event) or (event.attempts[-1] if event.attempts else {})
+    model = event.model or blamed.get("model") or event.requested_model
     context = {k: v for k, v in facts(event).items() if k not in ("input", "output", "metadata")}
     tags = {"model": model, "requested_model": event.requested_model,
-            "provider": event.provider, "request_id": event.request_id,
-            "status": event.status, "error_type": event.error_type,
+            "provider": event.provider or blamed.get("provider"),
+            "request_id": event.request_id, "status": event.status,
+            "upstream_status": blamed.get("upstream_status"), "error_type": event.error_type,
             "error_code": event.error_code, "cache": event.cache, "stream": event.stream}
     report = {
         "event_id": event_uuid(event).replace("-", ""),

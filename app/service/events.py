@@ -102,8 +102,7 @@ def build_event(context: RequestContext, body: dict, outcome, trail,
         key_id=context.key_id, key_alias=context.key_alias, callbacks=context.callbacks,
         latency_ms=round((time.perf_counter() - context.started) * 1000, 3),
         retries=trail.retries, fallbacks=trail.fallbacks,
-        attempts=[{"model": a.model, "status": a.error.status, "error": a.error.message}
-                  for a in trail.attempts])
+        attempts=[attempt_record(a) for a in trail.attempts])
     if outcome is not None:
         _describe_answer(event, outcome, context)
     if error is not None:
@@ -114,6 +113,15 @@ def build_event(context: RequestContext, body: dict, outcome, trail,
         if outcome is not None and outcome.chunks is not None:
             event.status = 200  # the stream had started: the client saw 200, then an error frame
     return event
+
+
+def attempt_record(attempt) -> dict[str, Any]:
+    """A failed attempt as the event keeps it; `upstream_status` is what the provider itself
+    answered (None when it answered nothing, e.g. a timeout)."""
+    error = attempt.error
+    return {"model": attempt.model, "provider": getattr(error, "provider", None),
+            "status": error.status, "upstream_status": getattr(error, "upstream_status", None),
+            "error": error.message}
 
 
 def _describe_answer(event: RequestEvent, outcome, context: RequestContext) -> None:
