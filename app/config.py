@@ -91,6 +91,10 @@ class _ConfigFile(Schema):
     keys = fields.Dict()
     cors = fields.Dict()
     redact_messages = fields.Boolean()
+    # The proxy's own stores (app/keys/availability.py, app/storage/redis_client.py).
+    key_store_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    key_cache_seconds = fields.Float(validate=validate.Range(min=0))
+    redis_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
 
 
 SECTIONS = ("cache", "callbacks", "ledger", "keys", "cors")
@@ -135,6 +139,9 @@ class Settings:
     config_path: str | None = None
     redact_messages: bool = False
     data_dir: str = "data"     # embedded storage: SQLite database, disk cache
+    key_store_timeout: float = 2.0     # longest wait on the key store, seconds
+    key_cache_seconds: float = 60.0    # verified keys keep working this long in a store outage
+    redis_timeout: float = 0.05        # longest wait on one Redis call, seconds
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def section(self, name: str, schema: Schema) -> dict[str, Any]:
@@ -188,7 +195,8 @@ def _env_number(env: Mapping[str, str], name: str, cast, default):
 
 
 _PASSED_THROUGH = ("num_retries", "fallbacks", "default_fallbacks", "context_window_fallbacks",
-                   "routing_strategy", "allowed_fails", "fail_window", "cooldown_time")
+                   "routing_strategy", "allowed_fails", "fail_window", "cooldown_time",
+                   "key_store_timeout", "key_cache_seconds", "redis_timeout")
 
 
 def load_settings(env: Mapping[str, str] | None = None, config_path: str | None = None) -> Settings:

@@ -36,6 +36,14 @@ class GeventWorker(BaseGeventWorker):
 
     def handle_exit(self, sig, frame):
         super().handle_exit(sig, frame)
+        gevent.get_hub().loop.run_callback(self._hang_up_idle)
+
+    def _hang_up_idle(self) -> None:
+        """Runs in the hub, while no connection's greenlet runs: one in `idle` now is blocked
+        waiting for its next request, so ending it cuts nothing short. (A kill sent from the
+        signal handler lands later, possibly after the greenlet has woken with a request and
+        is waiting on the upstream: that request then failed with a 500.)"""
         for waiting in list(self.idle):
-            # NoMoreData is how gunicorn ends a connection quietly (as a client that left)
-            waiting.kill(NoMoreData(HANG_UP), block=False)
+            if waiting in self.idle and not waiting.dead:
+                # NoMoreData is how gunicorn ends a connection quietly (as a client that left)
+                waiting.throw(NoMoreData(HANG_UP))

@@ -16,7 +16,6 @@ import hmac
 import logging
 import re
 import time
-from contextlib import contextmanager
 
 from flask import Flask, Response, current_app, g, request
 from marshmallow import RAISE, Schema, fields
@@ -86,22 +85,7 @@ def admit(body: dict, context: RequestContext) -> None:
     """Hold a virtual key's request to its models, budget and rate limits (403 / 429)."""
     key = g.get("virtual_key")
     if key is not None:
-        with _store_errors():
-            g.admission = current_app.extensions[EXTENSION].enforcer.admit(key, body, context)
-
-
-@contextmanager
-def _store_errors():
-    """A key store that cannot be reached refuses the request (503): never let it through."""
-    try:
-        yield
-    except ProxyError:
-        raise
-    except Exception:
-        log.exception("the key store failed")
-        raise ProxyError("The proxy cannot check API keys right now; try again shortly.",
-                         status=503, type="server_error", code="key_store_unavailable",
-                         headers={"Retry-After": "1"}) from None
+        g.admission = current_app.extensions[EXTENSION].admit(key, body, context)
 
 
 def _key_service(service: CompletionService) -> KeyService:
@@ -152,8 +136,10 @@ def install(app: Flask, service: CompletionService) -> None:
                                 "invalid_api_key" if problem else "api_key_required"), path)
         if master is not None and hmac.compare_digest(token.encode(), master.encode()):
             return
-        with _store_errors():
-            key = keys.store.authenticate(token)
+        try:
+            key = keys.authenticate(token)
+        except ProxyError as error:   # the key store cannot be reached: 503
+            reject(error, path)
         if key is None:
             if master is None and not token.startswith("sk-sb-"):
                 return  # open proxy: any other token is just the SDK's placeholder

@@ -49,9 +49,7 @@ class Enforcer:
 
     def admit(self, key: KeyRecord, body: dict, context: RequestContext) -> Admission | None:
         """Admit the request or raise the 403 / 429 that refuses it."""
-        for model in (body["model"], *(body.get("fallbacks") or ())):
-            if not key.allows(model):
-                raise model_not_allowed(key, model)
+        self.check_models(key, body)
         budgeted = key.max_budget is not None
         if not budgeted and not has_rate_limits(key):
             return None
@@ -78,6 +76,13 @@ class Enforcer:
         admission.headers = rate_headers(key, usage, now)
         self._remember(context, admission)
         return admission
+
+    @staticmethod
+    def check_models(key: KeyRecord, body: dict) -> None:
+        """403 for a model (or fallback) the key may not use."""
+        for model in (body["model"], *(body.get("fallbacks") or ())):
+            if not key.allows(model):
+                raise model_not_allowed(key, model)
 
     def peek_headers(self, key: KeyRecord) -> dict[str, str]:
         """The key's x-ratelimit-* headers for a response that counted nothing."""
@@ -108,7 +113,15 @@ class Enforcer:
                             window if admission.sql_rates else None, delta)
         finally:
             if admission.redis_lease:
-                self.redis.settle(event.key_id, admission.redis_lease, window, delta)
+                self._settle_redis(event.key_id, admission.redis_lease, window, delta)
+
+    def _settle_redis(self, key_id: str, lease: str, window: int, delta: int) -> None:
+        """A slot Redis cannot free now lapses with its lease; the request stays settled."""
+        try:
+            self.redis.settle(key_id, lease, window, delta)
+        except Exception as exc:
+            log.warning("rate-limit store unreachable; slot of key %s lapses with its lease "
+                        "(%s)", key_id, type(exc).__name__)
 
     def _token_correction(self, admission: Admission, event: RequestEvent) -> tuple[int, int]:
         """(window, tokens to add): what the request really used minus what was counted when

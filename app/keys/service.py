@@ -6,23 +6,32 @@ database. The consumer settles synchronously, in the thread that publishes the e
 (before the last byte of the answer leaves): a client that waits for its answer and sends
 the next request at once must find its parallel slot free and its spend counted. It is
 one short transaction.
+
+Every wait on the store is bounded by `key_store_timeout` (default 2 s). When the store
+cannot be reached, keys verified in the last `key_cache_seconds` keep working, held to their
+budget by what this process knows (app/keys/availability.py); spend that could not be
+settled is settled when the store answers again.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from app.config import Settings
+from app.errors import ProxyError
+from app.keys.availability import KeyCache, StoreGuard, store_unavailable
 from app.keys.enforcer import Enforcer
+from app.keys.limits import Admission, Usage, budget_exceeded, budget_fits
 from app.keys.redis_counters import RedisCounters
 from app.keys.sql_counters import SqlCounters
-from app.keys.store import MIGRATIONS, KeyStore
+from app.keys.store import MIGRATIONS, KeyRecord, KeyStore
 from app.storage.database import Database, database_url
 from app.storage.redis_client import redis_client
 
 if TYPE_CHECKING:
-    from app.service.events import RequestEvent
+    from app.service.events import RequestContext, RequestEvent
     from app.service.router import Router
 
 log = logging.getLogger("switchboard.keys")
@@ -40,6 +49,9 @@ class KeyService:
         self._lock = threading.Lock()
         self._store: KeyStore | None = None
         self._enforcer: Enforcer | None = None
+        self.cache = KeyCache(settings.key_cache_seconds)
+        self.guard = StoreGuard(self.ping, self._settle_held)
+        self._held: dict[str, float] = {}    # key id -> spend not yet settled in the store
 
     @property
     def store(self) -> KeyStore:
@@ -58,7 +70,8 @@ class KeyService:
             if self._enforcer is not None:
                 return
             env = self.settings.env
-            database = Database(database_url(env, self.settings.data_dir))
+            database = Database(database_url(env, self.settings.data_dir),
+                                timeout=self.settings.key_store_timeout)
             database.migrate("keys", MIGRATIONS)
             redis_counters = None
             if env.get("REDIS_URL"):
@@ -68,14 +81,71 @@ class KeyService:
             self._enforcer = Enforcer(SqlCounters(database, self.lease_seconds), redis_counters,
                                       self.router, self.lease_seconds)
 
+    def ping(self) -> None:
+        """Raise unless the key store answers within key_store_timeout."""
+        self.store.db.query("SELECT 1 FROM api_keys LIMIT 1")
+
+    def authenticate(self, token: str) -> KeyRecord | None:
+        """The live key `token` names, or None; from the store, or (while the store cannot be
+        reached) from keys verified recently; 503 key_store_unavailable otherwise."""
+        if self.guard.up:
+            try:
+                key = self.store.authenticate(token)
+            except Exception as exc:
+                self.guard.failed(exc)
+            else:
+                self.cache.verified(token, key)
+                return key
+        key = self.cache.get(token)
+        if key is None:
+            raise store_unavailable()
+        return key
+
+    def admit(self, key: KeyRecord, body: dict, context: RequestContext) -> Admission | None:
+        """Hold the request to the key's models, budget and limits (403 / 429). While the store
+        cannot be reached: its models, and its budget as this process knows it."""
+        if self.guard.up:
+            try:
+                return self.enforcer.admit(key, body, context)
+            except ProxyError:
+                raise
+            except Exception as exc:
+                self.guard.failed(exc)
+        return self._admit_offline(key, body)
+
+    def _admit_offline(self, key: KeyRecord, body: dict) -> None:
+        self.enforcer.check_models(key, body)
+        if key.max_budget is None:
+            return None
+        now = time.time()
+        reset_due = key.budget_reset_at is not None and key.budget_reset_at <= now
+        usage = Usage(spend=(0.0 if reset_due else key.spend)
+                      + self.cache.spend_since_verified(key.id))
+        if not budget_fits(key, usage, 0.0):
+            raise budget_exceeded(key, usage, 0.0, now)
+        return None
+
     def handle(self, event: RequestEvent) -> None:
         if event.key_id is None:
             return
+        self.cache.spent(event.key_id, event.cost or 0.0)
         try:
+            if not self.guard.up:
+                raise ConnectionError("the key store is unreachable")
             self.enforcer.settle(event)
-        except Exception:
-            log.exception("could not settle request %s of key %s", event.request_id,
-                          event.key_id)
+        except Exception as exc:
+            if event.cost:
+                with self._lock:
+                    self._held[event.key_id] = self._held.get(event.key_id, 0.0) + event.cost
+            log.warning("request %s of key %s is settled when the key store answers again "
+                        "(%s)", event.request_id, event.key_id, exc)
+
+    def _settle_held(self) -> None:
+        """The store answers again: add the spend it missed."""
+        with self._lock:
+            held, self._held = self._held, {}
+        for key_id, cost in held.items():
+            self.enforcer.sql.settle(key_id, None, cost, None, 0)
 
     def close(self, timeout: float) -> None:
         """Nothing is queued: every request was settled when it finished."""

@@ -29,7 +29,8 @@ from app.usage.writer import BatchWriter
 
 log = logging.getLogger("switchboard.ledger")
 JOURNAL_DIR = "ledger-journal"
-REPLAY_SECONDS = 5.0      # how often a process looks for journals of stopped processes
+REPLAY_SECONDS = 5.0
+PROBE_SECONDS = 1.0       # readiness waits this long for the database      # how often a process looks for journals of stopped processes
 
 MIGRATIONS = [[
     "CREATE TABLE ledger ("
@@ -144,6 +145,7 @@ class Ledger:
         self.journal = journal
         self.writer = BatchWriter("ledger", self._insert, batch_size, flush_interval, queue_size)
         self._replaying_in: int | None = None    # the pid whose replay thread runs
+        self._probe: Database | None = None        # short timeouts, for readiness
 
     def handle(self, event: RequestEvent) -> None:
         row = row_of(event, self.store_messages)
@@ -162,10 +164,14 @@ class Ledger:
         self._replaying_in = os.getpid()
         threading.Thread(target=self._replay_forever, name="ledger-replay", daemon=True).start()
 
-    @property
-    def healthy(self) -> bool:
-        """False while the writer cannot store rows (the database refuses them)."""
-        return self.writer.healthy
+    def ping(self) -> None:
+        """Raise unless rows can be stored now: the database answers within PROBE_SECONDS and
+        the writer's last batch went in."""
+        if self._probe is None:
+            self._probe = Database(self.database.url, timeout=PROBE_SECONDS)
+        self._probe.query("SELECT 1 FROM ledger LIMIT 1")
+        if not self.writer.healthy:
+            raise ConnectionError("the ledger writer cannot store its rows")
 
     def replay(self) -> int:
         return self.journal.replay(self._insert_journaled) if self.journal is not None else 0

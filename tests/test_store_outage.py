@@ -1,0 +1,125 @@
+"""The proxy's stores locked by another session (a slow migration, a long transaction) on a
+real PostgreSQL. Virtual keys while the key store cannot be used (its table locked by a long transaction,
+on a real PostgreSQL): bounded waits, recently verified keys keep working within their
+budget, unknown keys get 503 key_store_unavailable at once (and a ledger row), readiness
+names the key store (and the ledger), and service resumes within a second of the store's
+return."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from tests.keys_fixtures import ADMIN, ask, bearer, generate
+from tests.keys_fixtures import keyed  # noqa: F401  (the fixture)
+
+CONFIG = "key_store_timeout: 0.5\nkey_cache_seconds: 60\n"
+
+
+@pytest.fixture
+def store(keyed, postgres_url, write_config):
+    client = keyed({"DATABASE_URL": postgres_url}, write_config(CONFIG))
+    return client, postgres_url
+
+
+class TableLock:
+    """A table locked by another session, as a slow migration would."""
+
+    def __init__(self, url: str, table: str = "api_keys"):
+        self.connection = psycopg.connect(url)
+        self.connection.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+
+    def release(self) -> None:
+        self.connection.rollback()
+        self.connection.close()
+
+
+def timed_ask(client, key: str, request_id: str | None = None):
+    started = time.monotonic()
+    response = client.post("/v1/chat/completions", json=ask(),
+                           headers={**bearer(key), "x-request-id": request_id or uuid.uuid4().hex})
+    return response, time.monotonic() - started
+
+
+def test_known_keys_work_and_unknown_keys_are_refused_at_once(store):
+    client, url = store
+    known = generate(client)["key"]
+    stranger = generate(client)["key"]           # valid, but never used through this proxy
+    assert timed_ask(client, known)[0].status_code == 200
+
+    lock = TableLock(url)
+    try:
+        first, waited = timed_ask(client, known)
+        assert first.status_code == 200 and waited < 1.5   # one bounded wait (0.5 s), then cache
+        for _ in range(5):
+            response, waited = timed_ask(client, known)
+            assert response.status_code == 200 and waited < 0.3
+        refused, waited = timed_ask(client, stranger, "refused-503")
+        assert refused.status_code == 503 and waited < 0.3
+        assert refused.json["error"]["code"] == "key_store_unavailable"
+        ready = client.get("/health/readiness")
+        assert ready.status_code == 503 and ready.json["checks"]["key_store"] == "unavailable"
+        assert ready.json["checks"]["ledger"] == "ok"
+    finally:
+        lock.release()
+
+    deadline = time.monotonic() + 1.0                  # recovery within a second
+    while timed_ask(client, stranger)[0].status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert client.get("/health/readiness").status_code == 200
+    rows = client.get("/spend/logs", query_string={"status": 503}, headers=ADMIN).json["data"]
+    assert "refused-503" in [row["request_id"] for row in rows]
+    assert {row["error_code"] for row in rows} == {"key_store_unavailable"}
+
+
+def test_budget_holds_during_an_outage_and_spend_is_settled_after(store):
+    client, url = store
+    made = generate(client, max_budget=0.0000001)     # one request spends more than this
+    key, key_id = made["key"], made["key_id"]
+    bad = client.post("/v1/chat/completions", json={"model": "gpt-4o-mini"}, headers=bearer(key))
+    assert bad.status_code == 400                       # verified (spend 0), nothing spent
+    lock = TableLock(url)
+    try:
+        assert timed_ask(client, key)[0].status_code == 200    # last known spend 0: admitted
+        over, waited = timed_ask(client, key)                  # this instance has spent since
+        assert over.status_code == 429 and waited < 0.3
+        assert over.json["error"]["code"] == "budget_exceeded"
+    finally:
+        lock.release()
+    deadline = time.monotonic() + 2.0
+    while client.get("/key/info", query_string={"key_id": key_id},
+                     headers=ADMIN).json["spend"] == 0:
+        assert time.monotonic() < deadline, "spend made during the outage was never settled"
+        time.sleep(0.05)
+
+
+def test_a_revoked_key_is_not_served_from_the_cache(store):
+    client, url = store
+    made = generate(client)
+    assert timed_ask(client, made["key"])[0].status_code == 200
+    assert client.post("/key/delete", json={"key_ids": [made["key_id"]]},
+                       headers=ADMIN).status_code == 200
+    assert timed_ask(client, made["key"])[0].status_code == 401   # at once, the store is up
+    lock = TableLock(url)
+    try:
+        assert timed_ask(client, made["key"])[0].status_code == 503
+    finally:
+        lock.release()
+
+
+def test_readiness_names_a_ledger_it_cannot_use(store):
+    client, url = store
+    assert client.get("/health/readiness").status_code == 200
+    lock = TableLock(url, "ledger")
+    try:
+        started = time.monotonic()
+        ready = client.get("/health/readiness")
+        assert ready.status_code == 503 and time.monotonic() - started < 3
+        assert ready.json["checks"]["ledger"] == "unavailable"
+        assert client.get("/health").status_code == 200        # liveness is not readiness
+    finally:
+        lock.release()
+    assert client.get("/health/readiness").status_code == 200
