@@ -6,12 +6,14 @@ stream URL handed out by a create call) are expressed by returning a `FollowUp`.
 """
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from app.errors import InvalidRequestError, UpstreamError
+from app.errors import InvalidRequestError, ProxyError, UpstreamError
+from app.providers import context_length
 
 # Every request field OpenAI's chat API defines; anything else is a forward-compatible extra.
 OPENAI_PARAMS = frozenset({
@@ -192,6 +194,14 @@ class Provider:
         """`unsupported_params` for one deployment: override when support depends on the model
         (e.g. Hugging Face chat vs text-generation models)."""
         return self.unsupported_params(body)
+
+    # How this provider words "the prompt does not fit the model's context window".
+    context_length_wording: re.Pattern = context_length.OPENAI_FAMILY
+
+    def reported(self, error: ProxyError) -> ProxyError:
+        """A failure as our client sees it: a context-length error in this provider's wording
+        becomes OpenAI's 400 `context_length_exceeded` (and moves to a larger model)."""
+        return context_length.marked(error, self.context_length_wording)
 
     def dropped_params(self, body: Mapping[str, Any], target: Target) -> list[str]:
         """Params this provider leaves out by its own rule whatever `drop_params` says, because

@@ -32,7 +32,8 @@ _MEANING = {429: 6, 504: 5, 502: 4, 503: 4, 401: 3, 403: 3, 404: 2}
 
 
 def is_context_window_error(error: ProxyError) -> bool:
-    return error.status == 400 and bool(_CONTEXT_WORDING.search(error.message))
+    return error.status == 400 and (error.code == "context_length_exceeded" or bool(
+        _CONTEXT_WORDING.search(error.message)))
 
 
 def is_retryable(error: ProxyError) -> bool:

@@ -61,8 +61,8 @@ class UpstreamCaller:
             retry = (provider.retry_after_error(raw.status, payload, request)
                      if raw.status >= 400 else None)
             if raw.status >= 400 and retry is None:
-                raise self._scrubbed(provider.upstream_error(raw.status, payload, raw.headers),
-                                     target)
+                raise self._scrubbed(provider.reported(
+                    provider.upstream_error(raw.status, payload, raw.headers)), target)
             try:
                 result = retry or provider.parse_response(
                     UpstreamResponse(raw.status, raw.headers, payload, request), params, target)
@@ -97,8 +97,8 @@ class UpstreamCaller:
             payload = self._decode(provider, data, response.status)
             retry = provider.retry_after_error(response.status, payload, request)
             if retry is None or time.monotonic() + retry.delay >= deadline:
-                raise self._scrubbed(provider.upstream_error(response.status, payload,
-                                                             response.headers), target)
+                raise self._scrubbed(provider.reported(provider.upstream_error(
+                    response.status, payload, response.headers)), target)
             time.sleep(retry.delay)
             request = retry.request
         include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
@@ -119,7 +119,7 @@ class UpstreamCaller:
         try:
             yield from chunks
         except ProxyError as exc:
-            raise self._scrubbed(exc, target) from None
+            raise self._scrubbed(provider.reported(exc), target) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UpstreamError(f"{provider.name} sent a stream event this proxy cannot read: "
                                 f"{exc}", provider=provider.name, status=502) from None

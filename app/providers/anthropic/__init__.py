@@ -14,6 +14,7 @@ from app.providers.anthropic.request import (local_stops, sampling_drops, unsupp
                                              wire_body)
 from app.providers.anthropic.response import completion
 from app.providers.anthropic.stream import AnthropicStreamTranslator
+from app.providers import context_length
 from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse)
 
@@ -22,6 +23,7 @@ API_VERSION = "2023-06-01"
 
 class AnthropicProvider(Provider):
     name = "anthropic"
+    context_length_wording = context_length.ANTHROPIC
     key_env = ("ANTHROPIC_API_KEY",)
     base_env = "ANTHROPIC_API_BASE"
     default_base = "https://api.anthropic.com"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from app.errors import UpstreamError
+from app.providers import context_length
 from app.providers.base import (OPENAI_PARAMS, FollowUp, Provider, StreamTranslator, Target,
                                 UpstreamRequest, UpstreamResponse, chat_completion)
 from app.providers.cohere import embed
@@ -22,6 +23,7 @@ KNOWN_EXTRAS = NATIVE_PARAMS | set(SAME_VALUE) | {"messages"}
 
 class CohereProvider(Provider):
     name = "cohere"
+    context_length_wording = context_length.COHERE
     key_env = ("COHERE_API_KEY", "CO_API_KEY")
     base_env = "COHERE_API_BASE"
     default_base = "https://api.cohere.com"

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from app.errors import UpstreamError
 from app.jsonfast import loads
+from app.providers import context_length
 from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse, chat_completion, retry_after_seconds,
                                 upstream_error)
@@ -44,6 +45,7 @@ def detail(error: dict, type_suffix: str) -> dict:
 
 class GeminiProvider(Provider):
     name = "gemini"
+    context_length_wording = context_length.GEMINI
     key_env = ("GEMINI_API_KEY",)
     base_env = "GEMINI_API_BASE"
     default_base = "https://generativelanguage.googleapis.com"

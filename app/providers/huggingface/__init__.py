@@ -29,6 +29,7 @@ from typing import Any, Mapping
 from urllib.parse import quote
 
 from app.errors import InvalidRequestError, ProxyError, UpstreamError
+from app.providers import context_length
 from app.providers.base import (FollowUp, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse, params_outside, retry_after_seconds,
                                 upstream_error)
@@ -45,6 +46,7 @@ _RATELIMIT_RESET = re.compile(r";\s*t=(\d+(?:\.\d+)?)")
 
 class HuggingFaceProvider(OpenAIProvider):
     name = "huggingface"
+    context_length_wording = context_length.HUGGINGFACE
     key_env = ("HUGGINGFACE_API_KEY", "HF_TOKEN")
     base_env = "HUGGINGFACE_API_BASE"
     default_base = ROUTER
