@@ -335,7 +335,7 @@ def test_rate_limit_error_through_the_sdk(sdk, hf_emu):
 @pytest.mark.parametrize("status, body, ours, code, text", [
     (422, {"error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= "
                     "4096. Given: 4000 `inputs` tokens and 1024 `max_new_tokens`",
-           "error_type": "validation"}, 400, "validation", "must be <= 4096"),
+           "error_type": "validation"}, 400, "context_length_exceeded", "must be <= 4096"),
     (424, {"error": "Request failed during generation: Server error: CUDA out of memory",
            "error_type": "generation"}, 502, "generation", "CUDA out of memory"),
     (429, {"error": "Model is overloaded", "error_type": "overloaded"}, 429, "overloaded",
