@@ -350,11 +350,11 @@ def test_legacy_functions_round_trip(sdk, anthropic_emu):
                                         function_call={"name": "get_weather"},
                                         messages=[{"role": "user", "content": "hi"}])
     assert sent(anthropic_emu)["tool_choice"] == {"type": "tool", "name": "get_weather"}
-    call = first.choices[0].message.tool_calls[0]
+    assert first.choices[0].finish_reason == "function_call"     # the legacy shape
+    call = first.choices[0].message.function_call
     messages = [{"role": "user", "content": "hi"},
                 {"role": "assistant", "content": None,
-                 "function_call": {"name": call.function.name,
-                                   "arguments": call.function.arguments}},
+                 "function_call": {"name": call.name, "arguments": call.arguments}},
                 {"role": "function", "name": "get_weather", "content": "rainy"}]
     second = sdk.chat.completions.create(model="claude-2", functions=functions, messages=messages)
     assert second.choices[0].message.content == "The tool returned: rainy"

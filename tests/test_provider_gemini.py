@@ -245,7 +245,8 @@ def test_legacy_functions(http, gemini_emu):
         "model": FLASH, "messages": USER, "functions": [WEATHER["function"]],
         "function_call": {"name": "get_weather"}})
     assert r.status_code == 200, r.json
-    assert r.json["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert r.json["choices"][0]["message"]["function_call"]["name"] == "get_weather"
+    assert r.json["choices"][0]["finish_reason"] == "function_call"
     assert sent(gemini_emu)["toolConfig"] == {"functionCallingConfig": {
         "mode": "ANY", "allowedFunctionNames": ["get_weather"]}}
     history = USER + [{"role": "assistant", "content": None, "function_call": {

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from app.jsonfast import loads
+from app.providers import legacy_functions
 from app.providers.embedding_format import as_floats, embedding_list, input_texts
 from app.providers.base import (OPENAI_PARAMS, FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse, chat_completion)
@@ -59,10 +60,10 @@ class OpenAIProvider(Provider):
         for extra in ("system_fingerprint", "service_tier", "prompt_filter_results"):
             if payload.get(extra) is not None:
                 result[extra] = payload[extra]
-        return result
+        return legacy_functions.answer(result, body)
 
     def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
-        return OpenAIStreamTranslator(self)
+        return legacy_functions.stream(OpenAIStreamTranslator(self), body)
 
     # -- embeddings --------------------------------------------------------------------------
     embedding_batch_size = 2048

@@ -75,6 +75,8 @@ class ChunkStream:
             message = {"role": "assistant", "content": "".join(state["content"]) or None}
             if state["tool_calls"]:
                 message["tool_calls"] = [state["tool_calls"][k] for k in sorted(state["tool_calls"])]
+            if state["function_call"]:
+                message["function_call"] = state["function_call"]
             choices.append({"index": index, "message": message,
                             "finish_reason": state["finish_reason"]})
         return chat_completion(self.model, choices, self.usage, self.id, self.created)
@@ -92,7 +94,7 @@ class ChunkStream:
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = {"content": [], "tool_calls": {},
-                                                "finish_reason": None}
+                                                "function_call": None, "finish_reason": None}
                 choice["delta"] = {"role": "assistant", **(choice.get("delta") or {})}
             self._absorb(state, choice)
         yield self._chunk(choices, None)
@@ -109,6 +111,10 @@ class ChunkStream:
             function = call.get("function") or {}
             slot["function"]["name"] += function.get("name") or ""
             slot["function"]["arguments"] += function.get("arguments") or ""
+        if delta.get("function_call"):   # OpenAI's legacy function calling: one call
+            call = state["function_call"] = state["function_call"] or {"name": "", "arguments": ""}
+            call["name"] += delta["function_call"].get("name") or ""
+            call["arguments"] += delta["function_call"].get("arguments") or ""
         if choice.get("finish_reason"):
             self._close_empty_arguments(state, choice)
             state["finish_reason"] = choice["finish_reason"]
@@ -120,13 +126,18 @@ class ChunkStream:
         says it (clients json.loads the joined arguments; the cache stores them)."""
         empty = [k for k, slot in sorted(state["tool_calls"].items())
                  if not slot["function"]["arguments"]]
-        if not empty:
+        legacy = state["function_call"]
+        if not empty and not (legacy and not legacy["arguments"]):
             return
         delta = choice["delta"] = dict(choice.get("delta") or {})
-        delta["tool_calls"] = [*(delta.get("tool_calls") or ()), *(
-            {"index": k, "function": {"arguments": "{}"}} for k in empty)]
-        for k in empty:
-            state["tool_calls"][k]["function"]["arguments"] = "{}"
+        if empty:
+            delta["tool_calls"] = [*(delta.get("tool_calls") or ()), *(
+                {"index": k, "function": {"arguments": "{}"}} for k in empty)]
+            for k in empty:
+                state["tool_calls"][k]["function"]["arguments"] = "{}"
+        if legacy and not legacy["arguments"]:
+            delta["function_call"] = {"arguments": "{}"}
+            legacy["arguments"] = "{}"
 
     def _chunk(self, choices: list, usage: dict | None) -> dict:
         chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
@@ -150,6 +161,8 @@ def replay(completion: dict, include_usage: bool) -> Iterator[dict]:
         if message.get("tool_calls"):
             delta["tool_calls"] = [{"index": i, **call}
                                    for i, call in enumerate(message["tool_calls"])]
+        if message.get("function_call"):
+            delta["function_call"] = message["function_call"]
         index = choice.get("index", 0)
         yield {**base, "choices": [{"index": index, "delta": delta, "finish_reason": None}]}
         yield {**base, "choices": [{"index": index, "delta": {},

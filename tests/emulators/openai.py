@@ -139,11 +139,12 @@ class OpenAIEmulator(Emulator):
         return stream_or_body(body, answer, text_stream(body, model, generations))
 
     def complete(self, body: dict, model: str) -> Reply:
-        tools = [Tool(t["function"]["name"], t["function"].get("parameters") or {})
-                 for t in body.get("tools") or ()]
-        choice = body.get("tool_choice")
+        legacy = bool(body.get("functions")) and not body.get("tools")
+        specs = [t["function"] for t in body.get("tools") or ()] + list(body.get("functions") or ())
+        tools = [Tool(f["name"], f.get("parameters") or {}) for f in specs]
+        choice = body.get("tool_choice", body.get("function_call"))
         if isinstance(choice, dict):
-            choice = choice["function"]["name"]
+            choice = (choice.get("function") or choice)["name"]
         stop = body.get("stop")
         stop = [stop] if isinstance(stop, str) else stop
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -152,10 +153,14 @@ class OpenAIEmulator(Emulator):
                        for _ in range(body.get("n") or 1)]
         created = int(time.time())
         response_id = f"chatcmpl-emu{next(self._ids)}"
+        if legacy:   # OpenAI answers a `functions` request in the legacy shape
+            for g in generations:
+                g.finish = "function_call" if g.tool_call else g.finish
         if body.get("stream"):
-            return Reply(200, events=self._stream(body, model, generations, response_id, created),
+            return Reply(200, events=self._stream(body, model, generations, response_id, created,
+                                                  legacy),
                          content_type="text/event-stream")
-        choices = [{"index": i, "message": self._message(g), "logprobs": None,
+        choices = [{"index": i, "message": self._message(g, legacy), "logprobs": None,
                     "finish_reason": g.finish} for i, g in enumerate(generations)]
         usage = {"prompt_tokens": generations[0].prompt_tokens,
                  "completion_tokens": sum(g.completion_tokens for g in generations)}
@@ -165,7 +170,10 @@ class OpenAIEmulator(Emulator):
                            "choices": choices, "usage": usage})
 
     @staticmethod
-    def _message(g) -> dict:
+    def _message(g, legacy: bool = False) -> dict:
+        if g.tool_call and legacy:
+            return {"role": "assistant", "content": None, "refusal": None, "function_call": {
+                "name": g.tool_call["name"], "arguments": json.dumps(g.tool_call["arguments"])}}
         if g.tool_call:
             return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
                 "id": g.tool_call["id"], "type": "function",
@@ -173,7 +181,7 @@ class OpenAIEmulator(Emulator):
                              "arguments": json.dumps(g.tool_call["arguments"])}}]}
         return {"role": "assistant", "content": g.text, "refusal": None}
 
-    def _stream(self, body, model, generations, response_id, created):
+    def _stream(self, body, model, generations, response_id, created, legacy=False):
         include_usage = (body.get("stream_options") or {}).get("include_usage")
 
         def chunk(choices, usage=None):
@@ -186,7 +194,14 @@ class OpenAIEmulator(Emulator):
         for i, g in enumerate(generations):
             yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
                           "logprobs": None, "finish_reason": None}])
-            if g.tool_call:
+            if g.tool_call and legacy:
+                args = json.dumps(g.tool_call["arguments"])
+                yield chunk([{"index": i, "delta": {"function_call": {
+                    "name": g.tool_call["name"], "arguments": ""}},
+                    "logprobs": None, "finish_reason": None}])
+                yield chunk([{"index": i, "delta": {"function_call": {"arguments": args}},
+                              "logprobs": None, "finish_reason": None}])
+            elif g.tool_call:
                 args = json.dumps(g.tool_call["arguments"])
                 yield chunk([{"index": i, "delta": {"tool_calls": [{
                     "index": 0, "id": g.tool_call["id"], "type": "function",

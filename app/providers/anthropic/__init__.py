@@ -14,7 +14,7 @@ from app.providers.anthropic.request import (local_stops, sampling_drops, unsupp
                                              wire_body)
 from app.providers.anthropic.response import completion
 from app.providers.anthropic.stream import AnthropicStreamTranslator
-from app.providers import context_length
+from app.providers import context_length, legacy_functions
 from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse)
 
@@ -50,7 +50,8 @@ class AnthropicProvider(Provider):
 
     def parse_response(self, response: UpstreamResponse, body: dict[str, Any],
                        target: Target) -> dict | FollowUp:
-        return completion(response.payload, target, local_stops(body))
+        return legacy_functions.answer(completion(response.payload, target, local_stops(body)),
+                                       body)
 
     def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
-        return AnthropicStreamTranslator(self, local_stops(body))
+        return legacy_functions.stream(AnthropicStreamTranslator(self, local_stops(body)), body)

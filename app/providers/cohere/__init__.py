@@ -12,7 +12,8 @@ from app.providers.base import (OPENAI_PARAMS, FollowUp, Provider, StreamTransla
                                 UpstreamRequest, UpstreamResponse, chat_completion)
 from app.providers.cohere import embed
 from app.providers.cohere.request import NATIVE_PARAMS, REFUSED_VALUES, SAME_VALUE, wire_body
-from app.providers.cohere.response import choice, is_legacy, usage
+from app.providers import legacy_functions
+from app.providers.cohere.response import choice, usage
 from app.providers.cohere.stream import CohereStreamTranslator
 
 # Cohere statuses outside HTTP's usual set: 498 is an invalid token, 499 a cancelled request.
@@ -67,11 +68,12 @@ class CohereProvider(Provider):
         payload = response.payload
         if not isinstance(payload, dict) or not isinstance(payload.get("message"), dict):
             raise ValueError("the answer has no message")
-        return chat_completion(target.upstream_model, [choice(payload, self.name, is_legacy(body))],
-                               usage(payload.get("usage")), f"chatcmpl-{payload['id']}")
+        return legacy_functions.answer(chat_completion(
+            target.upstream_model, [choice(payload, self.name)], usage(payload.get("usage")),
+            f"chatcmpl-{payload['id']}"), body)
 
     def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
-        return CohereStreamTranslator(self.name, is_legacy(body))
+        return legacy_functions.stream(CohereStreamTranslator(self.name), body)
 
     def error_message(self, payload: Any) -> str | None:
         if isinstance(payload, dict) and isinstance(payload.get("message"), str):

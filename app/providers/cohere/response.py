@@ -65,12 +65,7 @@ def tool_call(call: dict) -> dict:
             "function": {"name": function["name"], "arguments": function.get("arguments") or "{}"}}
 
 
-def is_legacy(body: dict) -> bool:
-    """A request with `functions` and no `tools` expects OpenAI's legacy `function_call` answer."""
-    return bool(body.get("functions")) and not body.get("tools")
-
-
-def choice(payload: dict, provider: str, legacy: bool) -> dict:
+def choice(payload: dict, provider: str) -> dict:
     message = payload["message"]
     text = "".join(part["text"] for part in message.get("content") or ()
                    if part.get("type") == "text")   # thinking parts are not the answer
@@ -80,10 +75,7 @@ def choice(payload: dict, provider: str, legacy: bool) -> dict:
     openai_message: dict[str, Any] = {"role": "assistant",
                                       "content": text if text or not calls else None}
     finish = finish_reason(provider, payload["finish_reason"])
-    if calls and legacy:
-        openai_message["function_call"] = calls[0]["function"]   # the legacy API has one call
-        finish = "function_call"
-    elif calls:
+    if calls:
         openai_message["tool_calls"] = calls
     logprobs = payload.get("logprobs")
     return {"index": 0, "message": openai_message,

@@ -23,9 +23,8 @@ def _choice(delta: dict, **extra) -> dict:
 
 
 class CohereStreamTranslator(StreamTranslator):
-    def __init__(self, provider: str, legacy: bool = False):
+    def __init__(self, provider: str):
         self.provider = provider
-        self.legacy = legacy     # answer with `function_call` deltas (OpenAI's legacy API)
         self.tool_calls = 0      # tool calls started so far; the current one is tool_calls - 1
 
     def on_event(self, event: str | None, data: str) -> Iterable[dict]:
@@ -47,11 +46,6 @@ class CohereStreamTranslator(StreamTranslator):
 
     def _call_delta(self, arguments: str, start: dict | None = None) -> list[dict]:
         """One tool-call fragment; `start` (id, name) only on a call's first fragment."""
-        if self.legacy:
-            if self.tool_calls != 1:
-                return []   # the legacy API carries a single call
-            head = {"name": start["function"]["name"]} if start else {}
-            return [_choice({"function_call": {**head, "arguments": arguments}})]
         head = {"id": start["id"], "type": "function"} if start else {}
         function = {"name": start["function"]["name"]} if start else {}
         return [_choice({"tool_calls": [{"index": self.tool_calls - 1, **head,
@@ -71,8 +65,6 @@ class CohereStreamTranslator(StreamTranslator):
         if delta.get("error"):
             raise failure(self.provider, delta.get("finish_reason") or "ERROR", delta["error"])
         finish = finish_reason(self.provider, delta.get("finish_reason"))
-        if self.legacy and finish == "tool_calls":
-            finish = "function_call"
         fragments = [{"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}]
         counted = usage(delta.get("usage"))
         if counted:

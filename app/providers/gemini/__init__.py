@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from app.errors import UpstreamError
 from app.jsonfast import loads
-from app.providers import context_length
+from app.providers import context_length, legacy_functions
 from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse, chat_completion, retry_after_seconds,
                                 upstream_error)
@@ -88,13 +88,13 @@ class GeminiProvider(Provider):
         if not isinstance(payload, dict):
             raise ValueError("the answer is not a JSON object")
         response_id = payload.get("responseId")
-        return chat_completion(payload.get("modelVersion") or target.upstream_model,
-                               choices(payload, body.get("n") or 1),
-                               usage(payload.get("usageMetadata")),
-                               f"chatcmpl-{response_id}" if response_id else None)
+        return legacy_functions.answer(chat_completion(
+            payload.get("modelVersion") or target.upstream_model,
+            choices(payload, body.get("n") or 1), usage(payload.get("usageMetadata")),
+            f"chatcmpl-{response_id}" if response_id else None), body)
 
     def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
-        return GeminiStreamTranslator(self, body.get("n") or 1)
+        return legacy_functions.stream(GeminiStreamTranslator(self, body.get("n") or 1), body)
 
     def error_message(self, payload: Any) -> str | None:
         return rpc_error(payload).get("message") or super().error_message(payload)
