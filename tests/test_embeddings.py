@@ -93,3 +93,113 @@ model_list:
     assert call.path == "/openai/deployments/my-embedder/embeddings"
     assert "model" not in call.body
     assert len(r.json["data"]) == 2
+
+
+# -- the per-input cache ----------------------------------------------------------------
+from tests.keys_fixtures import ADMIN, bearer, generate, keyed, ledger_rows  # noqa: E402,F401
+from tests.test_cache_fixtures import backend, cached  # noqa: E402,F401  (fixtures)
+
+
+def embed(client, inputs, headers=None, **extra):
+    r = client.post("/v1/embeddings", json={"model": MODEL, "input": inputs, **extra},
+                    headers=headers or {})
+    assert r.status_code == 200, r.json
+    return r
+
+
+def test_partial_hit_sends_only_new_inputs(cached, openai_emu):
+    client = cached()
+    first = embed(client, ["alpha", "beta"])
+    assert first.headers["x-switchboard-cache"] == "miss"
+    full_cost = float(first.headers["x-switchboard-cost"])
+    second = embed(client, ["beta", "gamma", "alpha"])
+    assert second.headers["x-switchboard-cache"] == "partial"
+    assert openai_emu.calls[-1].body["input"] == ["gamma"]
+    assert [d["embedding"] for d in second.json["data"]] == [
+        expected("beta"), expected("gamma"), expected("alpha")]
+    assert second.json["usage"]["prompt_tokens"] == 3     # every input, cached or not
+    assert float(second.headers["x-switchboard-cost"]) == pytest.approx(full_cost / 2)
+    third = embed(client, ["gamma", "alpha"], encoding_format="base64")
+    assert third.headers["x-switchboard-cache"] == "hit"
+    assert third.headers["x-switchboard-cost"] == "0"
+    assert len(openai_emu.calls) == 2
+
+
+def test_model_and_dimensions_are_in_the_key(cached, openai_emu):
+    client = cached()
+    embed(client, ["same"])
+    assert embed(client, ["same"], dimensions=8).headers["x-switchboard-cache"] == "miss"
+    r = client.post("/v1/embeddings", json={"model": "text-embedding-3-large", "input": "same"})
+    assert r.headers["x-switchboard-cache"] == "miss"
+    assert embed(client, ["same"], dimensions=8).headers["x-switchboard-cache"] == "hit"
+    assert len(openai_emu.calls) == 3
+
+
+def test_no_cache_header_sends_everything(cached, openai_emu):
+    client = cached()
+    embed(client, ["x", "y"])
+    r = embed(client, ["x", "y"], headers={"Cache-Control": "no-cache"})
+    assert r.headers["x-switchboard-cache"] == "miss"
+    assert openai_emu.calls[-1].body["input"] == ["x", "y"]
+
+
+# -- keys, budgets, ledger ----------------------------------------------------------------
+def test_key_models_budget_and_ledger(keyed, openai_emu):
+    client = keyed()
+    made = generate(client, models=[MODEL], max_budget=1.0)
+    headers = bearer(made["key"])
+    r = embed(client, ["one two", "three"], headers=headers)
+    cost = float(r.headers["x-switchboard-cost"])
+    assert cost == pytest.approx(3 * 2e-08)
+    refused = client.post("/v1/embeddings", headers=headers,
+                          json={"model": "text-embedding-3-large", "input": "x"})
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "model_not_allowed"
+    client.application.extensions["switchboard"].close(5.0)
+    info = client.get("/key/info", query_string={"key_id": made["key_id"]}, headers=ADMIN).json
+    assert info["spend"] == pytest.approx(cost)
+    rows = ledger_rows(client, made["key_id"])
+    answered = [row for row in rows if row["status"] == 200]
+    assert answered[0]["prompt_tokens"] == 3 and answered[0]["completion_tokens"] == 0
+
+
+def test_tpm_counts_input_tokens(keyed, openai_emu):
+    client = keyed()
+    headers = bearer(generate(client, tpm_limit=5)["key"])
+    assert embed(client, ["one two three"], headers=headers).status_code == 200
+    r = client.post("/v1/embeddings", headers=headers,
+                    json={"model": MODEL, "input": ["four five six"]})
+    assert r.status_code == 429 and r.json["error"]["code"] == "rate_limit_exceeded"
+
+
+# -- bad input --------------------------------------------------------------------------
+@pytest.mark.parametrize("body, param", [
+    ({"model": MODEL}, "input"),
+    ({"model": MODEL, "input": ""}, "input"),
+    ({"model": MODEL, "input": []}, "input"),
+    ({"model": MODEL, "input": ["a", 3]}, "input[1]"),
+    ({"model": MODEL, "input": [[1, 2], "a"]}, "input[1]"),
+    ({"model": MODEL, "input": "a", "encoding_format": "int8"}, "encoding_format"),
+    ({"model": MODEL, "input": "a", "dimensions": 0}, "dimensions"),
+    ({"input": "a"}, "model"),
+])
+def test_bad_input_is_a_400(app, body, param):
+    r = app.test_client().post("/v1/embeddings", json=body)
+    assert r.status_code == 400, r.json
+    assert r.json["error"]["param"] == param
+    assert r.json["error"]["type"] == "invalid_request_error"
+
+
+def test_unknown_model_is_a_404(app):
+    r = app.test_client().post("/v1/embeddings", json={"model": "no-such-model", "input": "a"})
+    assert r.status_code == 404
+
+
+def test_langchain_openai_embeddings(app):
+    from langchain_openai import OpenAIEmbeddings
+
+    embedder = OpenAIEmbeddings(model=MODEL, api_key="x", base_url="http://proxy.test/v1",
+                                max_retries=0, check_embedding_ctx_length=False,
+                                http_client=httpx2.Client(transport=httpx2.WSGITransport(app=app)))
+    docs = embedder.embed_documents(["first doc", "second doc"])
+    assert [close(d, expected(t)) for d, t in zip(docs, ["first doc", "second doc"])] == [True] * 2
+    assert close(embedder.embed_query("a query"), expected("a query"))

@@ -25,14 +25,11 @@ class TextsOrTokens(fields.Field):
         if all(_token(item) for item in value):
             return value
         for position, item in enumerate(value):
-            if isinstance(item, str) and item:
-                continue
-            if isinstance(item, list) and item and all(_token(t) for t in item):
-                continue
-            raise ValidationError({position: ["must be a non-empty string or a non-empty "
-                                              "array of token ids (one shape for all items)"]})
-        if len({type(item) for item in value}) > 1:
-            raise ValidationError("must not mix strings and token-id arrays")
+            text = isinstance(item, str) and item
+            tokens = isinstance(item, list) and item and all(_token(t) for t in item)
+            if not (text or tokens) or type(item) is not type(value[0]):
+                raise ValidationError({position: ["must be a non-empty string or a non-empty "
+                                                  "array of token ids, like every other item"]})
         return value
 
 

@@ -52,6 +52,11 @@ class Embeddings(Operation):
 
     def prepare(self, provider: Provider, params: dict[str, Any],
                 target: Target) -> tuple[Any, dict[str, Any]]:
+        mode = target.settings.get("mode") or target.info.get("mode")
+        if mode not in (None, "embedding"):
+            raise InvalidRequestError(f"model {target.model_group!r} is a {mode} model, not an "
+                                      f"embedding model", param="model",
+                                      code="unsupported_operation")
         limit = target.settings.get("max_input_tokens") or target.info.get("max_input_tokens")
         for index, count in enumerate(self.tokens):
             if limit and count > limit:

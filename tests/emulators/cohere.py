@@ -14,6 +14,8 @@ copy other tests use stay untouched):
 2. `LogprobItem.required` lists `token` and `logprob`, properties the schema does not
    define (it defines `text`, `token_ids`, `logprobs`, which is what the API and Cohere's SDK
    use); the copy requires the defined `token_ids` instead.
+3. `EmbedByTypeResponse.required` lists `api_version`, which it does not define either (the
+   API sends it inside `meta`); the copy requires only the properties it defines.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import json
 import uuid
 
 from tests.emulators.contracts import Contract, transformed
-from tests.emulators.model import Tool, Turn, generate, stream_pieces
+from tests.emulators.model import (Tool, Turn, count_words, embed_text, generate,
+                                   stream_pieces)
 from tests.emulators.server import Call, Emulator, Reply, sse
 
 SPEC = "cohere/cohere-openapi.yaml"
@@ -51,11 +54,17 @@ def _adapted(spec: dict) -> dict:
     """The spec with the two corrections described in the module docstring."""
     spec = transformed(spec, _by_discriminator)                                 # rule 1
     spec["components"]["schemas"]["LogprobItem"]["required"] = ["token_ids"]   # rule 2
+    embed = spec["components"]["schemas"]["EmbedByTypeResponse"]               # rule 3
+    embed["required"] = [name for name in embed["required"] if name in embed["properties"]]
     return spec
 
 
 CONTRACT = Contract(SPEC, adapt=_adapted)
 REQUEST = CONTRACT.request_body_pointer(CHAT_PATH)
+EMBED_PATH = "/v2/embed"
+EMBED_REQUEST = CONTRACT.request_body_pointer(EMBED_PATH)
+EMBED_RESPONSE = "/components/schemas/EmbedByTypeResponse"
+EMBED_DIMENSIONS = 16   # embed-english-v3.0 has 1024; a short vector keeps the tests light
 
 
 def cohere_error(status: int, message: str, headers: dict | None = None) -> Reply:
@@ -115,6 +124,8 @@ class CohereEmulator(Emulator):
 
     # -- requests --------------------------------------------------------------------------
     def handle(self, call: Call) -> Reply:
+        if call.method == "POST" and call.path == EMBED_PATH:
+            return self.embed(call)
         if call.method != "POST" or call.path != CHAT_PATH:
             return self._error(404, f"no route for {call.method} {call.path}")
         if call.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -129,6 +140,28 @@ class CohereEmulator(Emulator):
             return self._error(404, f"model '{call.body['model']}' not found, make sure the "
                                     f"correct model ID was used and that you have access to it.")
         return self.complete(call.body)
+
+    def embed(self, call: Call) -> Reply:
+        """POST /v2/embed: float embeddings of `texts`, billed per input word."""
+        if call.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self._error(401, "invalid api token")
+        problems = CONTRACT.errors(EMBED_REQUEST, call.body) if isinstance(call.body, dict) \
+            else ["the body is not a JSON object"]
+        if problems:
+            self.check_contract(problems, f"request to {call.path}")
+            return self._error(400, "invalid request: " + "; ".join(problems))
+        body = call.body
+        if not body["model"].startswith("embed-"):
+            return self._error(404, f"model '{body['model']}' not found")
+        size = body.get("output_dimension") or EMBED_DIMENSIONS
+        texts = body.get("texts") or []
+        answer = {"id": str(uuid.uuid4()), "response_type": "embeddings_by_type",
+                  "embeddings": {"float": [embed_text(f"{body['input_type']}:{t}", size)
+                                           for t in texts]},
+                  "texts": texts, "meta": {"api_version": {"version": "2"}, "billed_units": {
+                      "input_tokens": sum(count_words(t) for t in texts)}}}
+        self.check_answer(CONTRACT.errors(EMBED_RESPONSE, answer), "embed response")
+        return Reply(200, answer)
 
     def _error(self, status: int, message: str) -> Reply:
         reply = cohere_error(status, message)

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 
 from tests.emulators.contracts import Contract, load_spec, specs_available
-from tests.emulators.model import Generation, Tool, Turn, generate, stream_pieces
+from tests.emulators.model import Generation, Tool, Turn, embed_text, generate, stream_pieces
 from tests.emulators.server import Call, Emulator, Reply
 
 SPEC = "gemini/openapi.json"
@@ -26,7 +26,13 @@ REQUEST = CONTRACT.request_body_pointer("/models/{modelsId}:generateContent")
 REQUEST_SCHEMA = "#/components/schemas/GenerateContentRequest"   # what REQUEST refers to
 RESPONSE = "/components/schemas/GenerateContentResponse"
 STATUS = "/components/schemas/Status"
-ROUTE = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
+ROUTE = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent|"
+                   r"batchEmbedContents)$")
+EMBED_REQUEST = CONTRACT.request_body_pointer("/models/{modelsId}:batchEmbedContents")
+EMBED_RESPONSE = "/components/schemas/BatchEmbedContentsResponse"
+EMBED_MODELS = re.compile(r"^(gemini-embedding-[0-9a-z.-]+|text-embedding-\d+)$")
+EMBED_DIMENSIONS = 16     # gemini-embedding-001 has 3072; a short vector keeps the tests light
+BATCH_LIMIT = 100
 MODELS = re.compile(r"^gemini-[a-z0-9.-]+$")   # the model ids this emulator serves
 DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse",
                "executableCode", "codeExecutionResult", "toolCall", "toolResponse")
@@ -201,6 +207,8 @@ class GeminiEmulator(Emulator):
         if key != self.api_key:
             return self.error(bad_key())
         model, method = match.groups()
+        if method == "batchEmbedContents":
+            return self.embed(call, model)
         if not MODELS.match(model):
             return self.error(google_error(404, "NOT_FOUND", f"models/{model} is not found for "
                                            f"API version v1beta, or is not supported for "
@@ -220,6 +228,33 @@ class GeminiEmulator(Emulator):
             return self.error(google_error(400, "INVALID_ARGUMENT",
                                            "Invalid JSON payload received. " + "; ".join(problems)))
         return self.answer(call.body, model, stream)
+
+    def embed(self, call: Call, model: str) -> Reply:
+        """batchEmbedContents: one vector per request, at most BATCH_LIMIT requests."""
+        if not EMBED_MODELS.match(model):
+            return self.error(google_error(404, "NOT_FOUND", f"models/{model} is not found for "
+                                           f"API version v1beta, or is not supported for "
+                                           f"batchEmbedContents."))
+        body = call.body if isinstance(call.body, dict) else {}
+        problems = CONTRACT.errors(EMBED_REQUEST, body)
+        requests = body.get("requests") or []
+        if not problems and specs_available():
+            problems = unknown_fields(body, {"$ref": "#/components/schemas/"
+                                                     "BatchEmbedContentsRequest"})
+        if len(requests) > BATCH_LIMIT:
+            problems.append(f"* BatchEmbedContentsRequest.requests: at most {BATCH_LIMIT} "
+                            f"requests are allowed per batch")
+        problems += [f"requests[{i}].model must be models/{model}"
+                     for i, r in enumerate(requests) if r.get("model") != f"models/{model}"]
+        if problems:
+            self.check_contract(problems, f"request to {call.path}")
+            return self.error(google_error(400, "INVALID_ARGUMENT", "; ".join(problems)))
+        texts = [" ".join(p["text"] for p in r["content"]["parts"]) for r in requests]
+        answer = {"embeddings": [{"values": embed_text(
+            f"{r.get('taskType', '')}:{text}", r.get("outputDimensionality") or EMBED_DIMENSIONS)}
+            for r, text in zip(requests, texts)]}
+        self.check_answer(CONTRACT.errors(EMBED_RESPONSE, answer), "embed response")
+        return Reply(200, answer)
 
     def error(self, reply: Reply) -> Reply:
         self.check_answer(CONTRACT.errors(STATUS, reply.body["error"]), "error body")

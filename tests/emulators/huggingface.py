@@ -23,7 +23,7 @@ import time
 import jsonschema
 
 from tests.emulators.contracts import Contract, Schema, allow_null, load_spec
-from tests.emulators.model import Tool, Turn, count_words, generate, stream_pieces
+from tests.emulators.model import Tool, Turn, count_words, embed_text, generate, stream_pieces
 from tests.emulators.openai import _turns as chat_turns  # OpenAI-shaped messages -> turns
 from tests.emulators.server import Call, Emulator, Fault, Reply, sse
 
@@ -66,6 +66,28 @@ def tgi_rules(body: dict, stream: bool) -> list[str]:
          "`decoder_input_details` == true is not supported when streaming tokens"),
     ]
     return [f"Input validation error: {message}" for failed, message in rules if failed]
+
+
+FEATURE_EXTRACTION = "/pipeline/feature-extraction"
+EMBED_DIMENSIONS = 16     # all-MiniLM-L6-v2 has 384; a short vector keeps the tests light
+EMBED_BATCH_LIMIT = 32    # TEI's default --max-client-batch-size
+
+
+def embed_rules(body) -> list[str]:
+    """TEI's /embed body (no published schema): `inputs`, a string or up to 32 strings, and
+    its few documented switches."""
+    if not isinstance(body, dict):
+        return ["the body is not a JSON object"]
+    inputs = body.get("inputs")
+    problems = [f"unknown field `{k}`" for k in body
+                if k not in ("inputs", "truncate", "normalize", "prompt_name", "dimensions")]
+    if not (isinstance(inputs, str) or (isinstance(inputs, list) and inputs
+                                        and all(isinstance(i, str) for i in inputs))):
+        problems.append("`inputs` must be a string or a non-empty list of strings")
+    elif isinstance(inputs, list) and len(inputs) > EMBED_BATCH_LIMIT:
+        problems.append(f"batch size {len(inputs)} > maximum allowed batch size "
+                        f"{EMBED_BATCH_LIMIT}")
+    return problems
 
 
 def hf_error(status: int, message, error_type: str | None = None,
@@ -112,6 +134,9 @@ class HuggingFaceEmulator(Emulator):
             return hf_error(401, "Invalid credentials in Authorization header")
         if call.path == "/v1/chat/completions":
             return self._checked(CHAT_INPUT.errors(call.body), call, self.chat)
+        if call.path == "/embed" or (call.path.startswith(SERVERLESS)
+                                     and call.path.endswith(FEATURE_EXTRACTION)):
+            return self._checked(embed_rules(call.body), call, self.embed)
         if call.path.startswith(SERVERLESS) and call.path.count("/") == 4:
             model = call.path[len(SERVERLESS):]
             return self._checked(TEXT_INPUT.errors(call.body), call,
@@ -128,6 +153,11 @@ class HuggingFaceEmulator(Emulator):
             self.check_contract(problems, f"request to {call.path}")
             return hf_error(422, "Input validation error: " + "; ".join(problems), "validation")
         return answer(call.body)
+
+    # -- embeddings: the router's feature-extraction pipeline and TEI's /embed -----------
+    def embed(self, body: dict) -> Reply:
+        inputs = [body["inputs"]] if isinstance(body["inputs"], str) else body["inputs"]
+        return Reply(200, [embed_text(text, EMBED_DIMENSIONS) for text in inputs])
 
     # -- chat -----------------------------------------------------------------------
     def chat(self, body: dict) -> Reply:
