@@ -128,7 +128,8 @@ def test_schema_is_migrated_once(ledger_env):
     first = ledger_of(CompletionService(settings))
     ledger_of(CompletionService(settings))   # a second start finds it done
     assert first.database.query(
-        "SELECT version FROM schema_migrations WHERE owner = ?", ("ledger",)) == [(1,)]
+        "SELECT version FROM schema_migrations WHERE owner = ? ORDER BY version",
+        ("ledger",)) == [(1,), (2,)]
 
 
 def _ledger(ledger_env, **options) -> Ledger:
@@ -184,3 +185,43 @@ def test_library_use_flushes_at_interpreter_exit(make_client, provider_env, ledg
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=60)
     rows = list(logs(make_client(env=ledger_env)).values())
     assert [(row["user"], row["status"]) for row in rows] == [("script", 200)]
+
+
+def test_a_model_without_a_price_is_cost_unknown_not_free(make_client, write_config, ledger_env,
+                                                          openai_emu):
+    """No price in the registry or the deployment: `x-switchboard-cost: unknown`, the row and
+    the event flag it, and /spend says how many requests had no price. A price of 0 in config
+    is free, not unknown."""
+    config = write_config(f"""
+model_list:
+  - model_name: local
+    params: {{model: openai/my-llama, api_base: {openai_emu.base_url}/v1}}
+  - model_name: free
+    params: {{model: openai/my-llama, api_base: {openai_emu.base_url}/v1,
+              input_cost_per_token: 0, output_cost_per_token: 0}}
+ledger: {{flush_interval: 0.01}}
+""")
+    client = make_client(env=ledger_env, config=config)
+    seen = []
+    client.application.extensions["switchboard"].events.subscribe(seen.append)
+    unpriced = ask(client, "unpriced", model="local")
+    assert unpriced.status_code == 200 and unpriced.headers["x-switchboard-cost"] == "unknown"
+    free = ask(client, "free", model="free")
+    assert free.headers["x-switchboard-cost"] == "0"
+    priced = ask(client, "priced")
+    assert Decimal(priced.headers["x-switchboard-cost"]) > 0
+    streamed = ask(client, "unpriced-stream", model="local", stream=True,
+                   stream_options={"include_usage": True})
+    usage_chunk = [line for line in streamed.get_data(as_text=True).split("\n\n")
+                   if '"usage"' in line and '"choices":[]' in line.replace(" ", "")]
+    assert usage_chunk and '"cost":null' in usage_chunk[0].replace(" ", "")
+    assert {e.request_id: e.cost_unknown for e in seen} == {
+        "unpriced": True, "free": False, "priced": False, "unpriced-stream": True}
+    ledger_of(client.application.extensions["switchboard"]).flush(10)
+    rows = logs(client)
+    assert (rows["unpriced"]["cost_unknown"], rows["unpriced"]["cost"]) == (True, 0)
+    assert not rows["free"]["cost_unknown"] and not rows["priced"]["cost_unknown"]
+    totals = client.get("/spend").json
+    assert (totals["requests"], totals["cost_unknown"]) == (4, 2)
+    by_model = {row["model"]: row for row in client.get("/spend/models").json["data"]}
+    assert by_model["openai/my-llama"]["cost_unknown"] == 2

@@ -53,7 +53,8 @@ def test_totals_and_windows(seeded):
     totals = get(seeded, "/spend")
     assert totals == {"start": None, "end": None, "requests": 6, "errors": 1,
                       "prompt_tokens": 800, "completion_tokens": 270, "cached_tokens": 0,
-                      "cost": 5.0, "saved_cost": 0.75, "cache_hits": 1, "cache_misses": 1}
+                      "cost": 5.0, "saved_cost": 0.75, "cache_hits": 1, "cache_misses": 1,
+                      "cost_unknown": 0}
     day2 = get(seeded, "/spend", start="2025-03-02", end="2025-03-02")
     assert (day2["requests"], day2["errors"], day2["cost"]) == (2, 1, 2.0)
     morning = get(seeded, "/spend", start="2025-03-01T00:00:00Z", end="2025-03-01T12:01:00+00:00")
@@ -178,4 +179,4 @@ def test_empty_ledger_answers_zeros(make_client, ledger_env):  # noqa: F811
     r = client.get("/spend/models?format=csv")
     assert r.get_data(as_text=True).splitlines() == [
         "model,requests,errors,prompt_tokens,completion_tokens,cached_tokens,cost,saved_cost,"
-        "cache_hits,cache_misses"]
+        "cache_hits,cache_misses,cost_unknown"]

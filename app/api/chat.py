@@ -15,7 +15,6 @@ from app.api.schemas import validate_chat_request
 from app.errors import InvalidRequestError, ProxyError
 from app.jsonfast import dumps, loads
 from app.service.events import RequestContext
-from app.usage.pricing import format_cost
 
 bp = Blueprint("chat", __name__)
 log = logging.getLogger("switchboard")
@@ -100,7 +99,7 @@ def described(response: Response, outcome, started: float) -> Response:
     cache or not, and the overhead the proxy added."""
     headers = response.headers
     if outcome.chunks is None:
-        headers["x-switchboard-cost"] = format_cost(outcome.bill.cost)
+        headers["x-switchboard-cost"] = outcome.bill.cost_text
     headers["x-switchboard-model"] = outcome.target.model
     headers["x-switchboard-provider"] = outcome.target.provider
     headers["x-switchboard-attempted-fallbacks"] = str(outcome.trail.fallbacks)

@@ -63,6 +63,7 @@ def facts(event: RequestEvent) -> dict:
         "reasoning_tokens": event.reasoning_tokens,
         "usage_estimated": event.usage_estimated,
         "cost_usd": event.cost,
+        "cost_unknown": event.cost_unknown,
         "saved_cost_usd": event.saved_cost,
         "latency_s": seconds(event.latency_ms),
         "time_to_first_token_s": seconds(event.ttft_ms),

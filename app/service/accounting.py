@@ -5,20 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from app.providers.base import Target
-from app.usage.pricing import TokenCounts, cost_of
+from app.usage.pricing import TokenCounts, cost_of, format_cost, has_price
 from app.usage.tokens import estimate_usage
 
 
 class Bill:
     """Usage and cost of one answered attempt."""
 
-    __slots__ = ("usage", "estimated", "cost", "counts")
+    __slots__ = ("usage", "estimated", "cost", "cost_unknown", "counts")
 
     def __init__(self, usage: dict, estimated: bool, target: Target | None):
         self.usage = usage
         self.estimated = estimated
         self.counts = TokenCounts.from_usage(usage)
         self.cost = cost_of(target.info, target.settings, self.counts) if target else 0.0
+        # No price for the model: cost is recorded as 0 but flagged, never passed off as free.
+        self.cost_unknown = target is not None and not has_price(target.info, target.settings)
+
+    @property
+    def cost_text(self) -> str:
+        """The cost as the x-switchboard-cost header carries it: USD, or "unknown"."""
+        return "unknown" if self.cost_unknown else format_cost(self.cost)
 
     @classmethod
     def free(cls, usage: dict) -> "Bill":

@@ -43,6 +43,7 @@ class RequestEvent:
     reasoning_tokens: int = 0
     usage_estimated: bool = False
     cost: float = 0.0                  # USD billed for this request
+    cost_unknown: bool = False         # the model has no known price: `cost` is not real
     saved_cost: float = 0.0            # USD a cache hit saved
     latency_ms: float = 0.0
     ttft_ms: float | None = None
@@ -143,6 +144,6 @@ def _describe_answer(event: RequestEvent, outcome, context: RequestContext) -> N
         event.prompt_tokens, event.completion_tokens = counts.prompt, counts.completion
         event.cached_tokens, event.cache_creation_tokens = counts.cached, counts.cache_creation
         event.reasoning_tokens, event.usage_estimated = counts.reasoning, bill.estimated
-        event.cost = bill.cost
+        event.cost, event.cost_unknown = bill.cost, bill.cost_unknown
     event.overhead_ms = round(event.latency_ms - outcome.upstream_seconds * 1000, 3) \
         if outcome.stream is None else None

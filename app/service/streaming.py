@@ -65,7 +65,8 @@ class ChunkStream:
                                 provider=self.provider, status=502, code="stream_truncated")
         self.bill = self.settle(self.completion())
         if self.include_usage:
-            yield self._chunk([], {**self.bill.usage, "cost": self.bill.cost})
+            cost = None if self.bill.cost_unknown else self.bill.cost  # no price: not free
+            yield self._chunk([], {**self.bill.usage, "cost": cost})
 
     def completion(self) -> dict:
         """The chat.completion the chunks so far add up to."""

@@ -51,6 +51,9 @@ MIGRATIONS = [[
     "CREATE INDEX ledger_started_at ON ledger (started_at)",
     "CREATE INDEX ledger_user ON ledger (end_user, started_at)",
     "CREATE INDEX ledger_key ON ledger (key_id, started_at)",
+], [
+    # A model without a known price: its cost is 0 in the row but not free.
+    "ALTER TABLE ledger ADD COLUMN cost_unknown SMALLINT NOT NULL DEFAULT 0",
 ]]
 
 COLUMNS = ("id", "request_id", "started_at", "day", "requested_model", "model", "provider",
@@ -59,7 +62,7 @@ COLUMNS = ("id", "request_id", "started_at", "day", "requested_model", "model", 
            "usage_estimated", "cost", "saved_cost", "latency_ms", "ttft_ms", "overhead_ms",
            "cache", "status", "error_type", "error_code", "error_message", "finish_reason",
            "attempts", "attempts_detail", "retries", "fallbacks", "metadata", "messages",
-           "response")
+           "response", "cost_unknown")
 # The row id is made once per event, so a batch retried after an unclear failure (the
 # commit landed, the connection dropped) cannot count a request twice.
 def insert_statement(columns) -> str:
@@ -129,7 +132,7 @@ def row_of(event: RequestEvent, store_messages: bool) -> tuple:
         _text(event.error_message), _text(event.finish_reason), len(attempts), _json(attempts),
         int(event.retries), int(event.fallbacks), _json(event.metadata),
         _json(event.messages) if store_messages else None,
-        _json(event.response) if store_messages else None,
+        _json(event.response) if store_messages else None, int(event.cost_unknown),
     )
 
 

@@ -32,6 +32,13 @@ def price(target_info: Mapping[str, Any], settings: Mapping[str, Any], name: str
     return None if value is None else float(value)
 
 
+def has_price(target_info: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
+    """Whether the deployment or the registry prices this model at all; without a price its
+    cost is unknown, which is not the same as free (say 0 in config for a free model)."""
+    return any(price(target_info, settings, name) is not None
+               for name in ("input_cost_per_token", "output_cost_per_token"))
+
+
 def cost_of(target_info: Mapping[str, Any], settings: Mapping[str, Any],
             counts: TokenCounts) -> float:
     """USD for one completion. Cached input is priced at the cache-read price where the

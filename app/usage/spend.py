@@ -17,9 +17,10 @@ from app.usage.ledger import COLUMNS
 AGGREGATES = ("COUNT(*), SUM(CASE WHEN error_type IS NULL THEN 0 ELSE 1 END), "
               "SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), SUM(cost), "
               "SUM(saved_cost), SUM(CASE WHEN cache IN ('hit', 'semantic-hit') THEN 1 ELSE 0 END), "
-              "SUM(CASE WHEN cache = 'miss' THEN 1 ELSE 0 END)")
+              "SUM(CASE WHEN cache = 'miss' THEN 1 ELSE 0 END), SUM(cost_unknown)")
+# cost_unknown: how many requests had no known price (their cost is not in `cost`).
 TOTALS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost",
-          "saved_cost", "cache_hits", "cache_misses")
+          "saved_cost", "cache_hits", "cache_misses", "cost_unknown")
 MONEY = ("cost", "saved_cost")
 # What a request is counted under: the model that answered, else the one asked for.
 MODEL = "COALESCE(model, requested_model)"
@@ -30,7 +31,7 @@ LOG_COLUMNS = tuple(column for column in COLUMNS if column != "day")  # day: der
 LOG_FIELDS = ("id", "request_id", "time",
               *("user" if column == "end_user" else column for column in LOG_COLUMNS[2:]))
 JSON_COLUMNS = ("attempts_detail", "metadata", "messages", "response")
-FLAG_COLUMNS = ("stream", "usage_estimated")
+FLAG_COLUMNS = ("stream", "usage_estimated", "cost_unknown")
 
 
 class BadCursor(ValueError):
