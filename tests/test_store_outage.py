@@ -6,6 +6,8 @@ names the key store (and the ledger), and service resumes within a second of the
 return."""
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 
@@ -14,6 +16,7 @@ import pytest
 
 from tests.keys_fixtures import ADMIN, ask, bearer, generate
 from tests.keys_fixtures import keyed  # noqa: F401  (the fixture)
+from tests.servers import _stop, start_redis
 
 CONFIG = "key_store_timeout: 0.5\nkey_cache_seconds: 60\n"
 
@@ -123,3 +126,37 @@ def test_readiness_names_a_ledger_it_cannot_use(store):
     finally:
         lock.release()
     assert client.get("/health/readiness").status_code == 200
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own, to freeze."""
+    process, url = start_redis(tmp_path)
+    yield process, url
+    os.kill(process.pid, signal.SIGCONT)
+    _stop(process)
+
+
+def test_a_frozen_redis_costs_requests_no_wait(keyed, own_redis, write_config):
+    process, url = own_redis
+    client = keyed({"REDIS_URL": url}, write_config(
+        "cache: {enabled: true, backend: redis}\nnum_retries: 0\n"))
+    key = generate(client, rpm_limit=1000)["key"]
+
+    def remaining(text: str) -> tuple[int, float]:
+        started = time.monotonic()
+        response = client.post("/v1/chat/completions", json=ask(text), headers=bearer(key))
+        assert response.status_code == 200
+        return int(response.headers.get("x-ratelimit-remaining-requests", -1)), \
+            time.monotonic() - started
+
+    assert remaining("warm")[0] == 999                  # counted in Redis
+    os.kill(process.pid, signal.SIGSTOP)
+    waits = [remaining(f"frozen {n}")[1] for n in range(20)]
+    # one call waits redis_timeout (50 ms) and trips the breaker: the rest do not wait
+    assert max(waits) < 0.5 and sorted(waits)[-3] < 0.15, waits
+    os.kill(process.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 3.0                   # Redis in use again
+    while remaining("back")[0] in (-1, 1000):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)

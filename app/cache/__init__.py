@@ -19,7 +19,7 @@ def build_cache(settings: Settings):
         return None
     if config.backend == "redis":
         from app.cache.backends.redis import RedisBackend
-        backend = RedisBackend(config.redis_url, config.max_bytes)
+        backend = RedisBackend(config.redis_url, config.max_bytes, settings.redis_timeout)
     else:
         from app.cache.backends.disk import DiskBackend
         backend = DiskBackend(config.directory, config.max_bytes)

@@ -38,7 +38,6 @@ log = logging.getLogger("switchboard.keys")
 # A lease outlives its request's deadline by this much, so only a crashed worker's
 # leases ever lapse (a stream running longer than that frees its slot early).
 LEASE_MARGIN_SECONDS = 300.0
-REDIS_TIMEOUT_SECONDS = 1.0
 
 
 class KeyService:
@@ -75,7 +74,7 @@ class KeyService:
             database.migrate("keys", MIGRATIONS)
             redis_counters = None
             if env.get("REDIS_URL"):
-                client = redis_client(env["REDIS_URL"], REDIS_TIMEOUT_SECONDS)
+                client = redis_client(env["REDIS_URL"], self.settings.redis_timeout)
                 redis_counters = RedisCounters(client, self.lease_seconds)
             self._store = KeyStore(database)
             self._enforcer = Enforcer(SqlCounters(database, self.lease_seconds), redis_counters,

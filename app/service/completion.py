@@ -56,7 +56,7 @@ class CompletionService:
             self.settings.stream_timeout)
         self.pool = DeploymentPool(self.settings.routing_strategy, cooldown_store(CooldownPolicy(
             self.settings.allowed_fails, self.settings.fail_window, self.settings.cooldown_time),
-            self.settings.env.get("REDIS_URL")))
+            self.settings.env.get("REDIS_URL"), self.settings.redis_timeout))
         self.attempts = AttemptRunner(self.settings, self.router, self.pool, self.upstream)
         self.cache = cache if cache is not None else build_cache(self.settings)
         self.embeddings = EmbeddingService(self)

@@ -214,9 +214,9 @@ def target_weight(target: Target) -> float:
     return 1.0
 
 
-def cooldown_store(policy: CooldownPolicy, redis_url: str | None):
+def cooldown_store(policy: CooldownPolicy, redis_url: str | None, redis_timeout: float):
     """Shared through Redis when REDIS_URL is set, else per worker process."""
     if not redis_url:
         return MemoryCooldowns(policy)
     from app.storage.redis_client import redis_client
-    return RedisCooldowns(policy, redis_client(redis_url, 0.5))
+    return RedisCooldowns(policy, redis_client(redis_url, redis_timeout))

@@ -17,7 +17,6 @@ from app.cache.backends import LOG_LIMIT, LogPage, Record
 from app.storage.redis_client import redis_client
 
 PREFIX = "switchboard:cache:"
-TIMEOUT = 0.5            # seconds to connect or to wait for an answer
 COUNTERS = ("hits", "semantic_hits", "misses")
 
 # forget(k): remove an entry and its bookkeeping; returns whether the entry existed.
@@ -82,12 +81,9 @@ class _Cursor(NamedTuple):
 class RedisBackend:
     name = "redis"
 
-    def __init__(self, url: str, max_bytes: int):
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
+    def __init__(self, url: str, max_bytes: int, timeout: float):
         self.max_bytes = max_bytes
-        self._client = redis_client(url, TIMEOUT, retry=Retry(NoBackoff(), 0))
+        self._client = redis_client(url, timeout)
         self._put = self._client.register_script(_PUT)
         self._delete = self._client.register_script(_DELETE)
         self._stats = self._client.register_script(_STATS)
