@@ -11,6 +11,7 @@ from flask import Flask, g, request
 from app.api import (auth, budget, cache, chat, config_reload, cors, dashboard, embeddings,
                      health, keepalive, keys, metrics, models, spend, text_completions)
 from app.api.errors import register_error_handlers
+from app.api.limits import read_unsized_body
 from app.callbacks import optout
 from app.logs import ACCESS_FIELDS
 from app.service.completion import CompletionService
@@ -48,6 +49,7 @@ def create_app(service: CompletionService | None = None) -> Flask:
     def _assign_request_id():
         sent = request.headers.get("x-request-id", "")
         g.request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+        read_unsized_body(service.settings.max_request_bytes)
 
     for install in INSTALLERS:
         install(app, service)
