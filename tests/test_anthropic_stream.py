@@ -104,7 +104,7 @@ def test_translator_text_tool_calls_finish_and_usage():
         "cache_creation_input_tokens": 0}}
 
 
-def test_translator_ignores_ping_thinking_and_unknown_events():
+def test_translator_thinking_signature_ping_and_unknown_events():
     events = [START,
               block_start(0, {"type": "thinking", "thinking": "", "signature": ""}),
               block_delta(0, {"type": "thinking_delta", "thinking": "hmm"}),
@@ -119,6 +119,9 @@ def test_translator_ignores_ping_thinking_and_unknown_events():
         assert CONTRACT.errors(EVENT, event) == [], event["type"]
     fragments = translate(events + [{"type": "some_future_event"}])
     assert [f["choices"][0] for f in fragments if f["choices"]] == [
+        {"index": 0, "delta": {"reasoning_content": "hmm"}, "finish_reason": None},
+        {"index": 0, "delta": {"thinking_blocks": [
+            {"type": "thinking", "thinking": "hmm", "signature": "sig"}]}, "finish_reason": None},
         {"index": 0, "delta": {"content": "Hi"}, "finish_reason": None},
         {"index": 0, "delta": {}, "finish_reason": "stop"}]
 

@@ -12,7 +12,8 @@ import urllib3
 from tests.emulators.anthropic import (CONTRACT, ERROR, MESSAGE, AnthropicEmulator,
                                        anthropic_error, error_body)
 from tests.emulators.server import Fault, Reply
-from tests.provider_fixtures import NO_RETRY, WEATHER, provider_fixtures, sdk_for, sent
+from tests.provider_fixtures import (NO_RETRY, WEATHER, provider_fixtures, sdk_for, sent,
+                                     sse_frames)
 from tests.emulators.contracts import needs_specs
 
 anthropic_emu, anthropic_env, make_proxy, proxy, http, sdk = provider_fixtures(
@@ -627,3 +628,85 @@ def test_through_gunicorn(start_gunicorn, anthropic_env):
     streamed = client.chat.completions.create(model="claude-2", messages=USER, stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == \
         plain.choices[0].message.content
+
+
+# -- reasoning ---------------------------------------------------------------------------------
+THINKER = "claude-sonnet-4-5"
+
+
+def test_reasoning_effort_becomes_thinking_and_comes_back_as_reasoning_content(http,
+                                                                               anthropic_emu):
+    r = http.post("/v1/chat/completions", json={"model": THINKER, "messages": USER,
+                                                "reasoning_effort": "low"})
+    assert r.status_code == 200, r.json
+    assert sent(anthropic_emu)["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    message = r.json["choices"][0]["message"]
+    assert message["content"] == "Hello! You said: ping"
+    assert message["reasoning_content"] == "The user wrote 1 words."
+    [block] = message["thinking_blocks"]
+    assert block["type"] == "thinking" and block["signature"].startswith("EmuSig")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_signatures_go_back_in_the_next_tool_turn(http, anthropic_emu, stream):
+    """With thinking on, the API wants the tool loop's assistant turn to start with its signed
+    thinking: the answer's thinking_blocks (assembled from the stream too) are sent back."""
+    body = {"model": THINKER, "messages": [{"role": "user", "content": "use get_weather"}],
+            "tools": [WEATHER], "reasoning_effort": "medium", "stream": stream}
+    first = http.post("/v1/chat/completions", json=body)
+    if stream:
+        deltas = [f["choices"][0]["delta"] for f in sse_frames(first) if f["choices"]]
+        assert "".join(d.get("reasoning_content") or "" for d in deltas) == \
+            "The user wrote 2 words."
+        blocks = [b for d in deltas for b in d.get("thinking_blocks") or ()]
+        calls = [c for d in deltas for c in d.get("tool_calls") or ()]
+        message = {"role": "assistant", "content": None, "thinking_blocks": blocks,
+                   "tool_calls": [{"id": calls[0]["id"], "type": "function",
+                                   "function": {"name": calls[0]["function"]["name"],
+                                                "arguments": "".join(c["function"]["arguments"]
+                                                                     for c in calls)}}]}
+    else:
+        message = first.json["choices"][0]["message"]
+    assert message["thinking_blocks"][0]["signature"].startswith("EmuSig")
+    body["messages"] += [message, {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"],
+                                   "content": "sunny"}]
+    body["stream"] = False
+    second = http.post("/v1/chat/completions", json=body)
+    assert second.status_code == 200, second.json
+    assert second.json["choices"][0]["message"]["content"] == "The tool returned: sunny"
+    assert sent(anthropic_emu)["messages"][1]["content"][0] == message["thinking_blocks"][0]
+
+
+def test_thinking_refuses_sampling_changes_unless_dropped(sdk, anthropic_emu):
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.chat.completions.create(model=THINKER, messages=USER, temperature=0.3,
+                                    reasoning_effort="high")
+    assert refused.value.body["param"] == "temperature"
+    assert not anthropic_emu.calls
+    r = sdk.chat.completions.with_raw_response.create(
+        model=THINKER, messages=USER, temperature=0.3, reasoning_effort="high",
+        extra_body={"drop_params": True})
+    assert r.headers["x-switchboard-dropped-params"] == "temperature"
+    assert "temperature" not in sent(anthropic_emu)
+    assert sent(anthropic_emu)["thinking"]["budget_tokens"] == 4096
+
+
+def test_thinking_budget_stays_below_max_tokens(http, anthropic_emu):
+    r = http.post("/v1/chat/completions", json={"model": THINKER, "messages": USER,
+                                                "reasoning_effort": "high", "max_tokens": 3000})
+    assert sent(anthropic_emu)["thinking"] == {"type": "enabled", "budget_tokens": 2999}
+    r = http.post("/v1/chat/completions", json={"model": THINKER, "messages": USER,
+                                                "reasoning_effort": "low", "max_tokens": 500})
+    assert r.status_code == 400 and r.json["error"]["param"] == "max_tokens"
+
+
+def test_explicit_thinking_object_and_adaptive_effort(http, anthropic_emu):
+    http.post("/v1/chat/completions", json={"model": THINKER, "messages": USER,
+                                            "thinking": {"type": "enabled", "budget_tokens": 2000}})
+    assert sent(anthropic_emu)["thinking"] == {"type": "enabled", "budget_tokens": 2000}
+    r = http.post("/v1/chat/completions", json={"model": THINKER, "messages": USER,
+                                                "thinking": {"type": "adaptive"},
+                                                "reasoning_effort": "high"})
+    assert r.status_code == 200, r.json
+    assert sent(anthropic_emu)["thinking"] == {"type": "adaptive"}
+    assert sent(anthropic_emu)["output_config"] == {"effort": "high"}

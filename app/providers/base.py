@@ -20,14 +20,14 @@ OPENAI_PARAMS = frozenset({
     "temperature", "top_p", "n", "stream", "stop", "max_tokens", "max_completion_tokens",
     "presence_penalty", "frequency_penalty", "logit_bias", "user", "functions",
     "function_call", "tools", "tool_choice", "parallel_tool_calls", "response_format", "seed",
-    "stream_options", "logprobs", "top_logprobs",
+    "stream_options", "logprobs", "top_logprobs", "reasoning_effort",
 })
 
 # Values that ask for nothing beyond the default, so a provider without the parameter honours them.
 NEUTRAL_VALUES: dict[str, tuple] = {
     "n": (1,), "logprobs": (False,), "stream_options": ({},),
     "presence_penalty": (0, 0.0), "frequency_penalty": (0, 0.0), "logit_bias": ({},),
-    "parallel_tool_calls": (True,),
+    "parallel_tool_calls": (True,), "reasoning_effort": ("none",),
 }
 
 

@@ -74,6 +74,10 @@ class ChunkStream:
         for index in sorted(self._choices):
             state = self._choices[index]
             message = {"role": "assistant", "content": "".join(state["content"]) or None}
+            if state["reasoning"]:
+                message["reasoning_content"] = "".join(state["reasoning"])
+            if state["thinking_blocks"]:
+                message["thinking_blocks"] = state["thinking_blocks"]
             if state["tool_calls"]:
                 message["tool_calls"] = [state["tool_calls"][k] for k in sorted(state["tool_calls"])]
             if state["function_call"]:
@@ -94,7 +98,8 @@ class ChunkStream:
             index = choice.get("index", 0)
             state = self._choices.get(index)
             if state is None:
-                state = self._choices[index] = {"content": [], "tool_calls": {},
+                state = self._choices[index] = {"content": [], "reasoning": [],
+                                                "thinking_blocks": [], "tool_calls": {},
                                                 "function_call": None, "finish_reason": None}
                 choice["delta"] = {"role": "assistant", **(choice.get("delta") or {})}
             self._absorb(state, choice)
@@ -104,11 +109,16 @@ class ChunkStream:
         delta = choice.get("delta") or {}
         if delta.get("content"):
             state["content"].append(delta["content"])
+        if delta.get("reasoning_content"):
+            state["reasoning"].append(delta["reasoning_content"])
+        state["thinking_blocks"] += delta.get("thinking_blocks") or ()
         for call in delta.get("tool_calls") or ():
             slot = state["tool_calls"].setdefault(call.get("index", 0), {
                 "id": None, "type": "function", "function": {"name": "", "arguments": ""}})
             if call.get("id"):
                 slot["id"] = call["id"]
+            if call.get("extra_content"):   # e.g. Gemini's thought signature
+                slot["extra_content"] = call["extra_content"]
             function = call.get("function") or {}
             slot["function"]["name"] += function.get("name") or ""
             slot["function"]["arguments"] += function.get("arguments") or ""
@@ -157,6 +167,9 @@ def replay(completion: dict, include_usage: bool) -> Iterator[dict]:
     for choice in completion["choices"]:
         message = choice.get("message") or {}
         delta: dict[str, Any] = {"role": "assistant"}
+        for key in ("reasoning_content", "thinking_blocks"):
+            if message.get(key):
+                delta[key] = message[key]
         if message.get("content") is not None:
             delta["content"] = message["content"]
         if message.get("tool_calls"):

@@ -11,6 +11,7 @@ to the cache the first time (cache_creation_input_tokens) and read from it after
 """
 from __future__ import annotations
 
+import hashlib
 import json
 
 from tests.emulators.contracts import Contract
@@ -54,6 +55,37 @@ def block_text(content) -> str:
     return " ".join(b.get("text", "") for b in content or () if b.get("type") == "text")
 
 
+def signature(thinking: str) -> str:
+    """The emulator's signature of a thinking text (the API checks the ones sent back)."""
+    return "EmuSig" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
+
+
+def thinking_rules(body: dict, turns: list[dict]) -> list[str]:
+    """Extended thinking: budget below max_tokens, no sampling changes, and the assistant turn
+    of the tool loop in progress starts with its thinking, signatures intact."""
+    thinking = body.get("thinking") or {}
+    problems = []
+    for turn in turns:
+        for block in turn["content"]:
+            if block["type"] == "thinking" and block["signature"] != signature(block["thinking"]):
+                problems.append("Invalid `signature` in `thinking` block")
+    if thinking.get("type") not in ("enabled", "adaptive"):
+        return problems
+    if thinking.get("type") == "enabled" and thinking["budget_tokens"] >= body["max_tokens"]:
+        problems.append("`max_tokens` must be greater than `thinking.budget_tokens`")
+    if body.get("temperature", 1) != 1:
+        problems.append("`temperature` may only be set to 1 when thinking is enabled or in "
+                        "adaptive mode")
+    last_user = turns[-1] if turns and turns[-1]["role"] == "user" else None
+    if last_user and any(b["type"] == "tool_result" for b in last_user["content"]) and \
+            len(turns) > 1 and turns[-2]["content"][0]["type"] not in (
+                "thinking", "redacted_thinking"):
+        problems.append("messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, "
+                        "but found `tool_use`. When `thinking` is enabled, a final `assistant` "
+                        "message must start with a thinking block")
+    return problems
+
+
 def api_rules(body: dict) -> list[str]:
     """What the live API refuses although the schema allows it."""
     problems = []
@@ -94,6 +126,7 @@ def api_rules(body: dict) -> list[str]:
     if tool_blocks and not body.get("tools"):
         problems.append("Requests which include `tool_use` or `tool_result` blocks must "
                         "define tools.")
+    problems += thinking_rules(body, turns)
     if any(not s.strip() for s in body.get("stop_sequences") or ()):
         problems.append("stop_sequences: each stop sequence must contain non-whitespace")
     return problems
@@ -166,6 +199,11 @@ class AnthropicEmulator(Emulator):
         g = generate(model_turns(body), tools, choice, body["max_tokens"],
                      body.get("stop_sequences"), number)
         content = []
+        if (body.get("thinking") or {}).get("type") in ("enabled", "adaptive"):
+            thought = f"The user wrote {count_words(block_text(body['messages'][-1]['content']))} words."
+            content.append({"type": "thinking", "thinking": thought,
+                            "signature": signature(thought)})
+            g.completion_tokens += count_words(thought)
         if g.text:
             content.append({"type": "text", "text": g.text, "citations": None})
         if g.tool_call:
@@ -203,7 +241,15 @@ class AnthropicEmulator(Emulator):
                  "usage": {**message["usage"], "output_tokens": 1}}
         frames = [{"type": "message_start", "message": start}, {"type": "ping"}]
         for index, block in enumerate(message["content"]):
-            if block["type"] == "text":
+            if block["type"] == "thinking":
+                frames.append({"type": "content_block_start", "index": index,
+                               "content_block": {**block, "thinking": "", "signature": ""}})
+                frames += [{"type": "content_block_delta", "index": index,
+                            "delta": {"type": "thinking_delta", "thinking": piece}}
+                           for piece in stream_pieces(block["thinking"])]
+                frames.append({"type": "content_block_delta", "index": index, "delta": {
+                    "type": "signature_delta", "signature": block["signature"]}})
+            elif block["type"] == "text":
                 frames.append({"type": "content_block_start", "index": index,
                                "content_block": {**block, "text": ""}})
                 frames += [{"type": "content_block_delta", "index": index,

@@ -22,6 +22,12 @@ Decisions (each is what a client of an OpenAI-style proxy expects from Claude):
   `stop: ["\n"]` works as with OpenAI (the model may generate, and bill, past that point).
 - Tool history (tool_use / tool_result) in a request without `tools` declares the tools it
   names with an open schema and `tool_choice: none` (`history_tools`).
+- Reasoning: `reasoning_effort` becomes `thinking` with a budget (`THINKING_BUDGETS`, at
+  least 1024 and below `max_tokens`, as the API wants); an explicit Anthropic `thinking`
+  object is sent as it is, and with `{"type": "adaptive"}` the effort goes to
+  `output_config.effort`. With thinking on, a `temperature` other than 1 or a `top_p` below
+  0.95 is refused (the API does), and an assistant message's `thinking_blocks` (signed, as
+  answers carry them) are sent back first in its turn.
 - `response_format` json_schema -> `output_config.format` (structured outputs); text needs
   nothing; json_object has no equivalent and is reported by `unsupported_values`.
 - Fields outside OpenAI's chat API are not sent (the Messages API refuses fields it does not
@@ -46,6 +52,7 @@ PARAMS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "temperature": ("temperature", lambda t: min(t, 1)),
     "top_p": ("top_p", lambda p: p),
     "top_k": ("top_k", lambda k: k),
+    "thinking": ("thinking", lambda thinking: thinking),
     "stop": ("stop_sequences", lambda stop: [s for s in stop_list(stop) if s.strip()] or None),
     "user": ("metadata", lambda user: {"user_id": user}),
     "stream": ("stream", bool),
@@ -56,12 +63,27 @@ TOOL_CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {
 HONOURED_VALUES: dict[str, Callable[[Any], bool]] = {
     "response_format": lambda fmt: isinstance(fmt, dict) and fmt.get("type") in (
         "text", "json_schema"),
+    "reasoning_effort": lambda effort: effort == "none" or effort in THINKING_BUDGETS,
 }
+# ... and while thinking is on (the API refuses sampling changes then).
+HONOURED_WHILE_THINKING: dict[str, Callable[[Any], bool]] = {
+    "temperature": lambda t: t == 1, "top_p": lambda p: p >= 0.95}
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192}
+MIN_THINKING_BUDGET = 1024
+EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}
 
 
 def unsupported_values(body: dict[str, Any]) -> list[str]:
-    return [key for key, honoured in HONOURED_VALUES.items()
+    rules = {**HONOURED_VALUES, **(HONOURED_WHILE_THINKING if thinks(body) else {})}
+    return [key for key, honoured in rules.items()
             if body.get(key) is not None and not honoured(body[key])]
+
+
+def thinks(body: dict[str, Any]) -> bool:
+    explicit = body.get("thinking")
+    if isinstance(explicit, dict):
+        return explicit.get("type") != "disabled"
+    return body.get("reasoning_effort") not in (None, "none")
 
 
 def sampling_drops(body: dict[str, Any]) -> list[str]:
@@ -98,10 +120,27 @@ def wire_body(body: dict[str, Any], target: Target) -> dict[str, Any]:
     elif history_tools(messages):
         wire["tools"] = history_tools(messages)
         wire["tool_choice"] = {"type": "none"}
+    if "thinking" not in wire and thinks(body):
+        wire["thinking"] = thinking_budget(body["reasoning_effort"], wire["max_tokens"])
     output = output_format(body.get("response_format"))
     if output:
         wire["output_config"] = {"format": output}
+    if wire.get("thinking", {}).get("type") == "adaptive" and body.get("reasoning_effort") in EFFORTS:
+        wire.setdefault("output_config", {})["effort"] = EFFORTS[body["reasoning_effort"]]
     return wire
+
+
+def thinking_budget(effort: str, max_tokens: int) -> dict:
+    """`thinking` for an effort: its budget, kept below max_tokens (which counts thinking, as
+    OpenAI's max_completion_tokens counts reasoning) and never below the API's 1024."""
+    budget = min(THINKING_BUDGETS[effort], max_tokens - 1)
+    if budget < MIN_THINKING_BUDGET:
+        raise InvalidRequestError(
+            f"reasoning_effort needs max_tokens above {MIN_THINKING_BUDGET} with Anthropic "
+            f"(its thinking budget is at least {MIN_THINKING_BUDGET} tokens and counts "
+            f"towards max_tokens); got max_tokens {max_tokens}", param="max_tokens",
+            code="invalid_value")
+    return {"type": "enabled", "budget_tokens": budget}
 
 
 def max_tokens(body: dict[str, Any], target: Target) -> int:
@@ -127,7 +166,8 @@ def conversation(messages: list[dict[str, Any]]) -> tuple[list[dict], list[dict]
         elif role == "user":
             add_turn(turns, "user", content_blocks(message.get("content"), where, USER_PARTS))
         elif role == "assistant":
-            blocks = content_blocks(message.get("content"), where, ("text",))
+            blocks = thinking_blocks(message.get("thinking_blocks"), where)
+            blocks += content_blocks(message.get("content"), where, ("text",))
             for index, call in enumerate(message.get("tool_calls") or ()):
                 call_where = f"{where}.tool_calls[{index}]"
                 if not isinstance(call, dict):
@@ -154,6 +194,19 @@ def conversation(messages: list[dict[str, Any]]) -> tuple[list[dict], list[dict]
             raise InvalidRequestError(f"{where}.role {role!r} is not supported",
                                       param=f"{where}.role")
     return system, normalised(turns)
+
+
+def thinking_blocks(blocks: Any, where: str) -> list[dict]:
+    """An answer's signed thinking blocks, sent back as they came (the API checks them)."""
+    if blocks is None:
+        return []
+    if not isinstance(blocks, list) or not all(
+            isinstance(b, dict) and b.get("type") in ("thinking", "redacted_thinking")
+            for b in blocks):
+        raise InvalidRequestError(f"{where}.thinking_blocks must be a list of thinking or "
+                                  f"redacted_thinking blocks, as answers carry them",
+                                  param=f"{where}.thinking_blocks")
+    return [dict(b) for b in blocks]
 
 
 def add_turn(turns: list[dict], role: str, blocks: list[dict]) -> None:

@@ -42,10 +42,14 @@ def tool_call(block: dict) -> dict:
                          "arguments": dumps(block.get("input") or {}).decode()}}
 
 
+THINKING = ("thinking", "redacted_thinking")
+
+
 def completion(payload: Any, target: Target, stops: list[str]) -> dict:
-    """Text blocks joined into `content`, tool_use blocks -> `tool_calls` (ids kept); other
-    blocks (thinking, server tools) have no OpenAI counterpart and are left out. A local
-    stop sequence in the text ends the answer there, tool calls after it included."""
+    """Text blocks joined into `content`, tool_use blocks -> `tool_calls` (ids kept), thinking
+    -> `reasoning_content` with the signed blocks in `thinking_blocks` (a later turn sends them
+    back); server-tool blocks have no OpenAI counterpart and are left out. A local stop
+    sequence in the text ends the answer there, tool calls after it included."""
     if not isinstance(payload, dict) or not isinstance(payload.get("content"), list):
         raise ValueError("the answer has no content list")
     text = "".join(block["text"] for block in payload["content"] if block.get("type") == "text")
@@ -58,6 +62,10 @@ def completion(payload: Any, target: Target, stops: list[str]) -> dict:
     message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
     if calls:
         message["tool_calls"] = calls
+    thoughts = [block for block in payload["content"] if block.get("type") in THINKING]
+    if thoughts:
+        message["reasoning_content"] = "".join(b.get("thinking") or "" for b in thoughts)
+        message["thinking_blocks"] = thoughts
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
     return chat_completion(payload.get("model") or target.upstream_model, [choice],
                            openai_usage(payload.get("usage")), payload.get("id"))

@@ -2,8 +2,10 @@
 
 message_start carries the input token counts, each content block streams as start / deltas
 / stop, message_delta carries the stop reason and the (cumulative) output count, then
-message_stop. `ping` and block types without an OpenAI counterpart (thinking, server
-tools) yield nothing. OpenAI numbers tool calls 0, 1, ... in the order they start, whatever
+message_stop. `ping` and block types without an OpenAI counterpart (server tools) yield
+nothing. Thinking streams as `delta.reasoning_content`; once a thinking block's signature
+arrives (or a redacted block starts) the signed block follows as `delta.thinking_blocks`,
+for the next turn to send back. OpenAI numbers tool calls 0, 1, ... in the order they start, whatever
 the Anthropic block index, so a map from block index to call index is kept. Text passes
 through a StopScanner for the stop sequences the API refuses; when one is hit the answer
 finishes ("stop") there and the rest of the upstream stream yields only its usage.
@@ -34,6 +36,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self.scanner = StopScanner(stops)
         self.calls: dict[int, int] = {}       # Anthropic block index -> OpenAI tool call index
         self.usage: dict[str, Any] = {}       # latest Anthropic counts seen
+        self.thinking: dict[int, str] = {}    # block index -> thinking text so far
 
     def on_event(self, event: str | None, data: str) -> Iterable[dict]:
         payload = loads(data)
@@ -61,6 +64,11 @@ class AnthropicStreamTranslator(StreamTranslator):
         block = payload["content_block"]
         if block.get("type") == "text":
             return self._text(block.get("text") or "")
+        if block.get("type") == "thinking":
+            self.thinking[payload["index"]] = ""
+            return ()
+        if block.get("type") == "redacted_thinking":
+            return (_delta({"thinking_blocks": [block]}),)
         if block.get("type") != "tool_use":
             return ()
         index = self.calls[payload["index"]] = len(self.calls)
@@ -71,6 +79,14 @@ class AnthropicStreamTranslator(StreamTranslator):
         delta = payload["delta"]
         if delta.get("type") == "text_delta":
             return self._text(delta.get("text") or "")
+        if delta.get("type") == "thinking_delta" and delta.get("thinking"):
+            self.thinking[payload["index"]] = self.thinking.get(payload["index"], "") + \
+                delta["thinking"]
+            return (_delta({"reasoning_content": delta["thinking"]}),)
+        if delta.get("type") == "signature_delta":
+            return (_delta({"thinking_blocks": [{
+                "type": "thinking", "thinking": self.thinking.get(payload["index"], ""),
+                "signature": delta.get("signature") or ""}]}),)
         call = self.calls.get(payload["index"])
         if delta.get("type") != "input_json_delta" or call is None or not delta.get("partial_json"):
             return ()
