@@ -11,7 +11,7 @@ from app.errors import UpstreamError
 from app.providers import PROVIDERS
 from tests.emulators.gemini import GeminiEmulator, rate_limited
 from tests.emulators.server import Fault
-from tests.provider_fixtures import WEATHER, provider_fixtures
+from tests.provider_fixtures import WEATHER, provider_fixtures, sent, sse_frames
 
 gemini_emu, gemini_env, make_proxy, proxy, http, sdk = provider_fixtures(GeminiEmulator, "gemini")
 
@@ -144,7 +144,9 @@ def test_translator_text_thoughts_and_usage():
                            "totalTokenCount": 11}}]
     fragments = translate(events)
     deltas = [f["choices"] for f in fragments if f["choices"]]
-    assert deltas == [[{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}],
+    assert deltas == [[{"index": 0, "delta": {"reasoning_content": "Planning..."},
+                        "finish_reason": None}],
+                      [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}],
                       [{"index": 0, "delta": {"content": " there"}, "finish_reason": "stop"}]]
     assert fragments[-1]["usage"] == {
         "prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 11,
@@ -261,3 +263,68 @@ def test_gunicorn_end_to_end(start_gunicorn, gemini_env):
     assert text == "The tool returned: warm"
     assert chunks[-1].usage.total_tokens > 0
     assert "AIza" not in proxy.log()
+
+
+# -- reasoning and thought signatures -----------------------------------------------------------
+GEMINI_3 = "gemini/gemini-3-flash-preview"
+
+
+def stream_frames(client, body: dict) -> tuple[list[dict], str]:
+    r = client.post("/v1/chat/completions", json={**body, "stream": True})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return sse_frames(r), r.headers["x-switchboard-cache"]
+
+
+def test_thought_signatures_survive_stream_cache_replay_and_the_next_turn(make_proxy,
+                                                                          write_config,
+                                                                          gemini_emu):
+    """Gemini 3 refuses a function call sent back without its thought signature: the one a
+    stream carried is kept by the assembled answer, by the cache's replay, and sent back."""
+    client = make_proxy(config=write_config("cache: {enabled: true}\n")).test_client()
+    body = {"model": GEMINI_3, "messages": [{"role": "user", "content": "use get_weather"}],
+            "tools": [WEATHER], "reasoning_effort": "low"}
+    for expected_cache in ("miss", "hit"):
+        frames, cache = stream_frames(client, body)
+        assert cache == expected_cache
+        deltas = [f["choices"][0]["delta"] for f in frames if f["choices"]]
+        assert "".join(d.get("reasoning_content") or "" for d in deltas) == \
+            "Thinking about the question."
+        [call] = [c for d in deltas for c in d.get("tool_calls") or ()]
+        signature = call["extra_content"]["google"]["thought_signature"]
+        assert signature
+    assistant = {"role": "assistant", "content": None, "tool_calls": [
+        {k: call[k] for k in ("id", "type", "function", "extra_content")}]}
+    follow = {**body, "messages": body["messages"] + [
+        assistant, {"role": "tool", "tool_call_id": call["id"], "content": "sunny"}]}
+    r = client.post("/v1/chat/completions", json=follow)
+    assert r.status_code == 200, r.json
+    assert r.json["choices"][0]["message"]["content"] == "The tool returned: sunny"
+    assert sent(gemini_emu)["contents"][1]["parts"][0]["thoughtSignature"] == signature
+
+
+def test_reasoning_effort_maps_to_thinking_config_and_reasoning_comes_back(http, gemini_emu):
+    r = http.post("/v1/chat/completions", json={"model": FLASH, "messages": USER,
+                                                "reasoning_effort": "medium"})
+    assert sent(gemini_emu)["generationConfig"]["thinkingConfig"] == {
+        "includeThoughts": True, "thinkingBudget": 8192}
+    message = r.json["choices"][0]["message"]
+    assert message["reasoning_content"] == "Thinking about the question."
+    assert message["content"] == "Hello! You said: stream this please"
+    assert r.json["usage"]["completion_tokens_details"]["reasoning_tokens"] == 4
+    http.post("/v1/chat/completions", json={"model": GEMINI_3, "messages": USER,
+                                            "reasoning_effort": "high"})
+    assert sent(gemini_emu)["generationConfig"]["thinkingConfig"] == {
+        "includeThoughts": True, "thinkingLevel": "HIGH"}
+    r = http.post("/v1/chat/completions", json={"model": FLASH, "messages": USER,
+                                                "reasoning_effort": "none"})
+    assert sent(gemini_emu)["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}
+    assert "reasoning_content" not in r.json["choices"][0]["message"]
+
+
+def test_stream_reasoning_and_its_tokens(sdk, gemini_emu):
+    chunks = collect(sdk.chat.completions.create(
+        model=FLASH, messages=USER, stream=True, reasoning_effort="low",
+        stream_options={"include_usage": True}))
+    assert "".join(getattr(c.choices[0].delta, "reasoning_content", None) or ""
+                   for c in chunks if c.choices) == "Thinking about the question."
+    assert chunks[-1].usage.completion_tokens_details.reasoning_tokens == 4

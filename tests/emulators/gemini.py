@@ -106,7 +106,29 @@ def unknown_fields(instance, schema: dict, path: str = "") -> list[str]:
     return problems
 
 
-def api_rules(body: dict) -> list[str]:
+THOUGHT = "Thinking about the question."
+MISSING_SIGNATURE = ("Function call is missing a thought_signature in functionCall parts. This "
+                     "is required for tools to work correctly, and missing thought_signature may "
+                     "lead to degraded model performance.")
+
+
+def thinking_rules(body: dict, model: str) -> list[str]:
+    """Gemini 3: thinking levels, and every function call sent back with its signature."""
+    problems = []
+    config = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+    if not model.startswith("gemini-3"):
+        if "thinkingLevel" in config:
+            problems.append("Thinking level is not supported for this model.")
+        return problems
+    for content in body.get("contents") or ():
+        for part in content.get("parts") or ():
+            if content.get("role") == "model" and "functionCall" in part and \
+                    not part.get("thoughtSignature"):
+                problems.append(MISSING_SIGNATURE)
+    return problems
+
+
+def api_rules(body: dict, model: str) -> list[str]:
     """What the live API refuses although the schema allows it."""
     contents = body.get("contents") or []
     problems = [] if contents else ["* GenerateContentRequest.contents: contents is not specified"]
@@ -137,12 +159,18 @@ def api_rules(body: dict) -> list[str]:
                             "to the number of function call parts of the function call turn, "
                             "and that the function response turn comes immediately after a "
                             "function call turn.")
+    problems += thinking_rules(body, model)
     declared = {d["name"] for d in declarations(body)}
     calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
     allowed = calling.get("allowedFunctionNames")
     if allowed and (calling.get("mode") not in ("ANY", "VALIDATED") or set(allowed) - declared):
         problems.append("allowed_function_names must name declared functions and needs mode ANY")
     return problems
+
+
+def thought_tokens(config: dict) -> int:
+    return len(THOUGHT.split()) if (config.get("thinkingConfig") or {}).get("includeThoughts") \
+        else 0
 
 
 def declarations(body: dict) -> list[dict]:
@@ -222,7 +250,7 @@ class GeminiEmulator(Emulator):
         problems = CONTRACT.errors(REQUEST, call.body)
         if not problems and specs_available():
             problems = unknown_fields(call.body, {"$ref": REQUEST_SCHEMA})
-        problems = problems or api_rules(call.body)
+        problems = problems or api_rules(call.body, model)
         if problems:
             self.check_contract(problems, f"request to {call.path}")
             return self.error(google_error(400, "INVALID_ARGUMENT",
@@ -283,7 +311,8 @@ class GeminiEmulator(Emulator):
         else:
             frames = [{"candidates": [self.candidate(g, i, config, kind)
                                       for i, g in enumerate(generations)],
-                       "usageMetadata": self.usage(generations, True), **head}]
+                       "usageMetadata": self.usage(generations, True, thought_tokens(config)),
+                       **head}]
         for frame in frames:
             if "error" not in frame:
                 self.check_answer(CONTRACT.errors(RESPONSE, frame), "answer")
@@ -292,7 +321,7 @@ class GeminiEmulator(Emulator):
         return Reply(200, events=(f"data: {json.dumps(f)}\r\n\r\n".encode() for f in frames),
                      content_type="text/event-stream")
 
-    def usage(self, generations: list[Generation], answered: bool) -> dict:
+    def usage(self, generations: list[Generation], answered: bool, thoughts: int = 0) -> dict:
         prompt = generations[0].prompt_tokens
         usage = {"promptTokenCount": prompt, "promptTokensDetails": [
             {"modality": "TEXT", "tokenCount": prompt}]}
@@ -300,9 +329,9 @@ class GeminiEmulator(Emulator):
         if answered:
             usage["candidatesTokenCount"] = sum(g.completion_tokens for g in generations)
             total += usage["candidatesTokenCount"]
-            if self.thinking_tokens:
-                usage["thoughtsTokenCount"] = self.thinking_tokens
-                total += self.thinking_tokens
+            if self.thinking_tokens or thoughts:
+                usage["thoughtsTokenCount"] = self.thinking_tokens or thoughts
+                total += usage["thoughtsTokenCount"]
         if self.cached_tokens:
             usage["cachedContentTokenCount"] = self.cached_tokens
         usage["totalTokenCount"] = total
@@ -315,6 +344,8 @@ class GeminiEmulator(Emulator):
         if kind and kind.startswith("finish:"):    # a failed generation: no content
             return {"finishReason": kind[len("finish:"):], "index": index}
         parts = [{"text": g.text}] if g.text else []
+        if (config.get("thinkingConfig") or {}).get("includeThoughts"):
+            parts.insert(0, {"text": THOUGHT, "thought": True})
         if g.tool_call:
             signature = base64.b64encode(f"sig:{g.tool_call['id']}".encode()).decode()
             parts.append({"functionCall": {"name": g.tool_call["name"],
@@ -356,7 +387,8 @@ class GeminiEmulator(Emulator):
             if kind and kind.startswith("finish:"):
                 frames.append(frame({k: v for k, v in whole.items() if k != "index"}))
                 continue
-            parts = [{"text": p} for p in stream_pieces(g.text)] or [{"text": ""}]
+            parts = [p for p in (whole.get("content") or {}).get("parts", ()) if p.get("thought")]
+            parts += [{"text": p} for p in stream_pieces(g.text)] or [{"text": ""}]
             parts += [p for p in (whole.get("content") or {}).get("parts", ())
                       if "functionCall" in p]
             for position, part in enumerate(parts):
@@ -369,7 +401,7 @@ class GeminiEmulator(Emulator):
                 frames.append(frame(candidate))
             if kind == "safety":
                 frames.append(frame({k: v for k, v in whole.items() if k != "index"}))
-        frames[-1]["usageMetadata"] = self.usage(generations, True)
+        frames[-1]["usageMetadata"] = self.usage(generations, True, thought_tokens(config))
         if kind == "mid_stream_error":
             frames = frames[:1] + [{"error": {"code": 500, "message": INTERNAL,
                                               "status": "INTERNAL"}}]

@@ -53,6 +53,7 @@ class GeminiProvider(Provider):
         "temperature", "top_p", "n", "stream", "stop", "max_tokens", "max_completion_tokens",
         "presence_penalty", "frequency_penalty", "functions", "function_call", "tools",
         "tool_choice", "response_format", "seed", "stream_options", "logprobs", "top_logprobs",
+        "reasoning_effort",
     })  # not logit_bias; not parallel_tool_calls=false (Gemini cannot turn parallel calls off)
 
     embedding_batch_size = 100   # batchEmbedContents' limit
@@ -72,7 +73,7 @@ class GeminiProvider(Provider):
     def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
         stream = bool(body.get("stream"))
         return UpstreamRequest("POST", self.url(target, stream), self.headers(target),
-                               wire_body(body), stream=stream)
+                               wire_body(body, target.upstream_model), stream=stream)
 
     def build_embedding_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
         return embed.build_request(body, target, self.url(target, False, "batchEmbedContents"),

@@ -4,6 +4,11 @@ Gemini wants strictly alternating `user` / `model` turns, system text apart in
 `systemInstruction`, tool results as `functionResponse` parts naming the function (it
 has no call ids), and sampling settings inside `generationConfig`. Anything a client
 sends that cannot be expressed is refused with a 400 naming the field, never dropped.
+`reasoning_effort` (or an Anthropic-style `thinking` object) becomes
+`generationConfig.thinkingConfig`: a `thinkingLevel` for Gemini 3 models, a
+`thinkingBudget` for earlier ones (the budgets Google's own OpenAI-compatible endpoint
+uses), with the thoughts asked back (`includeThoughts`) so they reach the client as
+`reasoning_content`.
 """
 from __future__ import annotations
 
@@ -50,7 +55,33 @@ def dig(value: Any, *keys: str) -> Any:
     return value
 
 
-def wire_body(body: dict[str, Any]) -> dict[str, Any]:
+THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576,
+                    "xhigh": 24576}
+THINKING_LEVELS = {"none": "MINIMAL", "minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM",
+                   "high": "HIGH", "xhigh": "HIGH"}
+
+
+def thinking_config(body: dict[str, Any], model: str) -> dict | None:
+    explicit = body.get("thinking")
+    if isinstance(explicit, dict):
+        if explicit.get("type") == "disabled":
+            return {"thinkingBudget": 0}
+        budget = explicit.get("budget_tokens")
+        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool)):
+            raise refuse("thinking.budget_tokens", "must be an integer")
+        return {"includeThoughts": True, **({"thinkingBudget": budget} if budget else {})}
+    effort = body.get("reasoning_effort")
+    if effort is None:
+        return None
+    if effort not in THINKING_BUDGETS:
+        raise refuse("reasoning_effort", f"must be one of {', '.join(THINKING_BUDGETS)}")
+    shown = {"includeThoughts": True} if effort != "none" else {}
+    if model.removeprefix("models/").startswith("gemini-3"):
+        return {**shown, "thinkingLevel": THINKING_LEVELS[effort]}
+    return {**shown, "thinkingBudget": THINKING_BUDGETS[effort]}
+
+
+def wire_body(body: dict[str, Any], model: str) -> dict[str, Any]:
     system, contents = conversation(body["messages"])
     wire: dict[str, Any] = {"contents": contents}
     if system:
@@ -58,6 +89,9 @@ def wire_body(body: dict[str, Any]) -> dict[str, Any]:
     config = {wire_name: VALUE_FORMS.get(name, _same)(body[name])
               for name, wire_name in GENERATION_PARAMS.items() if body.get(name) is not None}
     config.update(response_format(body.get("response_format")))
+    thinking = thinking_config(body, model)
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
     if config:
         wire["generationConfig"] = config
     declarations = function_declarations(body)

@@ -43,11 +43,13 @@ def candidate_index(candidate: dict, position: int) -> int:
     return index if isinstance(index, int) else position
 
 
-def split_parts(candidate: dict) -> tuple[list[str], list[dict]]:
-    """(answer text pieces, functionCall parts); thought summaries are not answer text."""
+def split_parts(candidate: dict) -> tuple[list[str], list[dict], str]:
+    """(answer text pieces, functionCall parts, thought text): thought summaries are not
+    answer text but the reasoning, `reasoning_content`."""
     parts = dig(candidate, "content", "parts") or []
     texts = [p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought")]
-    return texts, [p for p in parts if isinstance(p.get("functionCall"), dict)]
+    thoughts = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and p.get("thought"))
+    return texts, [p for p in parts if isinstance(p.get("functionCall"), dict)], thoughts
 
 
 def tool_call(part: dict) -> dict:
@@ -108,9 +110,11 @@ def choices(payload: dict, n: int) -> list[dict]:
         raise ValueError("the answer has no candidates and no promptFeedback.blockReason")
     result = []
     for position, candidate in enumerate(candidates):
-        texts, calls = split_parts(candidate)
+        texts, calls, thoughts = split_parts(candidate)
         message: dict[str, Any] = {"role": "assistant",
                                    "content": "".join(texts) if texts else None}
+        if thoughts:
+            message["reasoning_content"] = thoughts
         if calls:
             message["tool_calls"] = [tool_call(p) for p in calls]
         choice = {"index": candidate_index(candidate, position), "message": message,
@@ -144,8 +148,8 @@ class StreamState:
 
     def delta(self, candidate: dict, position: int) -> dict | None:
         index = candidate_index(candidate, position)
-        texts, calls = split_parts(candidate)
-        delta: dict[str, Any] = {}
+        texts, calls, thoughts = split_parts(candidate)
+        delta: dict[str, Any] = {"reasoning_content": thoughts} if thoughts else {}
         if texts and "".join(texts):
             delta["content"] = "".join(texts)
         if calls:
