@@ -38,9 +38,14 @@ def test_generate_returns_the_key_once_and_stores_only_its_hash(keyed, tmp_path)
     # The database holds a hash, never the key.
     dump = "\n".join(sqlite3.connect(tmp_path / "data" / "switchboard.db").iterdump())
     assert key_id in dump and key not in dump and key.split("_", 1)[1] not in dump
-    # Looking the key up by the key itself works too.
-    by_key = client.get("/key/info", query_string={"key": key}, headers=ADMIN).json
-    assert by_key["key_id"] == key_id
+    # Looking the key up by the key itself works too: in the body or a header, never the URL.
+    for by_key in (client.get("/key/info", json={"key": key}, headers=ADMIN),
+                   client.post("/key/info", json={"key": key}, headers=ADMIN),
+                   client.get("/key/info", headers={**ADMIN, "x-switchboard-key": key})):
+        assert by_key.status_code == 200 and by_key.json["key_id"] == key_id
+    in_url = client.get("/key/info", query_string={"key": key}, headers=ADMIN)
+    assert in_url.status_code == 400 and in_url.json["error"]["code"] == "key_in_url"
+    assert key not in in_url.get_data(as_text=True)
 
 
 def test_a_key_calls_and_its_requests_carry_its_id_never_the_key(keyed, openai_emu):
@@ -101,8 +106,10 @@ def test_generate_refuses_bad_settings_naming_the_field(keyed, body, param):
 def test_admin_endpoints_refuse_bad_input(keyed):
     client = keyed()
     assert client.get("/key/info", headers=ADMIN).status_code == 400
-    assert client.get("/key/info", query_string={"key": "sk-sb-nonsense"},
-                      headers=ADMIN).status_code == 404
+    assert client.post("/key/info", json={"key": "sk-sb-nonsense"},
+                       headers=ADMIN).status_code == 404
+    assert client.post("/key/info", json={"key": 5}, headers=ADMIN).status_code == 400
+    assert client.post("/key/info", json={"secret": "x"}, headers=ADMIN).status_code == 400
     for limit in ("0", "-1", "abc", "²", "99999"):
         response = client.get("/key/list", query_string={"limit": limit}, headers=ADMIN)
         assert response.status_code == 400, limit

@@ -76,6 +76,16 @@ class KeyUpdate(KeySettings):
     key = StrictString()
 
 
+class KeyLookup(Schema):
+    """/key/info's body: which key, by its id or by the key itself."""
+
+    class Meta:
+        unknown = RAISE
+
+    key_id = StrictString()
+    key = StrictString()
+
+
 class KeyDelete(Schema):
     class Meta:
         unknown = RAISE

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, request
 from marshmallow import Schema, ValidationError
 
 from app.api.chat import read_json_body
-from app.api.key_schemas import KeyDelete, KeySettings, KeyUpdate
+from app.api.key_schemas import KeyDelete, KeyLookup, KeySettings, KeyUpdate
 from app.api.schemas import invalid_request, require_object
 from app.errors import InvalidRequestError, ProxyError
 from app.jsonfast import dumps
@@ -23,7 +23,8 @@ from app.keys.store import KeyRecord, KeyStore
 bp = Blueprint("keys", __name__)
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
-_SETTINGS, _UPDATE, _DELETE = KeySettings(), KeyUpdate(), KeyDelete()
+_SETTINGS, _UPDATE, _DELETE, _LOOKUP = KeySettings(), KeyUpdate(), KeyDelete(), KeyLookup()
+KEY_HEADER = "x-switchboard-key"  # /key/info: the key to look up, when not in the body
 _DIGITS = re.compile(r"^[0-9]{1,16}$")
 
 
@@ -63,9 +64,18 @@ def generate():
     return _json({"key": key, **record.info(time.time())})
 
 
-@bp.get("/key/info")
+@bp.route("/key/info", methods=["GET", "POST"])
 def info():
-    record = _named(request.args.get("key_id"), request.args.get("key"))
+    """A key named by `key_id` (query or body), or by the key itself in the body or the
+    x-switchboard-key header: never in the URL, which ends up in logs."""
+    if "key" in request.args:
+        raise InvalidRequestError(
+            "Never put a key in the URL (URLs end up in logs): send {\"key\": ...} in the "
+            f"body or the key in the {KEY_HEADER} header, or name it by key_id.",
+            param="key", code="key_in_url")
+    named = _loaded(_LOOKUP) if request.content_length or request.method == "POST" else {}
+    record = _named(named.get("key_id", request.args.get("key_id")),
+                    named.get("key", request.headers.get(KEY_HEADER)))
     return _json(record.info(time.time()))
 
 

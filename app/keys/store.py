@@ -43,6 +43,7 @@ _COLUMNS = ("id", "alias", "models", "max_budget", "budget_duration", "budget_re
             "rpm_limit", "tpm_limit", "max_parallel_requests", "expires_at", "metadata",
             "created_at", "updated_at")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM api_keys"
+_UNKNOWN_KEY_HASH = key_hash(new_key()[1])  # no stored key has it
 # What an update may change; the API schema admits no other field.
 _SETTABLE = ("alias", "models", "max_budget", "budget_duration", "rpm_limit", "tpm_limit",
              "max_parallel_requests", "expires_at", "metadata")
@@ -154,7 +155,9 @@ class KeyStore:
             return None
         rows = self.db.query(f"SELECT key_hash, {', '.join(_COLUMNS)} FROM api_keys WHERE id = ?",
                              (key_id,))
-        if not rows or not matches(token, rows[0][0]):
+        # An unknown id is compared against a stand-in hash, so that it takes as long to
+        # refuse as a wrong secret: timing tells an attacker nothing about which ids exist.
+        if not matches(token, rows[0][0] if rows else _UNKNOWN_KEY_HASH) or not rows:
             return None
         return KeyRecord.from_row(rows[0][1:])
 
