@@ -1,5 +1,7 @@
 """The upstream HTTP client (libcurl): keep-alive reuse, timeouts, cut and abandoned streams,
-large bodies, descriptors above select()'s limit, and gevent."""
+large bodies, descriptors above select()'s limit, gevent, and what it refuses to send:
+header values that could smuggle a request, protocols other than http(s), connections to
+addresses other than a route's checked ones, and pooling a client's own connection."""
 from __future__ import annotations
 
 import os
@@ -15,65 +17,39 @@ from pathlib import Path
 import pytest
 
 from app.providers.base import UpstreamRequest
+from app.service.egress import Destination, Route, UnsafeUpstream, parse_url
 from app.service.transport import Transport, TransportError
+from tests.raw_upstream import RawUpstream
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class RawServer:
-    """An HTTP/1.1 server on 127.0.0.1 whose every answer is scripted by `behaviour`:
+class RawServer(RawUpstream):
+    """A raw upstream whose every answer is scripted by `behaviour`:
     "ok" (a JSON answer), "slow" (the answer after `delay` s), "stream" (two SSE events),
     "stall" (one SSE event, then silence) or "endless" (an event every 20 ms until the
-    client goes). It counts connections, requests and how many were in flight at once."""
+    client goes). It also counts how many requests were in flight at once."""
 
     def __init__(self, behaviour: str = "ok", delay: float = 0.0):
         self.behaviour, self.delay = behaviour, delay
-        self.connections = 0
-        self.requests: list[tuple[bytes, bytes]] = []  # (head, body)
         self.in_flight = self.peak = 0
         self.client_left = threading.Event()
-        self._lock = threading.Lock()
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=256)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1/chat/completions"
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
+        self.url = f"{self.base}/v1/chat/completions"
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        reader = conn.makefile("rb")
+    def respond(self, conn: socket.socket, head: bytes, body: bytes) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
         try:
-            while True:
-                head = b""
-                while not head.endswith(b"\r\n\r\n"):
-                    line = reader.readline()
-                    if not line:
-                        return
-                    head += line
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                body = reader.read(length)
-                with self._lock:
-                    self.requests.append((head, body))
-                    self.in_flight += 1
-                    self.peak = max(self.peak, self.in_flight)
-                try:
-                    self._answer(conn)
-                finally:
-                    with self._lock:
-                        self.in_flight -= 1
+            self._answer(conn)
         except OSError:
             self.client_left.set()
+            raise
         finally:
-            conn.close()
+            with self._lock:
+                self.in_flight -= 1
 
     def _answer(self, conn: socket.socket) -> None:
         if self.behaviour in ("ok", "slow"):
@@ -99,8 +75,6 @@ class RawServer:
                 send(b"data: more\n\n")
             conn.sendall(b"0\r\n\r\n")
 
-    def close(self) -> None:
-        self.listener.close()
 
 
 @pytest.fixture
@@ -122,7 +96,7 @@ def test_calls_reuse_one_keep_alive_connection(server):
         answer = transport.send(post(server.url, Authorization="Bearer sk-x"), 5)
         assert (answer.status, answer.data) == (200, b'{"ok": true}')
     assert server.connections == 1
-    head, body = server.requests[0]
+    _, head, body = server.requests[0]
     assert head.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
     assert b"Authorization: Bearer sk-x\r\n" in head and body == b'{"q":1}'
 
@@ -136,14 +110,14 @@ def test_get_sends_no_body(server):
     transport = Transport()
     transport.send(post(server.url), 5)  # the same handle, used for a POST first
     transport.send(UpstreamRequest("GET", server.url, {}), 5)
-    head, body = server.requests[1]
+    _, head, body = server.requests[1]
     assert head.startswith(b"GET ") and body == b"" and b"content-length" not in head.lower()
 
 
 def test_large_body_goes_at_once_without_expect_continue(server):
     big = {"messages": [{"role": "user", "content": "x" * 3_000_000}]}
     assert Transport().send(post(server.url, big), 10).status == 200
-    head, body = server.requests[0]
+    _, head, body = server.requests[0]
     assert b"expect" not in head.lower() and len(body) > 3_000_000
 
 
@@ -226,3 +200,68 @@ def test_calls_wait_cooperatively_under_gevent(server):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str([200] * 8)
     assert server.peak == 8  # all eight were in flight at once
+
+
+@pytest.mark.parametrize("value", ["sk-x\r\nContent-Length: 0\r\n\r\nGET /smuggled HTTP/1.1",
+                                   "sk-x\nX-Forged: 1", "sk-x\rX", "sk-\x00x", "sk-\u00e9"])
+def test_a_header_value_that_could_end_its_line_is_never_sent(server, value):
+    transport = Transport()
+    with pytest.raises(UnsafeUpstream) as caught:
+        transport.send(post(server.url, Authorization=f"Bearer {value}"), 5)
+    assert value not in str(caught.value)
+    with pytest.raises(UnsafeUpstream):
+        transport.send(post(server.url, **{"X-Bad Name": "v"}), 5)
+    assert transport.send(post(server.url, Authorization="Bearer sk-fine"), 5).status == 200
+    assert server.connections == 1 and len(server.requests) == 1
+    assert b"smuggled" not in server.all_bytes() and b"X-Forged" not in server.all_bytes()
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "dict://127.0.0.1:{port}/info",
+                                 "gopher://127.0.0.1:{port}/_x", "http://127.0.0.1:{port}/a b",
+                                 "http://127.0.0.1:{port}\\@x/", "ftp://127.0.0.1:{port}/"])
+def test_only_http_and_https_urls_are_fetched(server, url):
+    with pytest.raises(UnsafeUpstream):
+        Transport().send(UpstreamRequest("GET", url.format(port=server.port), {}), 5)
+    assert server.connections == 0
+
+
+def test_libcurl_itself_refuses_other_protocols(server):
+    """The allow-list holds even for a URL that did not come through the parser."""
+    forged = Route(Destination("dict", "127.0.0.1", server.port, "/info"))
+    with pytest.raises(TransportError) as caught:
+        Transport().send(UpstreamRequest("GET", "ignored", {}), 5, forged)
+    assert "disabled" in str(caught.value) and server.connections == 0
+
+
+def test_a_pinned_route_connects_to_its_checked_addresses_only(server):
+    elsewhere = RawUpstream("127.0.0.2")
+    try:
+        destination = parse_url(f"http://pinned.invalid:{server.port}/v1/chat/completions")
+        answer = Transport().send(post(destination.url), 5, Route(destination, ("127.0.0.1",)))
+        assert answer.status == 200
+        assert server.requests[0][1].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+        assert f"Host: pinned.invalid:{server.port}".encode() in server.requests[0][1]
+        # libcurl never looks an IP literal up, so the pin cannot apply: the connect-time
+        # guard refuses any address that was not checked
+        literal = parse_url(f"http://127.0.0.2:{elsewhere.port}/v1")
+        with pytest.raises(TransportError):
+            Transport().send(post(literal.url), 5, Route(literal, ("127.0.0.1",)))
+        assert elsewhere.connections == 0
+    finally:
+        elsewhere.close()
+
+
+def test_an_isolated_route_gets_a_connection_of_its_own_closed_after(server):
+    transport = Transport()
+    operator = Route(parse_url(server.url))
+    client = Route(parse_url(server.url), isolated=True)
+    for route in (operator, client, operator, client, operator):
+        assert transport.send(post(server.url), 5, route).status == 200
+    by_connection = [number for number, _, _ in server.requests]
+    assert by_connection[0] == by_connection[2] == by_connection[4]
+    assert len({by_connection[0], by_connection[1], by_connection[3]}) == 3
+    deadline = time.monotonic() + 5
+    while {by_connection[1], by_connection[3]} - server.closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert {by_connection[1], by_connection[3]} <= server.closed
+    assert by_connection[0] not in server.closed

@@ -47,6 +47,11 @@ class Target:
     settings: Mapping[str, Any] = field(default_factory=dict)  # deployment params from config
     key_required: bool = True
     deployment_id: str = ""   # unique per deployment, for cooldowns and balancing
+    # Set when the request brought its own api_base or api_key (app/service/client_connection.py):
+    # its connections are never pooled with the operator's, and a client's api_base is
+    # connected to only at the addresses checked when the request arrived.
+    own_connection: bool = False
+    pinned_addresses: tuple[str, ...] = ()
 
 
 @dataclass

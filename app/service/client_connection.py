@@ -7,27 +7,24 @@ reserved address, unless the deployment lists that network in `client_networks`.
 this, anyone who can call the proxy could make it fetch URLs inside the operator's network.
 When a client names its own api_base, the configured key is never sent there.
 
-Limit: the host is resolved here and again when connecting; a DNS server that answers
-differently the second time (rebinding) can aim the second lookup elsewhere. Where this is
-turned on, block private egress at the network too.
+The host is resolved once, here; the connection is pinned to the addresses checked
+(`Target.pinned_addresses`, see app/service/egress.py), so a second DNS answer never
+matters. Values that become upstream headers must be printable ASCII: a line break in an
+api_key would otherwise end the header and smuggle a request of the client's making.
 """
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from app.errors import InvalidRequestError
 from app.providers.base import Target
+from app.service.egress import UnsafeUpstream, header_safe, parse_url, public_addresses
 
 CONNECTION_FIELDS = ("api_base", "base_url", "api_key", "api_version", "organization",
                      "extra_headers")
 CLIENT_SETTABLE = ("api_base", "base_url", "api_key", "api_version")
-METADATA_HOSTS = frozenset({"metadata", "metadata.google.internal", "metadata.goog",
-                            "instance-data", "instance-data.ec2.internal"})
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 MAX_VALUE_LENGTH = 2048
 
 
@@ -48,13 +45,16 @@ class ClientConnection:
     api_base: str | None
     api_key: str | None
     api_version: str | None
+    addresses: tuple[str, ...] = ()  # what api_base's host resolved to, all checked
 
     def apply(self, target: Target) -> Target:
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = {"own_connection": True}
         if self.api_base:  # the client's own server: its key or none, never the operator's
             changes.update(api_base=self.api_base, api_key=self.api_key,
                            key_required=self.api_key is not None,
-                           deployment_id=f"{target.deployment_id}@{urlsplit(self.api_base).netloc}")
+                           pinned_addresses=self.addresses,
+                           deployment_id=f"{target.deployment_id}@"
+                                         f"{parse_url(self.api_base).authority}")
         elif self.api_key:
             changes["api_key"] = self.api_key
         if self.api_key:
@@ -95,58 +95,21 @@ def take_client_connection(params: dict[str, Any], requested: str,
         if not allowed or name not in CLIENT_SETTABLE:
             raise _forbidden(name)
         value = values[name] = params.pop(name)
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_VALUE_LENGTH:
+        if not (header_safe(value) and 0 < len(value) <= MAX_VALUE_LENGTH):
             raise InvalidRequestError(f"Invalid parameter '{name}': must be a non-empty string "
-                                      f"of at most {MAX_VALUE_LENGTH} characters.", param=name,
-                                      code="invalid_value")
+                                      f"of at most {MAX_VALUE_LENGTH} printable ASCII "
+                                      f"characters.", param=name, code="invalid_value")
     bases = {values[name] for name in ("api_base", "base_url") if name in values}
     if len(bases) > 1:
         raise _refused("api_base and base_url differ")
     base = bases.pop() if bases else None
+    addresses: tuple[str, ...] = ()
     if base is not None:
         networks = [[ipaddress.ip_network(n, strict=False) for n in
                      t.settings.get("client_networks") or ()] for t in targets]
-        check_public(base, networks)
-    return ClientConnection(requested, base, values.get("api_key"), values.get("api_version"))
-
-
-def check_public(url: str, networks: list[list]) -> None:
-    """Refuse a URL whose host is, or resolves to, an address that is not public, unless
-    every deployment's `client_networks` (one list per deployment) holds it."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _refused("must be an http:// or https:// URL with a host")
-    if parts.username is not None or parts.password is not None:
-        raise _refused("must not carry a user name or password")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise _refused("has an invalid port") from None
-    host = parts.hostname.rstrip(".").lower()
-    if host in METADATA_HOSTS:
-        raise _refused(f"{host} is a cloud metadata service")
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise _refused(f"host {host} cannot be resolved") from None
-    for entry in found:
-        address = ipaddress.ip_address(entry[4][0].split("%")[0])
-        if networks and all(any(address in n for n in allowed) for allowed in networks):
-            continue
-        for candidate in _embedded(address):
-            if not candidate.is_global or candidate.is_multicast:
-                raise _refused(f"host {host} resolves to {address}, which is not a public "
-                               f"address (loopback, link-local, private or reserved)")
-
-
-def _embedded(address) -> list:
-    """The address and any IPv4 address carried inside an IPv6 one (mapped, 6to4, Teredo,
-    NAT64), each of which must be public."""
-    found = [address]
-    if address.version == 6:
-        found += [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
-        if address.teredo:
-            found.append(address.teredo[1])
-        if address in _NAT64:
-            found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    return found
+        try:
+            addresses = public_addresses(parse_url(base), networks)
+        except UnsafeUpstream as exc:
+            raise _refused(str(exc)) from None
+    return ClientConnection(requested, base, values.get("api_key"), values.get("api_version"),
+                            addresses)

@@ -5,11 +5,19 @@ the bench's mock upstream costs ~70 us of CPU through pycurl against ~320 us thr
 (~3 ms through requests); `bench/clients.py` measures it. Each call drives libcurl's multi
 interface and waits in `select.poll`, so it works in gthread workers (the GIL is free while
 waiting) and under gevent (which patches `select.poll`), with no limit on descriptor numbers.
+
+Every request passes `Exchange.start`, the one place a request becomes bytes on the wire:
+only http and https (libcurl's protocol allow-list, redirects never followed), the URL as
+`app.service.egress` parsed it, headers that cannot hold a line break, and a client's own
+connection (`Route.isolated`) on an Exchange of its own that is closed afterwards, so it
+never shares a pooled connection (or a pinned address) with the operator's deployments.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import select
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +28,7 @@ import pycurl
 
 from app.jsonfast import dumps
 from app.providers.base import UpstreamRequest
+from app.service.egress import Route, header_lines, parse_url
 
 
 class TransportError(Exception):
@@ -55,11 +64,15 @@ class Exchange:
     """One libcurl handle and the multi handle that drives it; the multi handle keeps the
     keep-alive connections, so an Exchange taken from the pool reuses them."""
 
-    def __init__(self):
+    def __init__(self, pooled: bool = True):
+        self.pooled = pooled  # False: one route's own, closed after its transfer
         curl = self.curl = pycurl.Curl()
         curl.setopt(pycurl.NOSIGNAL, 1)
         curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
         curl.setopt(pycurl.PROXY, "")  # never an environment proxy for provider traffic
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.FOLLOWLOCATION, 0)
         curl.setopt(pycurl.CAINFO, certifi.where())
         curl.setopt(pycurl.WRITEFUNCTION, self._on_body)
         curl.setopt(pycurl.HEADERFUNCTION, self._on_header)
@@ -98,17 +111,32 @@ class Exchange:
     def _on_timer(self, milliseconds: int) -> None:
         self.timer_due = None if milliseconds < 0 else time.monotonic() + milliseconds / 1000
 
+    def pin(self, route: Route) -> None:
+        """Connect to the route's checked addresses only: libcurl's resolve override for its
+        host, and a refusal at connect time of any other address. Only for a fresh Exchange
+        that serves this one route (the override stays in its DNS cache)."""
+        brackets = ["[" + a + "]" if ":" in a else a for a in route.addresses]
+        self.curl.setopt(pycurl.RESOLVE, [f"{route.destination.authority}:{','.join(brackets)}"])
+        allowed = frozenset(map(ipaddress.ip_address, route.addresses))
+
+        def open_socket(purpose: int, address) -> socket.socket | int:
+            if ipaddress.ip_address(address.addr[0]) not in allowed:
+                return pycurl.SOCKET_BAD
+            return socket.socket(address.family, address.socktype, address.protocol)
+
+        self.curl.setopt(pycurl.OPENSOCKETFUNCTION, open_socket)
+
     # one transfer
-    def start(self, request: UpstreamRequest, connect_timeout: float) -> None:
+    def start(self, request: UpstreamRequest, route: Route, connect_timeout: float) -> None:
+        # "Expect:" keeps libcurl from waiting for a 100 Continue before a large body.
+        headers = header_lines(request.headers) + ["Expect:"]
         curl = self.curl
-        curl.setopt(pycurl.URL, request.url)
+        curl.setopt(pycurl.URL, route.destination.url)
         if request.method == "GET":
             curl.setopt(pycurl.HTTPGET, 1)
         else:
             curl.setopt(pycurl.POSTFIELDS, b"" if request.json is None else dumps(request.json))
-        # "Expect:" keeps libcurl from waiting for a 100 Continue before a large body.
-        curl.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in
-                                        request.headers.items()] + ["Expect:"])
+        curl.setopt(pycurl.HTTPHEADER, headers)
         curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(connect_timeout * 1000)))
         self.body, self.status, self.headers, self.headers_done = [], 0, {}, False
         self.failure = None
@@ -219,12 +247,17 @@ class Transport:
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
-    def send(self, request: UpstreamRequest, read_timeout: float) -> RawResponse:
-        """Send and read the whole answer within `read_timeout` seconds."""
+    def send(self, request: UpstreamRequest, read_timeout: float,
+             route: Route | None = None) -> RawResponse:
+        """Send and read the whole answer within `read_timeout` seconds. `route` is how
+        app.service.egress admitted the request; without one, its URL is parsed here and
+        the request goes on a pooled connection. Raises UnsafeUpstream before sending
+        anything a URL or header cannot carry."""
         started = time.perf_counter()
-        exchange = self._take()
+        route = route or Route(parse_url(request.url))
+        exchange = self._take(route)
         try:
-            exchange.start(request, min(self.connect_timeout, read_timeout))
+            exchange.start(request, route, min(self.connect_timeout, read_timeout))
             if not exchange.drive(lambda: False, read_timeout):
                 raise timed_out(read_timeout)
             if exchange.failure:
@@ -234,12 +267,15 @@ class Transport:
         finally:
             self.give_back(exchange)
 
-    def open_stream(self, request: UpstreamRequest, read_timeout: float) -> StreamResponse:
+    def open_stream(self, request: UpstreamRequest, read_timeout: float,
+                    route: Route | None = None) -> StreamResponse:
         """Send and return once the status and headers are in; the caller reads and closes.
-        `read_timeout` bounds the wait for the headers and every gap between pieces."""
-        exchange = self._take()
+        `read_timeout` bounds the wait for the headers and every gap between pieces; `route`
+        as for `send`."""
+        route = route or Route(parse_url(request.url))
+        exchange = self._take(route)
         try:
-            exchange.start(request, min(self.connect_timeout, read_timeout))
+            exchange.start(request, route, min(self.connect_timeout, read_timeout))
             if not exchange.drive(lambda: exchange.headers_done, read_timeout):
                 raise timed_out(read_timeout)
             if exchange.failure:
@@ -257,7 +293,12 @@ class Transport:
         reason = _CONNECT_FAILURES.get(code)
         return TransportError(f"connection failed: {reason or message}", timed_out=False)
 
-    def _take(self) -> Exchange:
+    def _take(self, route: Route) -> Exchange:
+        if not route.pooled:
+            exchange = Exchange(pooled=False)
+            if route.addresses:
+                exchange.pin(route)
+            return exchange
         with self._lock:
             if self._pid != os.getpid():  # a forked worker never shares its parent's sockets
                 self._idle, self._pid = [], os.getpid()
@@ -268,7 +309,7 @@ class Transport:
     def give_back(self, exchange: Exchange) -> None:
         exchange.abort()
         with self._lock:
-            if len(self._idle) < self.pool_size:
+            if exchange.pooled and len(self._idle) < self.pool_size:
                 self._idle.append(exchange)
                 return
         exchange.close()

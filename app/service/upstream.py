@@ -1,5 +1,10 @@
 """One call to one deployment: send the provider's request, follow its FollowUps, open and
 guard its stream, and map every failure to an UpstreamError that carries no key.
+
+Every request, the first and each FollowUp (URLs an upstream hands back, such as
+Replicate's `urls.get` / `urls.stream`), is admitted by `app.service.egress.route`: same
+origin as the deployment's api_base, or the provider's documented host after the
+public-address check.
 """
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ import time
 from itertools import chain
 from typing import Any, Iterator
 
-from app.errors import ProxyError, UpstreamError
+from app.errors import InvalidRequestError, ProxyError, UpstreamError
 from app.jsonfast import loads
 from app.providers.base import FollowUp, Provider, Target, UpstreamResponse
 from app.service.accounting import settle
+from app.service.egress import Route, UnsafeUpstream, route
 from app.service.outcome import Outcome
 from app.service.streaming import ChunkStream, read_events
 from app.service.transport import Transport, TransportError
@@ -52,9 +58,11 @@ class UpstreamCaller:
             if remaining <= 0:
                 raise self._timeout_error(provider, timeout)
             try:
-                raw = self.transport.send(request, remaining)
+                raw = self.transport.send(request, remaining, self._route(provider, request, target))
             except TransportError as exc:
                 raise self._transport_error(provider, exc, timeout) from None
+            except UnsafeUpstream as exc:
+                raise self._unsendable(provider, exc) from None
             outcome.upstream_seconds += raw.seconds
             payload = self._decode(provider, raw.data, raw.status)
             # An error that only means "not yet" (a model still loading) comes back as a FollowUp.
@@ -87,9 +95,12 @@ class UpstreamCaller:
         stall = min(timeout, self.stream_timeout)
         while True:
             try:
-                response = self.transport.open_stream(request, stall)
+                response = self.transport.open_stream(request, stall,
+                                                      self._route(provider, request, target))
             except TransportError as exc:
                 raise self._transport_error(provider, exc, timeout) from None
+            except UnsafeUpstream as exc:
+                raise self._unsendable(provider, exc) from None
             if response.status < 400:
                 break
             data = response.read()
@@ -125,6 +136,22 @@ class UpstreamCaller:
                                 f"{exc}", provider=provider.name, status=502) from None
         finally:
             response.close()
+
+    @staticmethod
+    def _route(provider: Provider, request, target: Target) -> Route:
+        """Where the request may go; a URL outside the deployment's origin (an upstream's
+        follow-up aimed elsewhere) is the upstream's fault: 502."""
+        try:
+            return route(request.url, target, provider.default_base)
+        except UnsafeUpstream as exc:
+            raise UpstreamError(f"{provider.name} request refused: its URL {exc}",
+                                provider=provider.name, status=502,
+                                code="upstream_url_refused") from None
+
+    @staticmethod
+    def _unsendable(provider: Provider, exc: UnsafeUpstream) -> InvalidRequestError:
+        return InvalidRequestError(f"{provider.name} request refused: {exc}",
+                                   code="invalid_upstream_value")
 
     @staticmethod
     def _decode(provider: Provider, data: bytes, status: int) -> Any:
