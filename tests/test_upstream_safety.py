@@ -1,8 +1,9 @@
 """What reaches an upstream, through a real gunicorn: client connection values that could
 smuggle a request, a client's own connection kept off the operator's pooled ones, follow-up
 URLs held to the deployment's origin and to http(s), and api_base hosts read by one parser,
-resolved once and connected to at the checked addresses only. Raw-socket upstreams record
-every byte that reaches them."""
+resolved once and connected to at the checked addresses only; servers on the proxy's own
+host (Ollama, LM Studio) reachable only where the operator configured them. Raw-socket
+upstreams record every byte that reaches them."""
 from __future__ import annotations
 
 import socket
@@ -70,9 +71,12 @@ model_list:
              allow_client_connection: true}}
   - model_name: llama
     params: {{model: replicate/{REPLICATE_MODEL}, api_base: "{base}", api_key: r8_operator0001}}
+  - model_name: local-llama
+    params: {{model: ollama/llama3}}
 """)
     # One worker: its one pool of upstream connections is what the tests look into.
     server = GunicornProxy({"SWITCHBOARD_CONFIG": str(config), "WEB_CONCURRENCY": "1",
+                            "LMSTUDIO_API_BASE": f"{base}/v1",
                             "SWITCHBOARD_DATA_DIR": str(folder / "data")}, folder / "gunicorn.log")
     yield server
     server.stop()
@@ -236,3 +240,21 @@ model_list:
     finally:
         checked.close()
         rebound.close()
+
+
+def test_servers_on_the_proxys_own_host_are_reached_only_where_configured(proxy, upstream):
+    for name in ("ollama/llama3", "ollama/some-model"):
+        refused = ask(proxy, name)
+        assert refused.status == 404, refused.data
+        error = refused.json()["error"]
+        assert error["code"] == "model_not_found" and "OLLAMA_API_BASE" in error["message"]
+    listed = urllib3.request("GET", f"{proxy.base_url}/v1/models", timeout=10).json()["data"]
+    assert not [m for m in listed if m["id"].startswith("ollama/")]
+    # LMSTUDIO_API_BASE is set: LM Studio models go there
+    before = len(upstream.requests)
+    served = ask(proxy, "lmstudio/qwen2.5-7b-instruct")
+    assert served.status == 200, served.data
+    assert b"qwen2.5-7b-instruct" in new_requests(upstream, before)[0][2]
+    # a model_list entry opens the default address (nothing listens there in the test)
+    configured = ask(proxy, "local-llama")
+    assert configured.status != 404, configured.data

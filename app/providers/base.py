@@ -180,6 +180,9 @@ class Provider:
     base_env: str | None = None
     version_env: str | None = None
     default_base: str | None = None
+    # True when default_base is on the proxy's own host (localhost): only a model_list
+    # deployment or the provider's base variable opens it.
+    local_default: bool = False
     key_required: bool = True
     # True where the same API is also served by self-hosted servers that need no key; a
     # deployment with its own api_base then needs no key.

@@ -10,7 +10,8 @@ from typing import Any, Callable, Mapping
 from app.providers.base import Target
 from app.providers.openai import OpenAIProvider
 
-# name: default base, key variables, whether a key is needed, renames, refused values, and
+# name: default base (`local`: on the proxy's own host, used only where configured), key
+# variables, whether a key is needed, renames, refused values, and
 # the text completion route: "completions" (relative to the base; a leading "/" is relative
 # to the base without its /v1) for any model not known as a chat model, or "fim" for the
 # route that serves only fill-in-the-middle models (`supports_fim` in the registry).
@@ -42,12 +43,12 @@ FAMILY: dict[str, dict[str, Any]] = {
                  "fim": "/beta/completions",
                  "refuses": {"n": lambda v: v not in (None, 1)}},
     "xai": {"base": "https://api.x.ai/v1", "keys": ("XAI_API_KEY",)},
-    "ollama": {"base": "http://localhost:11434/v1", "keys": ("OLLAMA_API_KEY",),
+    "ollama": {"base": "http://localhost:11434/v1", "local": True, "keys": ("OLLAMA_API_KEY",),
                "key_required": False, "completions": "completions"},
     "vllm": {"base": None, "keys": ("VLLM_API_KEY",), "key_required": False,
              "completions": "completions"},
-    "lmstudio": {"base": "http://localhost:1234/v1", "keys": ("LMSTUDIO_API_KEY",),
-                 "key_required": False, "completions": "completions"},
+    "lmstudio": {"base": "http://localhost:1234/v1", "local": True,
+                 "keys": ("LMSTUDIO_API_KEY",), "key_required": False, "completions": "completions"},
 }
 
 
@@ -59,6 +60,7 @@ class CompatibleProvider(OpenAIProvider):
     def __init__(self, name: str, row: Mapping[str, Any]):
         self.name = name
         self.default_base = row["base"]
+        self.local_default = row.get("local", False)
         self.key_env = tuple(row["keys"])
         self.base_env = f"{name.upper()}_API_BASE"
         self.key_required = row.get("key_required", True)

@@ -52,22 +52,31 @@ class Router:
         targets = self._cache.get(name)
         if targets is None:
             if name in self.aliases:
-                targets = tuple(self._target(name, d.model, d.params, f"{name}[{d.index}]")
-                                for d in self.aliases[name])
+                targets = tuple(self._target(name, d.model, d.params, f"{name}[{d.index}]",
+                                             configured=True) for d in self.aliases[name])
             else:
-                targets = (self._target(name, name, {}, name),)
+                targets = (self._target(name, name, {}, name, configured=False),)
             if len(self._cache) < 10_000:  # bounded: clients choose the names
                 self._cache[name] = targets
         return targets
 
-    def _target(self, group: str, model: str, params: dict[str, Any], deployment_id: str) -> Target:
+    def _target(self, group: str, model: str, params: dict[str, Any], deployment_id: str,
+                configured: bool) -> Target:
         provider, upstream_model, info = self.split(model)
         if params.get("base_model"):
             # A deployment with a name of its own (Azure, fine-tunes) borrows the facts of the
             # model it runs: prices, context window, capabilities.
             info = self.registry.get(params["base_model"]) or info
         settings = self.settings
-        base = settings.env_value(params.get("api_base"), provider.base_env) or provider.default_base
+        base = settings.env_value(params.get("api_base"), provider.base_env)
+        if base is None and provider.local_default and not configured:
+            # A server on the proxy's own host (Ollama, LM Studio) is the operator's to open,
+            # never any client's by naming `ollama/...`.
+            raise ModelNotFoundError(
+                f"model {group!r} is not served here: {provider.name} runs on this host only "
+                f"when configured (set {provider.base_env} or add it to model_list)",
+                param="model")
+        base = base or provider.default_base
         if base is None:
             raise ModelNotFoundError(
                 f"model {group!r} needs an api_base: set {provider.base_env} or api_base in config",
