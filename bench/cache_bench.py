@@ -88,6 +88,9 @@ def accuracy(pairs: list[dict]) -> None:
         precision = true / (true + false) if true + false else 1.0
         print(f"  {name}  precision {precision:.3f} ({true} hits, {false} false)  "
               f"recall {true / positives:.3f}")
+    print("  recall (fresh index) of paraphrases that differ only in:", ", ".join(
+        f"{differs} {_recall(pairs, fresh, refused, differs):.3f}"
+        for differs in sorted({p["differs"] for p in pairs if p.get("differs")})))
     misses = len(pairs) - positives
     print("\nsweep (false = false hits after the guard; over = near-misses scoring above the "
           "threshold before it):")
@@ -105,6 +108,12 @@ def accuracy(pairs: list[dict]) -> None:
     lost = Counter(r for p, r in zip(pairs, refused) if p["hit"] and r)
     print("paraphrases the guard refuses (recall it costs), by reason:",
           ", ".join(f"{k} {n}" for k, n in sorted(lost.items())) or "none")
+
+
+def _recall(pairs: list[dict], scores: list[float], refused: list, differs: str) -> float:
+    group = [s >= DEFAULT_THRESHOLD and not r
+             for p, s, r in zip(pairs, scores, refused) if p.get("differs") == differs]
+    return sum(group) / len(group)
 
 
 def synthetic(count: int, rng: random.Random, pool: list[str]) -> list[str]:

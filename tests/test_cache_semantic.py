@@ -38,7 +38,7 @@ def test_no_false_hit_on_the_evaluation_set(tmp_path):
     prompt (flushed between pairs), and in one holding every pair's (one namespace each)."""
     pairs = labelled_pairs()
     kinds = {p["kind"] for p in pairs if not p["hit"]}
-    assert len(pairs) >= 300 and {"number", "negation", "entity", "unit", "order",
+    assert len(pairs) >= 400 and {"number", "negation", "entity", "unit", "order",
                                   "language"} <= kinds
     settings = load_settings({"SWITCHBOARD_DATA_DIR": str(tmp_path)})
     settings.sections["cache"] = {"enabled": True, "mode": "semantic"}
@@ -64,7 +64,11 @@ def test_no_false_hit_on_the_evaluation_set(tmp_path):
         assert false_hits == []
     recall = [sum(h for p, h in zip(pairs, hits) if p["hit"]) / sum(p["hit"] for p in pairs)
               for hits in (fresh, filled)]
-    assert recall[0] > 0.4 and recall[1] > 0.7        # what bench/cache_bench.py reports
+    assert recall[0] >= 0.8 and recall[1] >= 0.8      # what bench/cache_bench.py reports
+    # Paraphrases that differ only in function words, contractions, word order or synonyms.
+    for differs in ("function words", "contractions", "word order", "synonyms"):
+        group = [hit for p, hit in zip(pairs, fresh) if p.get("differs") == differs]
+        assert len(group) >= 20 and sum(group) / len(group) >= 0.8, differs
 
 
 @pytest.fixture
@@ -89,12 +93,38 @@ def test_a_paraphrase_gets_the_stored_answer(semantic, openai_emu):
     assert hit.headers["x-switchboard-cache"] == "semantic-hit"
     assert hit.headers["x-switchboard-cache-key"] == key
     similarity = hit.headers["x-switchboard-cache-similarity"]
-    assert len(similarity.split(".")[1]) == 4 and DEFAULT_THRESHOLD <= float(similarity) < 1
+    assert len(similarity.split(".")[1]) == 4 and DEFAULT_THRESHOLD <= float(similarity) <= 1
     assert hit.get_json()["choices"][0]["message"]["content"] == f"Hello! You said: {STORED}"
     assert float(hit.headers["x-switchboard-cost"]) == 0
     stats = client.get("/cache/stats").get_json()
     assert (stats["hits"], stats["semantic_hits"], stats["misses"]) == (1, 1, 1)
     assert len(openai_emu.calls) == 1
+
+
+def test_the_git_branch_paraphrase_is_a_semantic_hit(semantic, openai_emu):
+    """The example of issue 14, at the documented default threshold, same system prompt."""
+    client = semantic()
+    system = "You are a helpful assistant."
+    assert asked(client, "How can I delete a git branch?", system).headers[
+        "x-switchboard-cache"] == "miss"
+    hit = asked(client, "How do I delete a git branch?", system)
+    assert hit.headers["x-switchboard-cache"] == "semantic-hit"
+    assert "How can I delete a git branch?" in hit.get_json()["choices"][0]["message"]["content"]
+    assert asked(client, "How do I create a git branch?", system).headers[
+        "x-switchboard-cache"] == "miss"
+    assert len(openai_emu.calls) == 2
+
+
+@pytest.mark.parametrize("stored,paraphrase", [
+    ("Why does my bread not rise?", "Why doesn't my bread rise?"),               # contraction
+    ("In SQL, how do I join two tables?", "How do I join two tables in SQL?"),   # word order
+    ("How do I remove a file in Linux?", "How do I delete a file in Linux?"),    # synonym
+    ("Could you tell me how vaccines work?", "How do vaccines work?"),           # function words
+])
+def test_paraphrases_of_each_kind_hit(semantic, openai_emu, stored, paraphrase):
+    client = semantic()
+    asked(client, stored)
+    assert asked(client, paraphrase).headers["x-switchboard-cache"] == "semantic-hit"
 
 
 @pytest.mark.parametrize("other", [

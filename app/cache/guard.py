@@ -15,8 +15,8 @@ facts of the two word lists (text.words) and refuses on any difference:
 - topic: the content words (all but function and request words: lexicon.FUNCTION_WORDS)
   must be the same set: a word swapped ("pros" / "cons", "hamlet" / "macbeth") asks about
   another thing, a word added ("a vegan cake recipe") narrows the question;
-- order: the words both prompts share must come in the same order, or differ by moving one
-  block ("In Python, how do I reverse a list?" = "How do I reverse a list in Python?");
+- order: the words both prompts share (negations aside) must come in the same order, or
+  differ by moving one block ("In Python, how do I reverse a list?" = "How do I reverse a list in Python?");
   two roles swapped ("a dog chases a cat" / "a cat chases a dog") is not one block move,
   nor are two neighbours trading places ("all squares rectangles" / "all rectangles squares");
 - script and language: Latin vs Cyrillic vs CJK, or English vs French by their function
@@ -153,7 +153,11 @@ def _topic(a, b, first, second) -> str | None:
 
 
 def _order(a, b, first, second) -> str | None:
-    """The shared words' order: equal, or one contiguous block moved elsewhere."""
+    """The shared words' order: equal, or one contiguous block moved elsewhere. Negations
+    are left out: a contraction moves them ("why can I not" / "why can't I"), and
+    `_negations` has compared them already."""
+    a = [w for w in a if w.norm not in NEGATIONS]
+    b = [w for w in b if w.norm not in NEGATIONS]
     left, right = _shared(a, b), _shared(b, a)
     start = 0
     while start < len(left) and left[start] == right[start]:

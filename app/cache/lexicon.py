@@ -33,12 +33,6 @@ FUNCTION_WORDS = _forms(
     "het een en op voor dat dank",
 )
 
-# Courtesy and request wording: never part of what is asked, left out of the TF-IDF
-# features so that "Please, can you tell me X?" and "X?" score as the same text.
-FILLER = _forms("please kindly thank thanks hi hello hey ok okay just really actually basically"
-                " simply tell me you can could would will i want like know wonder curious help"
-                " let give show bitte danke merci gracias grazie")
-
 # Which languages a function word points to; a word shared by several points to each.
 _LANGUAGES = {
     "en": "the is are what how why and of to with for this that do does can my you which who"

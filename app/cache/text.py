@@ -2,7 +2,8 @@
 
 Lower case, contractions opened ("doesn't" -> does not, "what's" -> what is), number words
 and thousands separators turned into digits ("five" -> 5, "1,000" -> 1000), light plural
-stripping ("lists" -> list), CJK characters one word each (those scripts do not use spaces).
+stripping ("lists" -> list), plain synonyms spelled one way ("remove" -> delete), CJK
+characters one word each (those scripts do not use spaces).
 Each word keeps its raw spelling and whether it starts a sentence, for the guard's
 capitalisation test.
 """
@@ -38,6 +39,18 @@ _IS_HEADS = frozenset("what that it there here who where how when why he she".sp
 _IRREGULAR = {"won't": ("will", "not"), "can't": ("can", "not"), "cannot": ("can", "not"),
               "shan't": ("shall", "not"), "ain't": ("is", "not")}
 
+# Words that ask the same thing in any question, by one spelling (after plural stripping).
+# Only exact equivalents: a word that narrows or shifts the question is not a synonym.
+_SYNONYM_GROUPS = (
+    "delete remove erase", "build construct", "built constructed", "plane airplane aeroplane",
+    "car automobile", "start begin", "started began begun", "fix repair", "fixed repaired",
+    "buy purchase", "use utilize utilise", "find locate", "fast quick", "big large",
+    "child kid children", "cheap inexpensive", "smart intelligent", "leaky leaking",
+    "mean meaning", "summary summarize summarise", "movie film", "photo photograph",
+    "answer reply", "doctor physician", "sofa couch", "holiday vacation",
+)
+_SYNONYMS = {word: group.split()[0] for group in _SYNONYM_GROUPS for word in group.split()}
+
 _NOT_PLURAL = frozenset("https mbps gbps kbps fps bps dns sms ios macos windows aws news".split())
 
 
@@ -69,7 +82,8 @@ def words(text: str) -> list[Word]:
                 elif raw.isupper() and len(raw) > 1:    # HTTPS, GPS: not plurals
                     found.append(Word(norm, raw, initial, "word"))
                 else:
-                    found.append(Word(stem(norm), raw, initial, "word"))
+                    stemmed = stem(norm)
+                    found.append(Word(_SYNONYMS.get(stemmed, stemmed), raw, initial, "word"))
         else:
             found.append(Word(raw.lower(), raw, initial, kind))
         initial = False

@@ -1,10 +1,12 @@
 """TF-IDF vectors of prompts without a vocabulary to refit.
 
-Features are the prompt's normalised words and adjacent word pairs (the pairs make word
-order count: "dog chases cat" and "cat chases dog" share every word but no pair), hashed
-into 2^20 columns by scikit-learn's HashingVectorizer, so a new prompt never changes the
-columns of the old ones. IDF weights come from document frequencies kept up to date as
-prompts are added and removed: smooth IDF, log((1 + n) / (1 + df)) + 1, as TfidfTransformer.
+Features are the prompt's normalised content words (units by one name: km, kilometres) and
+adjacent pairs of them, each pair in either order (a compound such as "git branch" counts
+whether written "git branch" or "branch in git"; whether a reordering changes what is asked
+is the near-miss guard's call, made on the words themselves), hashed into 2^20 columns by
+scikit-learn's HashingVectorizer, so a new prompt never changes the columns of the old ones.
+IDF weights come from document frequencies kept up to date as prompts are added and removed:
+smooth IDF, log((1 + n) / (1 + df)) + 1, as TfidfTransformer.
 
 scikit-learn is imported when the first Vectorizer is built (~1.5 s): only semantic mode pays,
 and under gunicorn's preload it is paid once in the master.
@@ -13,16 +15,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.cache.lexicon import FILLER
+from app.cache.lexicon import FUNCTION_WORDS, NEGATIONS, UNITS
 from app.cache.text import norms
 
 N_FEATURES = 2 ** 20
 
 
 def features(text: str) -> list[str]:
-    """Words and adjacent word pairs, courtesy wording left out."""
-    found = [word for word in norms(text) if word not in FILLER]
-    return found + [f"{a} {b}" for a, b in zip(found, found[1:])]
+    """Content words and adjacent pairs of them. Function and request words are left out:
+    two prompts differing only in them ask the same thing ("How can I delete a git branch?"
+    and "How do I delete a git branch?"), and the near-miss guard, not the score, checks
+    everything else that could tell them apart."""
+    found = [UNITS.get(word, word) for word in norms(text) if word not in FUNCTION_WORDS]
+    # A negation is a word of its own, outside the pairs: "does it not start" and "doesn't
+    # it start" put it in different places (the guard compares how many there are).
+    paired = [word for word in found if word not in NEGATIONS]
+    return found + [f"{a} {b}" if a < b else f"{b} {a}" for a, b in zip(paired, paired[1:])]
 
 
 class Vectorizer:
