@@ -103,3 +103,5 @@ def worker_exit(server, worker):
     service = getattr(worker.wsgi, "extensions", {}).get("switchboard") if worker.wsgi else None
     if service is not None:
         service.close(timeout=graceful_timeout - 5)
+    from app.tracing import flush
+    flush(timeout=3)

@@ -90,6 +90,7 @@ class _ConfigFile(Schema):
     ledger = fields.Dict()
     keys = fields.Dict()
     cors = fields.Dict()
+    otel = fields.Dict()
     redact_messages = fields.Boolean()
     # The proxy's own stores (app/keys/availability.py, app/storage/redis_client.py).
     key_store_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
@@ -97,7 +98,7 @@ class _ConfigFile(Schema):
     redis_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
 
 
-SECTIONS = ("cache", "callbacks", "ledger", "keys", "cors")
+SECTIONS = ("cache", "callbacks", "ledger", "keys", "cors", "otel")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,164 @@
+"""The server span of each request: opened when the request reaches the app, continuing the
+client's W3C `traceparent` / `tracestate`, closed when the last byte of the answer has gone
+(so a stream's span lasts as long as the stream), with the request's outcome from its event.
+
+Installed only when tracing is on (app/tracing); the proxy then answers with its own
+`traceparent`, and the request id and the trace are linked both ways.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterable
+
+from flask import Flask, g, request
+from marshmallow import Schema, fields
+
+from app import tracing
+from app.tracing.attributes import event_attributes
+
+SPAN_KEY = "switchboard.span"  # WSGI environ: the request's server span
+REQUEST_ID_KEY = "switchboard.request_id"  # WSGI environ: the id the span is known by
+
+
+class OtelSection(Schema):
+    """Config `otel:`: what spans may carry beyond the defaults."""
+
+    capture_messages = fields.Boolean(load_default=False)
+    propagate_upstream = fields.Boolean(load_default=False)
+
+
+class _EnvironGetter:
+    """W3C trace headers read straight from the WSGI environ."""
+
+    def get(self, environ: dict, key: str) -> list[str] | None:
+        value = environ.get("HTTP_" + key.upper().replace("-", "_"))
+        return [value] if value is not None else None
+
+    def keys(self, environ: dict) -> list[str]:
+        return [k[5:].lower().replace("_", "-") for k in environ if k.startswith("HTTP_")]
+
+
+class ServerSpans:
+    """WSGI middleware: one SERVER span per request, current while the app computes the
+    answer (so the service's spans are its children), ended when the body is closed."""
+
+    def __init__(self, app, on_end: Callable[[dict], None]):
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+        self.app, self.on_end = app, on_end
+        self.propagator = TraceContextTextMapPropagator()
+        self.getter = _EnvironGetter()
+
+    def __call__(self, environ, start_response):
+        from opentelemetry import context, trace
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
+        parent = self.propagator.extract(environ, getter=self.getter)
+        span = tracing.tracer().start_span(f"{method} {path}", context=parent,
+                                      kind=trace.SpanKind.SERVER,
+                                      attributes={"http.request.method": method, "url.path": path})
+        environ[SPAN_KEY] = span
+        span_context = span.get_span_context()
+        traceparent = (f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+                       f"{int(span_context.trace_flags):02x}")
+
+        def traced_start_response(status, headers, exc_info=None):
+            code = int(status.split(None, 1)[0])
+            span.set_attribute("http.response.status_code", code)
+            if code >= 500:
+                span.set_status(trace.Status(trace.StatusCode.ERROR))
+            return start_response(status, [*headers, ("traceparent", traceparent)], exc_info)
+
+        token = context.attach(trace.set_span_in_context(span, parent))
+        try:
+            body = self.app(environ, traced_start_response)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
+            self._end(environ, span)
+            raise
+        finally:
+            context.detach(token)
+        return _EndsSpan(body, lambda: self._end(environ, span))
+
+    def _end(self, environ: dict, span) -> None:
+        try:
+            self.on_end(environ)
+        finally:
+            span.end()
+
+
+class _EndsSpan:
+    """The answer's body; closing it (after the last byte, or a client that left) ends the span."""
+
+    def __init__(self, body: Iterable[bytes], end: Callable[[], None]):
+        self.body, self.end = body, end
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.end()
+
+
+class _OpenSpans:
+    """Server spans by request id, so that the request's event (published by the service,
+    which knows nothing of HTTP) can describe its outcome on the span."""
+
+    def __init__(self, capture_messages: bool):
+        self.capture_messages = capture_messages
+        self._spans: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def open(self, request_id: str, span) -> None:
+        with self._lock:
+            self._spans[request_id] = span
+
+    def close(self, request_id: str | None) -> None:
+        with self._lock:
+            self._spans.pop(request_id, None)
+
+    def describe(self, event) -> None:
+        """Event subscriber: the outcome onto the request's span."""
+        with self._lock:
+            span = self._spans.get(event.request_id)
+        if span is None:
+            return
+        from opentelemetry import trace
+        span.set_attributes(event_attributes(event, self.capture_messages))
+        if event.ttft_ms is not None and getattr(span, "start_time", None):
+            span.add_event("gen_ai.first_token", {"switchboard.ttft_ms": event.ttft_ms},
+                           timestamp=span.start_time + int(event.ttft_ms * 1_000_000))
+        if event.error_type is not None:
+            span.set_status(trace.Status(trace.StatusCode.ERROR, event.error_message))
+            span.add_event("exception", {"exception.type": event.error_type,
+                                         "exception.message": event.error_message or ""})
+
+
+def install(app: Flask, service) -> None:
+    settings = service.settings
+    options = settings.section("otel", OtelSection())
+    if not tracing.configure(settings.env):
+        return
+    spans = _OpenSpans(options["capture_messages"] and not settings.redact_messages)
+    service.events.subscribe(spans.describe)
+
+    @app.before_request
+    def _link_request_and_trace():
+        span = request.environ.get(SPAN_KEY)
+        if span is None:
+            return
+        if request.url_rule is not None:
+            span.update_name(f"{request.method} {request.url_rule.rule}")
+        span.set_attribute("switchboard.request_id", g.request_id)
+        span_context = span.get_span_context()
+        g.trace_ids = {"trace_id": f"{span_context.trace_id:032x}",
+                       "span_id": f"{span_context.span_id:016x}"}
+        request.environ[REQUEST_ID_KEY] = g.request_id
+        spans.open(g.request_id, span)
+
+    app.wsgi_app = ServerSpans(app.wsgi_app,
+                               lambda environ: spans.close(environ.get(REQUEST_ID_KEY)))

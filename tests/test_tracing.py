@@ -1,0 +1,149 @@
+"""OpenTelemetry: spans exported over OTLP/HTTP to a local collector, one tree per request,
+GenAI attributes, the client's trace continued, and no key or message text in any span."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import urllib3
+
+from tests.keys_fixtures import ADMIN, MASTER, ask, bearer
+from tests.otlp_capture import OtlpCollector
+
+SECRET_TEXT = "a private prompt 5521"
+CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
+CLIENT_SPAN = "b7ad6b7169203331"
+
+
+@pytest.fixture
+def collector():
+    collector = OtlpCollector()
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture
+def traced(start_gunicorn, provider_env, collector, tmp_path):
+    def start(config: str = "", **env):
+        path = tmp_path / "switchboard.yaml"
+        path.write_text(config or "{}\n")
+        return start_gunicorn({**provider_env, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+                               "OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_SERVICE_NAME": "sb-test",
+                               "SWITCHBOARD_MASTER_KEY": MASTER,
+                               "SWITCHBOARD_CONFIG": str(path), **env})
+    return start
+
+
+def _server_span(spans, request_id):
+    return next((s for s in spans if s["attributes"].get("switchboard.request_id") == request_id
+                 and s["kind"] == 2), None)
+
+
+def _has_request(request_id):
+    return lambda spans: _server_span(spans, request_id) is not None
+
+
+def test_plain_request_span(traced, collector, openai_emu):
+    proxy = traced()
+    http = urllib3.PoolManager()
+    answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
+                          json=ask(SECRET_TEXT, max_tokens=50, temperature=0.5, top_p=0.9),
+                          headers={**ADMIN, "x-request-id": "trace-plain",
+                                   "traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"})
+    assert answer.status == 200
+    traceparent = answer.headers["traceparent"]
+    assert traceparent.startswith(f"00-{CLIENT_TRACE}-")
+    spans = collector.wait_for(_has_request("trace-plain"))
+    server = _server_span(spans, "trace-plain")
+    assert server["name"] == "POST /v1/chat/completions"
+    assert server["trace_id"] == CLIENT_TRACE and server["parent_span_id"] == CLIENT_SPAN
+    assert traceparent.split("-")[2] == server["span_id"]
+    assert server["resource"]["service.name"] == "sb-test"
+    attributes = server["attributes"]
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attributes["gen_ai.provider.name"] == "openai"
+    assert attributes["gen_ai.response.model"] == "gpt-4o-mini"
+    assert attributes["gen_ai.response.id"] == json.loads(answer.data)["id"]
+    assert attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    assert attributes["gen_ai.usage.input_tokens"] > 0
+    assert attributes["gen_ai.usage.output_tokens"] > 0
+    assert attributes["switchboard.cost"] > 0 and attributes["switchboard.cache"] == "off"
+    assert attributes["http.response.status_code"] == 200
+    raw = b"".join(collector.raw)
+    for secret in (MASTER.encode(), openai_emu.api_key.encode(), SECRET_TEXT.encode()):
+        assert secret not in raw
+
+
+def test_stream_span_lasts_as_long_as_the_stream(traced, collector):
+    proxy = traced()
+    answer = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions",
+                             json=ask("stream me", stream=True),
+                             headers={**ADMIN, "x-request-id": "trace-stream"})
+    assert answer.status == 200 and b"[DONE]" in answer.data
+    spans = collector.wait_for(_has_request("trace-stream"))
+    server = _server_span(spans, "trace-stream")
+    first_token = [e for e in server["events"] if e["name"] == "gen_ai.first_token"]
+    assert first_token and server["attributes"]["switchboard.ttft_ms"] > 0
+    assert server["start"] < first_token[0]["time"] <= server["end"]
+    assert server["attributes"]["gen_ai.usage.output_tokens"] > 0
+
+
+def test_refused_key_span(traced, collector):
+    proxy = traced()
+    answer = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
+                             headers={**bearer("sk-sb-0000000000000000_wrong"),
+                                      "x-request-id": "trace-refused"})
+    assert answer.status == 401
+    spans = collector.wait_for(_has_request("trace-refused"))
+    server = _server_span(spans, "trace-refused")
+    assert server["status"] == 2  # ERROR
+    assert server["attributes"]["http.response.status_code"] == 401
+    assert server["attributes"]["error.type"] == "invalid_request_error"
+    assert "Incorrect API key" in server["status_message"]
+    assert b"sk-sb-0000000000000000_wrong" not in b"".join(collector.raw)
+
+
+def test_messages_captured_only_when_asked(traced, collector):
+    proxy = traced("otel: {capture_messages: true}\n")
+    urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(SECRET_TEXT),
+                    headers={**ADMIN, "x-request-id": "trace-captured"})
+    spans = collector.wait_for(_has_request("trace-captured"))
+    attributes = _server_span(spans, "trace-captured")["attributes"]
+    assert SECRET_TEXT in attributes["gen_ai.input.messages"]
+    assert SECRET_TEXT in attributes["gen_ai.output.messages"]
+
+
+def test_redaction_wins_over_capture(traced, collector):
+    proxy = traced("otel: {capture_messages: true}\nredact_messages: true\n")
+    urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(SECRET_TEXT),
+                    headers={**ADMIN, "x-request-id": "trace-redacted"})
+    spans = collector.wait_for(_has_request("trace-redacted"))
+    assert "gen_ai.input.messages" not in _server_span(spans, "trace-redacted")["attributes"]
+    assert SECRET_TEXT.encode() not in b"".join(collector.raw)
+
+
+def test_absent_collector_never_fails_a_request(start_gunicorn, provider_env):
+    from tests.servers import free_port
+    proxy = start_gunicorn({**provider_env, "OTEL_EXPORTER_OTLP_ENDPOINT":
+                            f"http://127.0.0.1:{free_port()}", "OTEL_BSP_SCHEDULE_DELAY": "10"})
+    for _ in range(5):
+        assert urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions",
+                               json=ask()).status == 200
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        metrics = urllib3.request("GET", f"{proxy.base_url}/metrics").data.decode()
+        failures = [line for line in metrics.splitlines()
+                    if line.startswith("switchboard_trace_export_failures_total ")]
+        if failures and float(failures[0].split()[1]) >= 1:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("no export failure counted in /metrics")
+
+
+def test_tracing_off_without_endpoint(start_gunicorn, provider_env):
+    proxy = start_gunicorn(provider_env)
+    answer = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask())
+    assert answer.status == 200 and "traceparent" not in answer.headers
