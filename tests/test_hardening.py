@@ -3,6 +3,7 @@ bodies, oversized headers, and secrets that must never come back out."""
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 import urllib3
@@ -173,3 +174,41 @@ def test_gunicorn_warns_once_when_no_master_key_is_set(start_gunicorn, provider_
     proxy = start_gunicorn({**provider_env, "SWITCHBOARD_DATA_DIR": str(tmp_path / "data")})
     proxy.stop()
     assert proxy.log().count("SWITCHBOARD_MASTER_KEY is not set") == 1
+
+
+def test_a_body_may_hold_a_bounded_number_of_json_values(keyed):
+    from app.api.limits import MAX_JSON_VALUES
+    client = keyed()
+    # ask() holds 6 values; metadata's object and array 2 more
+    at_limit = ask(metadata={"x": [0] * (MAX_JSON_VALUES - 8)})
+    assert client.post("/chat/completions", json=at_limit, headers=ADMIN).status_code == 200
+    over = ask(metadata={"x": [0] * (MAX_JSON_VALUES - 7)})
+    response = client.post("/chat/completions", json=over, headers=ADMIN)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "too_many_values"
+    assert str(MAX_JSON_VALUES) in response.json["error"]["message"]
+    # commas and brackets inside strings are text, not values
+    text = ask("[a], {b}, " * (MAX_JSON_VALUES // 2), max_tokens=5)
+    assert client.post("/chat/completions", json=text, headers=ADMIN).status_code == 200
+    escaped = ask('\\"[1,2]\\", ' * (MAX_JSON_VALUES // 2), max_tokens=5)
+    assert client.post("/chat/completions", json=escaped, headers=ADMIN).status_code == 200
+
+
+def test_millions_of_tiny_values_are_refused_at_once_without_stalling_the_worker(
+        start_gunicorn, provider_env):
+    proxy = start_gunicorn({**provider_env, "WEB_CONCURRENCY": "1"})
+    http = urllib3.PoolManager()
+    url = f"{proxy.base_url}/v1/chat/completions"
+    assert http.request("POST", url, json=ask(), timeout=60).status == 200  # warm
+    body = (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], '
+            b'"metadata": {"x": [' + b",".join([b"[]"] * 3_300_000) + b"]}}")
+    assert len(body) < 10 * 1024 * 1024
+    for _ in range(3):
+        started = time.monotonic()
+        response = http.request("POST", url, body=body, timeout=30,
+                                headers={"Content-Type": "application/json"})
+        assert response.status == 400 and response.json()["error"]["code"] == "too_many_values"
+        assert time.monotonic() - started < 3.0  # parsing it alone took 5-10 s
+    started = time.monotonic()
+    assert http.request("GET", f"{proxy.base_url}/health").status == 200
+    assert time.monotonic() - started < 1.0

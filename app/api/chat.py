@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from app.api.auth import admit, identify
 from app.api.cache import apply_cache_control
-from app.api.limits import check_depth
+from app.api.limits import check_depth, check_value_count
 from app.api.keepalive import STREAM_FLAG
 from app.api.schemas import validate_chat_request
 from app.errors import InvalidRequestError, ProxyError
@@ -28,6 +28,7 @@ def read_json_body():
                          f"(got {mimetype or 'none'}).", status=415,
                          type="invalid_request_error", code="unsupported_media_type")
     data = request.get_data(cache=False)
+    check_value_count(data)
     try:
         body = loads(data)
     except ValueError as exc:
