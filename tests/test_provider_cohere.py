@@ -14,7 +14,7 @@ from tests.emulators.cohere import (CONTRACT, ERROR, EVENT, REQUEST, RESPONSE, T
                                     CohereEmulator, cohere_error)
 from tests.emulators.contracts import load_spec, needs_specs
 from tests.emulators.server import Call, Fault, Reply
-from tests.provider_fixtures import NO_RETRY, WEATHER, provider_fixtures, sdk_for, sent
+from tests.provider_fixtures import NO_RETRY, WEATHER, provider_fixtures, sdk_for, sent, sse_frames
 
 cohere_emu, cohere_env, make_proxy, proxy, http, sdk = provider_fixtures(CohereEmulator, "cohere")
 
@@ -542,3 +542,31 @@ def test_violations_are_reported(cohere_emu):
     assert reply.status == 400 and "invalid request" in reply.body["message"]
     assert cohere_emu.violations
     cohere_emu.violations.clear()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_effort_becomes_thinking_and_comes_back(http, cohere_emu, stream):
+    r = http.post("/v1/chat/completions", json={"model": "command-a-reasoning-08-2025",
+                                                "messages": [{"role": "user", "content": "ping"}],
+                                                "reasoning_effort": "medium", "stream": stream})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert sent(cohere_emu)["thinking"] == {"type": "enabled", "token_budget": 8192}
+    if stream:
+        deltas = [f["choices"][0]["delta"] for f in sse_frames(r) if f["choices"]]
+        reasoning = "".join(d.get("reasoning_content") or "" for d in deltas)
+        content = "".join(d.get("content") or "" for d in deltas)
+    else:
+        message = r.json["choices"][0]["message"]
+        reasoning, content = message["reasoning_content"], message["content"]
+    assert reasoning == "Weighing the question first."
+    assert content == "Hello! You said: ping"
+
+
+def test_reasoning_effort_none_turns_thinking_off_and_explicit_thinking_wins(http, cohere_emu):
+    http.post("/v1/chat/completions", json={"model": "command-r-plus", "messages": [
+        {"role": "user", "content": "ping"}], "reasoning_effort": "none"})
+    assert sent(cohere_emu)["thinking"] == {"type": "disabled"}
+    http.post("/v1/chat/completions", json={"model": "command-r-plus", "messages": [
+        {"role": "user", "content": "ping"}], "reasoning_effort": "high",
+        "thinking": {"type": "enabled", "token_budget": 500}})
+    assert sent(cohere_emu)["thinking"] == {"type": "enabled", "token_budget": 500}

@@ -33,6 +33,7 @@ RESPONSE = "/components/schemas/ChatResponseV2"
 EVENT = "/components/schemas/StreamedChatResponseV2"
 ERROR = "/components/responses/RateLimit/content/application~1json/schema"
 FINISH = {"length": "MAX_TOKENS", "tool_calls": "TOOL_CALL"}
+THOUGHT = "Weighing the question first."
 TOOL_CHOICES = {"REQUIRED": "required", "NONE": "none"}
 TEMPLATE_TOKENS = 7   # `tokens.input_tokens` counts Cohere's prompt template; billing does not
 
@@ -183,14 +184,18 @@ class CohereEmulator(Emulator):
         pieces = stream_pieces(g.text)
         logprobs = [{"text": piece, "token_ids": [i + 1], "logprobs": [-0.25]}
                     for i, piece in enumerate(pieces)] if body.get("logprobs") else None
+        thinking = THOUGHT if (body.get("thinking") or {}).get("type") == "enabled" else None
         if body.get("stream"):
-            events = self._events(response_id, g, pieces, logprobs, finish, usage)
+            events = self._events(response_id, g, pieces, logprobs, finish, usage, thinking)
             return Reply(200, events=events, content_type="text/event-stream")
         if g.tool_call:
             message = {"role": "assistant", "tool_plan": f"I will call {g.tool_call['name']}.",
                        "tool_calls": [self._call(g.tool_call)]}
         else:
             message = {"role": "assistant", "content": [{"type": "text", "text": g.text}]}
+        if thinking:
+            message["content"] = [{"type": "thinking", "thinking": thinking},
+                                  *message.get("content", ())]
         answer = {"id": response_id, "finish_reason": finish, "message": message, "usage": usage}
         if logprobs:
             answer["logprobs"] = logprobs
@@ -204,13 +209,19 @@ class CohereEmulator(Emulator):
                              "arguments": json.dumps(tool_call["arguments"])
                              if arguments is None else arguments}}
 
-    def _events(self, response_id, g, pieces, logprobs, finish, usage):
+    def _events(self, response_id, g, pieces, logprobs, finish, usage, thinking=None):
         """The v2 event sequence, each event checked, framed as `event:` + `data:`."""
         with self._lock:
             failure = self._stream_failures.pop(0) if self._stream_failures else None
         events = [{"id": response_id, "type": "message-start", "delta": {"message": {
             "role": "assistant", "content": [], "tool_plan": "", "tool_calls": [],
             "citations": []}}}]
+        if thinking:
+            events.append({"type": "content-start", "index": 0, "delta": {"message": {
+                "content": {"type": "thinking", "thinking": ""}}}})
+            events += [{"type": "content-delta", "index": 0, "delta": {"message": {
+                "content": {"thinking": piece}}}} for piece in stream_pieces(thinking)]
+            events.append({"type": "content-end", "index": 0})
         if g.tool_call:
             arguments = json.dumps(g.tool_call["arguments"])
             events += [{"type": "tool-plan-delta", "delta": {"message": {"tool_plan": word}}}

@@ -35,7 +35,12 @@ def _named_choice(choice: Any) -> str | None:
 
 
 # OpenAI param -> predicate: True when Cohere has no way to express the value.
+# reasoning_effort -> Cohere's `thinking` (a token budget; "none" turns reasoning off).
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 8192, "high": 24576,
+                    "xhigh": 32768}
+
 REFUSED_VALUES: dict[str, Callable[[Any], bool]] = {
+    "reasoning_effort": lambda v: v != "none" and v not in THINKING_BUDGETS,
     "temperature": lambda v: v > 1,                     # Cohere's range is 0..1
     "frequency_penalty": lambda v: not 0 <= v <= 1,     # Cohere's range is 0..1
     "presence_penalty": lambda v: not 0 <= v <= 1,
@@ -66,8 +71,15 @@ def _response_format(value: dict) -> dict:
     return {"response_format": {"type": "json_object", **extra}}
 
 
+def _thinking(effort: str) -> dict:
+    if effort == "none":
+        return {"thinking": {"type": "disabled"}}
+    return {"thinking": {"type": "enabled", "token_budget": THINKING_BUDGETS[effort]}}
+
+
 CONVERTED: dict[str, Callable[[Any], dict]] = {
     "top_p": _p, "stop": _stop, "response_format": _response_format,
+    "reasoning_effort": _thinking,   # Cohere's own `thinking`, when sent, wins
 }
 
 

@@ -68,12 +68,16 @@ def tool_call(call: dict) -> dict:
 def choice(payload: dict, provider: str) -> dict:
     message = payload["message"]
     text = "".join(part["text"] for part in message.get("content") or ()
-                   if part.get("type") == "text")   # thinking parts are not the answer
+                   if part.get("type") == "text")
+    thinking = "".join(part.get("thinking") or "" for part in message.get("content") or ()
+                       if part.get("type") == "thinking")   # the reasoning, not the answer
     calls = [tool_call(c) for c in message.get("tool_calls") or ()]
     if calls and not text:
         text = message.get("tool_plan") or ""    # the model's plan: content beside the calls
     openai_message: dict[str, Any] = {"role": "assistant",
                                       "content": text if text or not calls else None}
+    if thinking:
+        openai_message["reasoning_content"] = thinking
     finish = finish_reason(provider, payload["finish_reason"])
     if calls:
         openai_message["tool_calls"] = calls

@@ -2,7 +2,8 @@
 
 Each `data:` holds one JSON event whose `type` says what it is (the SSE `event:` line
 repeats it); the stream ends with `data: [DONE]`. The tool plan streams as content (as
-the whole answer carries it beside the tool calls); citations and debug events have no
+the whole answer carries it beside the tool calls), thinking as `reasoning_content`;
+citations and debug events have no
 OpenAI counterpart and are left out.
 """
 from __future__ import annotations
@@ -35,7 +36,10 @@ class CohereStreamTranslator(StreamTranslator):
         return handler(self, payload) if handler else ()
 
     def _content(self, event: dict) -> list[dict]:
-        text = (_message(event).get("content") or {}).get("text")
+        content = _message(event).get("content") or {}
+        if content.get("thinking"):
+            return [_choice({"reasoning_content": content["thinking"]})]
+        text = content.get("text")
         logprobs = event.get("logprobs")
         extra = {"logprobs": {"content": logprob_entries([logprobs])}} if logprobs else {}
         return [_choice({"content": text}, **extra)] if text else []
