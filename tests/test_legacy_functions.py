@@ -8,6 +8,7 @@ import pytest
 
 from tests.emulators.anthropic import AnthropicEmulator
 from tests.emulators.cohere import CohereEmulator
+from tests.emulators.compatible import MistralEmulator
 from tests.emulators.gemini import GeminiEmulator
 from tests.emulators.openai import OpenAIEmulator
 from tests.provider_fixtures import WEATHER, proxy_app, sdk_for
@@ -17,7 +18,8 @@ ASK = [{"role": "user", "content": "use get_weather"}]
 CASES = {"anthropic": (AnthropicEmulator, "claude-sonnet-4-5"),
          "gemini": (GeminiEmulator, "gemini/gemini-2.5-flash"),
          "cohere": (CohereEmulator, "command-r-plus"),
-         "openai": (OpenAIEmulator, "gpt-4o")}
+         "openai": (OpenAIEmulator, "gpt-4o"),
+         "mistral": (MistralEmulator, "mistral/mistral-large-latest")}   # tools only
 
 
 @pytest.fixture(params=list(CASES))
@@ -40,6 +42,24 @@ def test_plain_answer_is_function_call(sdk):
     assert choice.message.tool_calls is None
     assert choice.message.function_call.name == "get_weather"
     assert json.loads(choice.message.function_call.arguments) == {"city": "Paris"}
+
+
+def test_legacy_history_goes_to_a_tools_only_server_as_tool_calls(emulators, tmp_path):
+    emulator = emulators(MistralEmulator)
+    emulator.reset_state()
+    sdk = sdk_for(proxy_app({**emulator.proxy_env(),
+                             "SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}))
+    messages = ASK + [{"role": "assistant", "content": None, "function_call": {
+        "name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+        {"role": "function", "name": "get_weather", "content": "cold"}]
+    reply = sdk.chat.completions.create(model="mistral/mistral-large-latest", messages=messages,
+                                        functions=FUNCTIONS)
+    assert reply.choices[0].message.content == "The tool returned: cold"
+    wire = emulator.calls[-1].body
+    assert wire["tools"] == [WEATHER] and "functions" not in wire
+    assert wire["messages"][1]["tool_calls"][0]["id"] == wire["messages"][2]["tool_call_id"] \
+        == "fn0000001"
+    assert not emulator.violations, emulator.violations
 
 
 def test_stream_is_function_call_deltas_and_replays_from_the_cache(sdk):

@@ -1,14 +1,25 @@
 """The OpenAI-compatible family: one table row per provider, no code of their own.
 
 Each row: default base URL, key variables, whether a key is needed (local servers need
-none), parameter renames, and parameter values the provider refuses.
+none), parameter renames, parameter values the provider refuses, and for a provider whose
+chat contract refuses fields it does not define (`additionalProperties: false`: Mistral,
+Groq) the fields it `accepts`. A field outside them is dropped and named in
+`x-switchboard-dropped-params` when it asks nothing of the model (`user`, a neutral value
+such as `logprobs: false`), and otherwise refused unless `drop_params`. `stream_options` is
+the proxy's own business there (it makes the usage chunk) and is not sent.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from app.providers.base import Target
+from app.providers import legacy_functions
+from app.providers.base import NEUTRAL_VALUES, Target
 from app.providers.openai import OpenAIProvider
+
+# Fields that change nothing about the answer: left out where a contract lacks them.
+INERT = frozenset({"user", "store"})
+# langchain-openai always sends max_completion_tokens; these contracts only know max_tokens.
+MAX_TOKENS = {"max_completion_tokens": "max_tokens"}
 
 # name: default base (`local`: on the proxy's own host, used only where configured), key
 # variables, whether a key is needed, renames, refused values, and
@@ -17,17 +28,31 @@ from app.providers.openai import OpenAIProvider
 # route that serves only fill-in-the-middle models (`supports_fim` in the registry).
 FAMILY: dict[str, dict[str, Any]] = {
     "together": {"base": "https://api.together.xyz/v1",
-                 "keys": ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"), "completions": "completions"},
+                 "keys": ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"), "completions": "completions",
+                 "renames": MAX_TOKENS},
     "groq": {"base": "https://api.groq.com/openai/v1", "keys": ("GROQ_API_KEY",),
              # Groq's contract: n must be 1; logprobs and logit_bias are not implemented.
              "refuses": {"n": lambda v: v not in (None, 1), "logprobs": bool,
-                         "top_logprobs": lambda v: v is not None, "logit_bias": bool}},
+                         "top_logprobs": lambda v: v is not None, "logit_bias": bool},
+             "accepts": frozenset({
+                 "messages", "frequency_penalty", "function_call", "functions", "logit_bias",
+                 "logprobs", "max_completion_tokens", "max_tokens", "metadata", "n",
+                 "parallel_tool_calls", "presence_penalty", "reasoning_effort",
+                 "reasoning_format", "include_reasoning", "response_format", "seed",
+                 "service_tier", "stop", "store", "stream", "temperature", "tool_choice",
+                 "tools", "top_logprobs", "top_p", "user", "citation_options",
+                 "compound_custom", "disable_tool_validation", "documents", "exclude_domains",
+                 "include_domains", "search_settings"})},
     "mistral": {"base": "https://api.mistral.ai/v1", "keys": ("MISTRAL_API_KEY",),
-                "renames": {"seed": "random_seed"}, "fim": "fim/completions",
+                "renames": {"seed": "random_seed", **MAX_TOKENS}, "fim": "fim/completions",
                 "embedding_renames": {"dimensions": "output_dimension"},
                 "embedding_fields": ("dimensions",),
-                "refuses": {"logit_bias": bool, "logprobs": bool,
-                            "top_logprobs": lambda v: v is not None}},
+                "accepts": frozenset({
+                    "messages", "frequency_penalty", "guardrails", "max_tokens", "metadata",
+                    "n", "parallel_tool_calls", "prediction", "presence_penalty",
+                    "prompt_cache_key", "prompt_mode", "random_seed", "reasoning_effort",
+                    "response_format", "safe_prompt", "stop", "stream", "temperature",
+                    "tool_choice", "tools", "top_p"})},
     "openrouter": {"base": "https://openrouter.ai/api/v1", "keys": ("OPENROUTER_API_KEY",),
                    "completions": "completions"},
     "deepinfra": {"base": "https://api.deepinfra.com/v1/openai", "keys": ("DEEPINFRA_API_KEY",),
@@ -56,6 +81,7 @@ class CompatibleProvider(OpenAIProvider):
     """An OpenAI-compatible server described by one FAMILY row."""
 
     refuses: Mapping[str, Callable[[Any], bool]] = {}
+    accepts: frozenset[str] | None = None   # None: the server takes any field
 
     def __init__(self, name: str, row: Mapping[str, Any]):
         self.name = name
@@ -66,6 +92,8 @@ class CompatibleProvider(OpenAIProvider):
         self.key_required = row.get("key_required", True)
         self.renamed_params = dict(row.get("renames", {}))
         self.refuses = dict(row.get("refuses", {}))
+        self.accepts = row.get("accepts")
+        self.asks_stream_usage = self.accepts is None or "stream_options" in self.accepts
         self.completions_path = row.get("completions") or row.get("fim")
         self.fim_only = "fim" in row
         self.embedding_renames = dict(row.get("embedding_renames", {}))
@@ -87,8 +115,41 @@ class CompatibleProvider(OpenAIProvider):
         return super().url(target, path)
 
     def unsupported_params(self, body: Mapping[str, Any]) -> list[str]:
-        return sorted(k for k, refused in self.refuses.items()
-                      if body.get(k) is not None and refused(body[k]))
+        refused = {k for k, refused in self.refuses.items()
+                   if body.get(k) is not None and refused(body[k])}
+        return sorted(refused | {k for k in self._outside_contract(body)
+                                 if not self._inert(k, body)})
+
+    def dropped_params(self, body: Mapping[str, Any], target: Target) -> list[str]:
+        return sorted(k for k in self._outside_contract(body) if self._inert(k, body))
+
+    def _outside_contract(self, body: Mapping[str, Any]) -> list[str]:
+        """Fields of a chat body the chat contract lacks (a text completion's body, with its
+        `prompt`, goes to another route with a contract of its own)."""
+        if self.accepts is None or "prompt" in body:
+            return []
+        return [k for k, v in body.items() if v is not None and k != "stream_options"
+                and self.renamed_params.get(k, k) not in self.accepts
+                and not (k in legacy_functions.LEGACY_FIELDS and self._speaks_tools_only)]
+
+    @property
+    def _speaks_tools_only(self) -> bool:
+        """Legacy function calling is sent as tools (and answered in the legacy shape)."""
+        return self.accepts is not None and "functions" not in self.accepts
+
+    @staticmethod
+    def _inert(key: str, body: Mapping[str, Any]) -> bool:
+        return key in INERT or body[key] in NEUTRAL_VALUES.get(key, ())
+
+    def wire_body(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
+        """A client's max_completion_tokens wins over its max_tokens where one is renamed to
+        the other."""
+        if body.get("max_completion_tokens") is not None and \
+                "max_completion_tokens" in self.renamed_params:
+            body = {k: v for k, v in body.items() if k != "max_tokens"}
+        if self._speaks_tools_only:
+            body = legacy_functions.as_tools(body)
+        return super().wire_body(body, target)
 
 
 def family_providers() -> dict[str, CompatibleProvider]:

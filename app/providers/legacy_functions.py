@@ -27,6 +27,36 @@ def answer(completion: dict, body: Mapping[str, Any]) -> dict:
     return completion
 
 
+LEGACY_FIELDS = ("functions", "function_call")
+
+
+def as_tools(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The request in today's terms, for a server that only knows tools: `functions` ->
+    `tools`, `function_call` -> `tool_choice`, an assistant's `function_call` -> a tool call
+    and a `function` message -> the `tool` message answering it. Ids are 9 letters and
+    digits (`fn` + the message position), the form the strictest servers (Mistral) take."""
+    wire = {k: v for k, v in body.items() if k not in LEGACY_FIELDS}
+    if body.get("functions") and not body.get("tools"):
+        wire["tools"] = [{"type": "function", "function": f} for f in body["functions"]]
+    choice = body.get("function_call")
+    if choice is not None and body.get("tool_choice") is None:
+        wire["tool_choice"] = choice if isinstance(choice, str) else {
+            "type": "function", "function": {"name": choice.get("name")}}
+    messages, call_id = [], None
+    for position, message in enumerate(body.get("messages") or ()):
+        if message.get("role") == "assistant" and message.get("function_call"):
+            call_id = f"fn{position:07d}"
+            message = {**{k: v for k, v in message.items() if k != "function_call"},
+                       "tool_calls": [{"id": call_id, "type": "function",
+                                       "function": message["function_call"]}]}
+        elif message.get("role") == "function":
+            message = {"role": "tool", "tool_call_id": call_id or f"fn{position:07d}",
+                       "content": message.get("content")}
+        messages.append(message)
+    wire["messages"] = messages
+    return wire
+
+
 def stream(translator: StreamTranslator, body: Mapping[str, Any]) -> StreamTranslator:
     """`translator`, or for a legacy request one that turns its tool-call deltas into
     function_call deltas."""

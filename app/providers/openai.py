@@ -41,7 +41,9 @@ class OpenAIProvider(Provider):
         wire = {self.renamed_params.get(k, k): v for k, v in body.items()
                 if v is not None or k not in OPENAI_PARAMS}
         wire["model"] = target.upstream_model
-        if wire.get("stream") and self.asks_stream_usage:
+        if not self.asks_stream_usage:
+            wire.pop("stream_options", None)   # a server without it reports usage its own way
+        elif wire.get("stream"):
             wire["stream_options"] = {**(wire.get("stream_options") or {}), "include_usage": True}
         return wire
 
@@ -189,6 +191,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
             raise self.provider.upstream_error(502, chunk, {})
         fragment = {"choices": chunk.get("choices") or []}
-        if chunk.get("usage"):
-            fragment["usage"] = chunk["usage"]
+        usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")  # Groq's place
+        if usage:
+            fragment["usage"] = usage
         return (fragment,)

@@ -181,6 +181,13 @@ class OpenAIEmulator(Emulator):
                              "arguments": json.dumps(g.tool_call["arguments"])}}]}
         return {"role": "assistant", "content": g.text, "refusal": None}
 
+    def stream_usage(self, body: dict, usage: dict) -> dict | None:
+        """The extra chunk that carries a stream's usage, or None: OpenAI sends one (choices
+        empty) when asked with stream_options.include_usage; other servers differ."""
+        if (body.get("stream_options") or {}).get("include_usage"):
+            return {"choices": [], "usage": usage}
+        return None
+
     def _stream(self, body, model, generations, response_id, created, legacy=False):
         include_usage = (body.get("stream_options") or {}).get("include_usage")
 
@@ -215,11 +222,13 @@ class OpenAIEmulator(Emulator):
                 yield chunk([{"index": i, "delta": {"content": piece}, "logprobs": None,
                               "finish_reason": None}])
             yield chunk([{"index": i, "delta": {}, "logprobs": None, "finish_reason": g.finish}])
-        if include_usage:
-            prompt = generations[0].prompt_tokens
-            completion = sum(g.completion_tokens for g in generations)
-            yield chunk([], {"prompt_tokens": prompt, "completion_tokens": completion,
-                             "total_tokens": prompt + completion})
+        prompt = generations[0].prompt_tokens
+        completion = sum(g.completion_tokens for g in generations)
+        last = self.stream_usage(body, {"prompt_tokens": prompt, "completion_tokens": completion,
+                                        "total_tokens": prompt + completion})
+        if last is not None:
+            yield sse({"id": response_id, "object": "chat.completion.chunk", "created": created,
+                       "model": model, "system_fingerprint": "fp_emulator", **last})
         yield b"data: [DONE]\n\n"
 
 
