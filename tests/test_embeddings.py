@@ -203,3 +203,43 @@ def test_langchain_openai_embeddings(app):
     docs = embedder.embed_documents(["first doc", "second doc"])
     assert [close(d, expected(t)) for d, t in zip(docs, ["first doc", "second doc"])] == [True] * 2
     assert close(embedder.embed_query("a query"), expected("a query"))
+
+
+# -- fallbacks: only to compatible embedding models ------------------------------------------
+from app.config import ConfigError  # noqa: E402
+from tests.emulators.server import Fault, Reply  # noqa: E402
+
+
+def test_configured_fallback_with_other_dimensions_stops_the_start(provider_env, write_config):
+    config = write_config("fallbacks: {text-embedding-3-small: [text-embedding-3-large]}\n")
+    with pytest.raises(ConfigError, match="text-embedding-3-large.*3072"):
+        proxy_app(provider_env, config)
+    config = write_config("fallbacks: {text-embedding-3-small: [gpt-4o]}\n")
+    with pytest.raises(ConfigError, match="not an embedding model"):
+        proxy_app(provider_env, config)
+
+
+def test_falls_back_to_a_compatible_model(provider_env, write_config, openai_emu, azure_emu):
+    config = write_config("""
+model_list:
+  - model_name: azure-small
+    params: {model: azure/emb, base_model: azure/text-embedding-3-small}
+fallbacks: {text-embedding-3-small: [azure-small]}
+default_fallbacks: [gpt-4o-mini]
+""")
+    client = proxy_app(provider_env, config).test_client()
+    openai_emu.fail_next(Fault(Reply(500, {"error": {"message": "down", "type": "server_error",
+                                                     "param": None, "code": None}}), times=9))
+    r = client.post("/v1/embeddings", json={"model": MODEL, "input": ["x"], "num_retries": 0})
+    assert r.status_code == 200, r.json
+    assert r.headers["x-switchboard-model"] == "azure/emb"
+    assert r.headers["x-switchboard-attempted-fallbacks"] == "1"
+    assert azure_emu.calls[-1].path == "/openai/deployments/emb/embeddings"
+
+
+def test_request_fallback_with_other_dimensions_is_a_400(app, openai_emu):
+    r = app.test_client().post("/v1/embeddings", json={
+        "model": MODEL, "input": "x", "fallbacks": ["text-embedding-3-large"]})
+    assert r.status_code == 400
+    assert r.json["error"]["code"] == "incompatible_fallback"
+    assert not openai_emu.calls

@@ -93,3 +93,75 @@ def test_bad_input(app, body, param):
     r = app.test_client().post("/v1/completions", json=body)
     assert r.status_code == 400
     assert r.json["error"]["param"] == param
+
+
+# -- other providers' text APIs ------------------------------------------------------------
+from tests.emulators.huggingface import HuggingFaceEmulator  # noqa: E402
+from tests.provider_fixtures import emulator_fixture  # noqa: E402
+
+hf_emu = emulator_fixture(HuggingFaceEmulator, "hf_emu")
+
+
+def compatible_env(emulator, provider: str, tmp_path) -> dict:
+    return {f"{provider.upper()}_API_KEY": emulator.api_key,
+            f"{provider.upper()}_API_BASE": emulator.base_url + "/v1",
+            "SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_mistral_fim(openai_emu, tmp_path):
+    client = proxy_app(compatible_env(openai_emu, "mistral", tmp_path)).test_client()
+    r = client.post("/v1/completions", json={"model": "mistral/codestral-latest",
+                                             "prompt": "def f():", "suffix": "return 1",
+                                             "max_tokens": 20, "seed": 3})
+    assert r.status_code == 200, r.json
+    assert r.json["choices"][0]["text"] == " [middle of f(): and return]"
+    call = openai_emu.calls[-1]
+    assert call.path == "/v1/fim/completions"
+    assert call.body["random_seed"] == 3 and call.body["suffix"] == "return 1"
+    streamed = client.post("/v1/completions", json={"model": "mistral/codestral-latest",
+                                                    "prompt": "x = ", "suffix": "y",
+                                                    "stream": True})
+    frames = sse_frames(streamed)
+    assert "".join(f["choices"][0]["text"] for f in frames if f["choices"]) == \
+        " [middle of = and y]"
+
+
+def test_deepseek_fim_beta(openai_emu, tmp_path):
+    client = proxy_app(compatible_env(openai_emu, "deepseek", tmp_path)).test_client()
+    r = client.post("/v1/completions", json={"model": "deepseek/deepseek-chat",
+                                             "prompt": "a b", "suffix": "c"})
+    assert r.status_code == 200, r.json
+    assert openai_emu.calls[-1].path == "/beta/completions"
+    assert r.json["choices"][0]["text"] == " [middle of b and c]"
+
+
+def test_vllm_server_completions(openai_emu, tmp_path, write_config):
+    config = write_config(f"""
+model_list:
+  - model_name: local-coder
+    params: {{model: vllm/Qwen/Qwen2.5-Coder-7B, api_base: "{openai_emu.base_url}/v1",
+              api_key: {openai_emu.api_key}}}
+""")
+    env = {"SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}
+    r = proxy_app(env, config).test_client().post(
+        "/v1/completions", json={"model": "local-coder", "prompt": "import"})
+    assert r.status_code == 200, r.json
+    assert openai_emu.calls[-1].path == "/v1/completions"
+    assert openai_emu.calls[-1].body["model"] == "Qwen/Qwen2.5-Coder-7B"
+
+
+def test_stablecode_fill_in_the_middle_tokens(hf_emu, tmp_path):
+    env = {**hf_emu.proxy_env(), "SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}
+    client = proxy_app(env).test_client()
+    r = client.post("/v1/completions", json={
+        "model": "stabilityai/stablecode-completion-alpha-3b-4k", "prompt": "def add(a, b):",
+        "suffix": "\n", "max_tokens": 8})
+    assert r.status_code == 200, r.json
+    sent = hf_emu.calls[-1]
+    assert sent.path == "/hf-inference/models/stabilityai/stablecode-completion-alpha-3b-4k"
+    assert sent.body["inputs"] == "<fim_prefix>def add(a, b):<fim_suffix>\n<fim_middle>"
+    assert r.json["object"] == "text_completion" and r.json["choices"][0]["text"]
+    plain = client.post("/v1/completions", json={
+        "model": "huggingface/bigcode/starcoder", "prompt": "print(", "stream": True})
+    assert sse_frames(plain)[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+    assert hf_emu.calls[-1].body["inputs"] == "print("

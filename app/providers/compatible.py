@@ -45,6 +45,7 @@ FAMILY: dict[str, dict[str, Any]] = {
                  "include_domains", "search_settings"})},
     "mistral": {"base": "https://api.mistral.ai/v1", "keys": ("MISTRAL_API_KEY",),
                 "renames": {"seed": "random_seed", **MAX_TOKENS}, "fim": "fim/completions",
+                "text_drops": ("messages", "stream_options"),
                 "embedding_renames": {"dimensions": "output_dimension"},
                 "embedding_fields": ("dimensions",),
                 "accepts": frozenset({
@@ -96,6 +97,7 @@ class CompatibleProvider(OpenAIProvider):
         self.asks_stream_usage = self.accepts is None or "stream_options" in self.accepts
         self.completions_path = row.get("completions") or row.get("fim")
         self.fim_only = "fim" in row
+        self.text_drops = row.get("text_drops", self.text_drops)
         self.embedding_renames = dict(row.get("embedding_renames", {}))
         self.embedding_fields = row.get("embedding_fields", ("dimensions", "user"))
 

@@ -108,8 +108,12 @@ class OpenAIProvider(Provider):
         return mode == "completion" or (mode is None and self.self_hosted_without_key
                                         and bool(target.settings.get("api_base")))
 
+    # Fields the text route does not take (the chat form of the prompt; and, for a FIM route
+    # that always ends its stream with usage, the stream_options asking for it).
+    text_drops: tuple[str, ...] = ("messages",)
+
     def build_text_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
-        wire = {k: v for k, v in self.wire_body(body, target).items() if k != "messages"}
+        wire = {k: v for k, v in self.wire_body(body, target).items() if k not in self.text_drops}
         return UpstreamRequest("POST", self.url(target, self.completions_path),
                                self.headers(target), wire, stream=bool(body.get("stream")))
 

@@ -41,7 +41,7 @@ class AttemptRunner:
         plan = [requested]
         insert = self._inserter(plan, allowed)
         insert(1, [*(options.get("fallbacks") or ()),
-                   *self.settings.fallbacks.get(requested, self.settings.default_fallbacks)])
+                   *operation.configured_fallbacks(self.settings, requested)])
         position = 0
         while position < len(plan):
             group = plan[position]

@@ -15,6 +15,7 @@ from app.providers.embedding_format import embedding_list
 from app.service.accounting import Bill
 from app.service.operations import Operation, OperationView
 from app.service.client_connection import take_client_connection
+from app.service.compatibility import check_configured, check_requested, embedding_facts
 from app.service.outcome import Outcome, Trail
 from app.service.upstream import timeout_error
 from app.usage.tokens import count_input
@@ -49,6 +50,11 @@ class Embeddings(Operation):
 
     def __init__(self, tokens: list[int]):
         self.tokens = tokens
+
+    def configured_fallbacks(self, settings, requested: str) -> list[str]:
+        """The model's own configured fallbacks (checked at start), never the defaults,
+        which are chat models."""
+        return settings.fallbacks.get(requested, [])
 
     def prepare(self, provider: Provider, params: dict[str, Any],
                 target: Target) -> tuple[Any, dict[str, Any]]:
@@ -111,6 +117,7 @@ class EmbeddingService:
 
     def __init__(self, service):
         self.service = service   # the CompletionService: its runner, cache and settings
+        check_configured(service.router, service.settings.fallbacks)
         self.vectors = None
         if getattr(service.cache, "backend", None) is not None:   # the proxy's own cache
             from app.cache.embeddings import VectorCache   # imported only when caching is on
@@ -120,6 +127,9 @@ class EmbeddingService:
         params, options = self.service._split(body)
         requested = params.pop("model")
         connection = take_client_connection(params, requested, self.service.router)
+        if embedding_facts(self.service.router, requested)[0] == "embedding":
+            check_requested(self.service.router, requested, options.get("fallbacks"),
+                            params.get("dimensions"))
         inputs = params["input"]
         tokens = [count_input(EMBEDDING_TOKENIZER, item) for item in inputs]
         request = None if connection or self.vectors is None else self._cache_request(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from app.config import Settings
 from app.errors import InvalidRequestError
 from app.providers.base import Provider, Target
 from app.service.accounting import Bill, settle
@@ -39,6 +40,10 @@ class Operation:
                 target: Target) -> tuple[Any, dict[str, Any]]:
         """(the provider as this attempt calls it, the params it sends) for one deployment."""
         return provider, params
+
+    def configured_fallbacks(self, settings: Settings, requested: str) -> list[str]:
+        """The config's fallbacks for the model asked for (its own, else the defaults)."""
+        return settings.fallbacks.get(requested, settings.default_fallbacks)
 
     def call(self, upstream, provider, params: dict[str, Any], target: Target, timeout: float,
              outcome) -> dict:
