@@ -76,7 +76,8 @@ model_list:
 """)
     # One worker: its one pool of upstream connections is what the tests look into.
     server = GunicornProxy({"SWITCHBOARD_CONFIG": str(config), "WEB_CONCURRENCY": "1",
-                            "LMSTUDIO_API_BASE": f"{base}/v1",
+                            "LMSTUDIO_API_BASE": f"{base}/v1", "HUGGINGFACE_API_BASE": base,
+                            "HUGGINGFACE_API_KEY": "hf_operator0000000001",
                             "SWITCHBOARD_DATA_DIR": str(folder / "data")}, folder / "gunicorn.log")
     yield server
     server.stop()
@@ -141,6 +142,17 @@ def test_a_clients_own_connection_never_shares_the_operators_pooled_one(proxy, u
         assert [c for c, _, _ in upstream.requests].count(connection) == 1
     for connection in operator_connections:
         assert CLIENT_KEY.encode() not in upstream.received[connection]
+
+
+@pytest.mark.parametrize("model", ["huggingface/acme/../../whoami", "huggingface/acme/./x",
+                                   "huggingface/../acme"])
+def test_a_model_name_cannot_climb_out_of_its_url_path(proxy, upstream, model):
+    before = len(upstream.requests)
+    refused = urllib3.request("POST", f"{proxy.base_url}/v1/embeddings", timeout=20,
+                              json={"model": model, "input": "hi"}, retries=False)
+    assert refused.status == 400, refused.data
+    assert refused.json()["error"]["code"] == "invalid_upstream_value"
+    assert new_requests(upstream, before) == []
 
 
 def scripted(get: str | None = None, stream: str | None = None) -> None:

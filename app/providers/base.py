@@ -62,6 +62,7 @@ class UpstreamRequest:
     json: Any = None
     stream: bool = False      # read the answer as an event stream
     attempt: int = 0          # times a polling FollowUp has repeated this request (for backoff)
+    from_upstream: bool = False  # sent as a FollowUp: its URL may come from an upstream's answer
 
 
 @dataclass

@@ -86,6 +86,9 @@ def parse_url(url: str) -> Destination:
     if "@" in authority:
         raise UnsafeUpstream("must not carry a user name or password")
     host, port = _host_and_port(authority, DEFAULT_PORTS[scheme])
+    if {".", ".."} & set(tail.partition("?")[0].split("/")):
+        # libcurl would squash them: a model name could climb out of its path
+        raise UnsafeUpstream("has . or .. path segments")
     return Destination(scheme, host, port, tail if tail.startswith("/") else f"/{tail}")
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from app.errors import InvalidRequestError, ProxyError, UpstreamError
 from app.jsonfast import loads
-from app.providers.base import FollowUp, Provider, Target, UpstreamResponse
+from app.providers.base import FollowUp, Provider, Target, UpstreamRequest, UpstreamResponse
 from app.service.accounting import settle
 from app.service.egress import Route, UnsafeUpstream, route
 from app.service.outcome import Outcome
@@ -84,6 +84,7 @@ class UpstreamCaller:
             if result.delay:
                 time.sleep(max(0.0, min(result.delay, deadline - time.monotonic())))
             request = result.request
+            request.from_upstream = True
 
     def stream(self, provider: Provider, params: dict[str, Any], target: Target, timeout: float,
                 outcome: Outcome) -> Iterator[dict]:
@@ -112,6 +113,7 @@ class UpstreamCaller:
                     response.status, payload, response.headers)), target)
             time.sleep(retry.delay)
             request = retry.request
+            request.from_upstream = True
         include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
         stream = ChunkStream(provider.name, target.upstream_model, include_usage,
                              lambda completion: settle(target, params, completion))
@@ -137,20 +139,22 @@ class UpstreamCaller:
         finally:
             response.close()
 
-    @staticmethod
-    def _route(provider: Provider, request, target: Target) -> Route:
-        """Where the request may go; a URL outside the deployment's origin (an upstream's
-        follow-up aimed elsewhere) is the upstream's fault: 502."""
+    @classmethod
+    def _route(cls, provider: Provider, request: UpstreamRequest, target: Target) -> Route:
+        """Where the request may go. A refused follow-up URL is the upstream's fault (502);
+        a refused first URL was built from the request (a model name): 400."""
         try:
             return route(request.url, target, provider.default_base)
         except UnsafeUpstream as exc:
+            if not request.from_upstream:
+                raise cls._unsendable(provider, exc, "its URL ") from None
             raise UpstreamError(f"{provider.name} request refused: its URL {exc}",
                                 provider=provider.name, status=502,
                                 code="upstream_url_refused") from None
 
     @staticmethod
-    def _unsendable(provider: Provider, exc: UnsafeUpstream) -> InvalidRequestError:
-        return InvalidRequestError(f"{provider.name} request refused: {exc}",
+    def _unsendable(provider: Provider, exc: UnsafeUpstream, what: str = "") -> InvalidRequestError:
+        return InvalidRequestError(f"{provider.name} request refused: {what}{exc}",
                                    code="invalid_upstream_value")
 
     @staticmethod
