@@ -51,6 +51,17 @@ class MissingCredentialError(ProxyError):
     code = "missing_api_key"
 
 
+class ClientDisconnected(ProxyError):
+    """The client hung up before its stream ended (recorded as 499, as nginx does)."""
+
+    status = 499
+    type = "client_disconnected"
+    code = "client_disconnected"
+
+    def __init__(self, message: str = "the client disconnected before the stream ended"):
+        super().__init__(message)
+
+
 class UnsupportedParamsError(InvalidRequestError):
     code = "unsupported_params"
 

@@ -82,3 +82,43 @@ def test_many_concurrent_streams(start_gunicorn, provider_env, openai_emu, worke
     with ThreadPoolExecutor(max_workers=streams) as pool:
         results = list(pool.map(one, range(streams)))
     assert all(result == (200, 10, True) for result in results), results[:3]
+
+
+def read_first_chunk_and_drop(port: int) -> None:
+    """Start a streaming request, wait for its first content chunk, then hang up."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/json\r\n"
+                 + f"Content-Length: {len(BODY)}\r\n\r\n".encode() + BODY)
+    seen = b""
+    while b'"content":"w0 "' not in seen.replace(b": ", b":"):
+        piece = sock.recv(4096)
+        assert piece, seen
+        seen += piece
+    sock.close()
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_hanging_up_mid_stream_closes_the_upstream_within_a_second(start_gunicorn, provider_env,
+                                                                   openai_emu, worker_class):
+    """Clients drop slow streams part-way (the upstream pauses 5 s between chunks): each
+    upstream connection is closed within 1 s of the hang-up, none is left open, and the
+    proxy serves normally afterwards."""
+    proxy = start_gunicorn({**provider_env, "SWITCHBOARD_WORKER_CLASS": worker_class,
+                            "WEB_CONCURRENCY": "1", "SWITCHBOARD_THREADS": "4"})
+    drops = 3
+    opened, closed = openai_emu.open_streams, openai_emu.closed_streams  # a shared emulator
+    for _ in range(drops):
+        openai_emu.fail_next(Fault(reply=Reply(200, events=slow_events(6), event_delay=5,
+                                               content_type="text/event-stream")))
+    with ThreadPoolExecutor(max_workers=drops) as pool:
+        list(pool.map(lambda _: read_first_chunk_and_drop(proxy.port), range(drops)))
+    hung_up = time.monotonic()
+    while openai_emu.closed_streams - closed < drops and time.monotonic() - hung_up < 5:
+        time.sleep(0.02)
+    waited = time.monotonic() - hung_up
+    assert openai_emu.closed_streams - closed == drops == openai_emu.open_streams - opened
+    assert waited < 1.0
+    r = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", body=BODY.replace(
+        b"true", b"false"), headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status == 200

@@ -12,7 +12,7 @@ from app.api.cache import apply_cache_control
 from app.api.limits import check_depth, check_value_count
 from app.api.keepalive import STREAM_FLAG
 from app.api.schemas import validate_chat_request
-from app.errors import InvalidRequestError, ProxyError
+from app.errors import ClientDisconnected, InvalidRequestError, ProxyError
 from app.jsonfast import dumps, loads
 from app.service.events import RequestContext
 
@@ -46,6 +46,8 @@ def sse_frames(chunks):
     try:
         for chunk in chunks:
             yield b"data: " + dumps(chunk) + b"\n\n"
+    except ClientDisconnected:
+        return  # nobody is left to read an error frame
     except ProxyError as exc:
         yield b"data: " + dumps(exc.to_dict()) + b"\n\n"
     except Exception:
@@ -82,7 +84,8 @@ def admitted(validate: Callable[[Any], dict]) -> tuple[Any, dict, RequestContext
     started = request.environ.get("switchboard.started") or time.perf_counter()
     service = current_app.extensions["switchboard"]
     context = RequestContext(request_id=g.request_id, started=started,
-                             callbacks=g.get("callbacks", True))  # see app/callbacks/optout.py
+                             callbacks=g.get("callbacks", True),  # see app/callbacks/optout.py
+                             client=request.environ.get("gunicorn.socket"))
     identify(context)  # the virtual key's id and alias (app/api/auth.py)
     body = None
     try:

@@ -6,8 +6,8 @@ import time
 from typing import Any, Iterator
 
 from app.config import Settings
-from app.errors import (InvalidRequestError, ModelNotFoundError, ProxyError,
-                        UnsupportedParamsError, UpstreamError)
+from app.errors import (ClientDisconnected, InvalidRequestError, ModelNotFoundError,
+                        ProxyError, UnsupportedParamsError, UpstreamError)
 from app.providers import get_provider
 from app.providers.base import Provider, Target
 from app.service.operations import CHAT, Operation
@@ -176,6 +176,8 @@ class AttemptRunner:
         error = None
         try:
             yield from chunks
+        except ClientDisconnected:
+            raise  # the client's doing, not a failure of the deployment
         except ProxyError as exc:
             error = exc.message
             raise

@@ -11,7 +11,7 @@ import time
 from typing import Any, Iterator
 
 from app.config import Settings, load_settings
-from app.errors import ProxyError
+from app.errors import ClientDisconnected, ProxyError
 from app.cache import build_cache
 from app.cache.options import cache_options
 from app.cache.types import CacheRequest, ResponseCache
@@ -98,6 +98,8 @@ class CompletionService:
             self.events.publish(build_event(context, body, None, trail, as_proxy_error(error)))
             raise
         if outcome.chunks is not None:
+            if context.client is not None and outcome.upstream is not None:
+                outcome.upstream.watch(context.client)  # a hang-up ends the upstream call
             outcome.chunks = self._published(outcome.chunks, outcome, body, context,
                                              cache_request)
         else:
@@ -189,8 +191,7 @@ class CompletionService:
                 completed["usage"] = outcome.stream.bill.usage
                 self._store(cache_request, outcome, completed)
         except GeneratorExit:
-            error = ProxyError("the client disconnected before the stream ended", status=499,
-                               type="client_disconnected", code="client_disconnected")
+            error = ClientDisconnected()
             raise
         except Exception as exc:
             error = as_proxy_error(exc)

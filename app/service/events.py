@@ -20,6 +20,7 @@ class RequestContext:
     key_alias: str | None = None
     models: tuple[str, ...] = ()       # the only models the caller may reach; empty: any
     callbacks: bool = True             # False: integrations skip this request
+    client: Any = None                 # the caller's connection (socket), if it has one
     started: float = field(default_factory=time.perf_counter)
     started_at: float = field(default_factory=time.time)
 

@@ -32,3 +32,4 @@ class Outcome:
     cache_similarity: float | None = None
     saved_cost: float = 0.0                 # what a cache hit saved
     replayed: dict | None = None            # the cached completion behind a replayed stream
+    upstream: Any = None                    # transport.StreamResponse a stream reads from

@@ -26,6 +26,7 @@ from typing import Callable, Mapping
 import certifi
 import pycurl
 
+from app.errors import ClientDisconnected
 from app.jsonfast import dumps
 from app.providers.base import UpstreamRequest
 from app.service.egress import Route, header_lines, parse_url
@@ -144,26 +145,38 @@ class Exchange:
         self.active = True
         self._act(pycurl.SOCKET_TIMEOUT, 0)
 
-    def drive(self, ready: Callable[[], bool], seconds: float) -> bool:
+    def drive(self, ready: Callable[[], bool], seconds: float,
+              client: "ClientWatch | None" = None) -> bool:
         """Run the transfer until `ready()` or its end; False when `seconds` ran out first.
-        The one wait loop behind every deadline: a whole answer, headers, a stream's gaps."""
+        The one wait loop behind every deadline: a whole answer, headers, a stream's gaps.
+        With a `client` connection to watch, its hang-up raises ClientDisconnected at once."""
         deadline = time.monotonic() + seconds
         while self.active and not ready():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self.wait(remaining)
+            self.wait(remaining, client)
         return True
 
-    def wait(self, seconds: float) -> None:
-        """Wait up to `seconds` for the sockets libcurl watches, or its timer, then let it act."""
+    def wait(self, seconds: float, client: "ClientWatch | None" = None) -> None:
+        """Wait up to `seconds` for the sockets libcurl watches, or its timer (or the client's
+        connection), then let libcurl act."""
         now = time.monotonic()
         due = now + seconds if self.timer_due is None else min(now + seconds, self.timer_due)
         poller = select.poll()
         for fd, events in self.sockets.items():
             poller.register(fd, events)
-        ready = poller.poll(max(0.0, due - now) * 1000) if self.sockets else self._sleep(due - now)
+        watched = client.fd if client is not None else None
+        if watched is not None:
+            poller.register(watched, select.POLLIN)
+        if self.sockets or watched is not None:
+            ready = poller.poll(max(0.0, due - now) * 1000)
+        else:
+            ready = self._sleep(due - now)
         for fd, events in ready:
+            if fd == watched:
+                client.check()
+                continue
             self._act(fd, (pycurl.CSELECT_IN if events & _READABLE else 0)
                       | (pycurl.CSELECT_OUT if events & select.POLLOUT else 0)
                       | (pycurl.CSELECT_ERR if events & (select.POLLERR | select.POLLNVAL) else 0))
@@ -203,6 +216,30 @@ class Exchange:
         self.curl.close()
 
 
+class ClientWatch:
+    """The client's connection, watched while a stream waits for its upstream: a client that
+    hangs up (end of file) ends the wait at once, so the upstream connection is closed and
+    the provider stops generating, instead of at the next chunk the proxy fails to write."""
+
+    def __init__(self, connection: socket.socket):
+        self.connection = connection
+        self.fd: int | None = connection.fileno()
+
+    def check(self) -> None:
+        """The connection is readable: raise ClientDisconnected when that means it closed."""
+        try:
+            gone = self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (BlockingIOError, InterruptedError):
+            return              # nothing to read after all: keep watching
+        except ValueError:      # a TLS socket cannot peek: stop watching
+            gone = False
+        except OSError:         # reset by the client
+            gone = True
+        if gone:
+            raise ClientDisconnected()
+        self.fd = None          # bytes sent ahead are not a hang-up; stop watching
+
+
 class StreamResponse:
     """An answer read as it arrives (an event stream); `close()` hands the connection back."""
 
@@ -212,13 +249,18 @@ class StreamResponse:
         self.stall_timeout = stall_timeout
         self.status = exchange.status
         self.headers = exchange.headers
+        self.client: ClientWatch | None = None
+
+    def watch(self, connection: socket.socket) -> None:
+        """Also watch the client's connection while waiting: see ClientWatch."""
+        self.client = ClientWatch(connection)
 
     def read1(self) -> bytes:
         """The bytes that arrived since the last call, waiting for some; b"" at the end."""
         exchange = self._exchange
         if exchange is None:
             return b""
-        if not exchange.drive(lambda: bool(exchange.body), self.stall_timeout):
+        if not exchange.drive(lambda: bool(exchange.body), self.stall_timeout, self.client):
             raise TransportError(f"no data for {self.stall_timeout:g} s", timed_out=True)
         if exchange.body:
             return exchange.take_body()

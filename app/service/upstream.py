@@ -117,7 +117,7 @@ class UpstreamCaller:
         include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
         stream = ChunkStream(provider.name, target.upstream_model, include_usage,
                              lambda completion: settle(target, params, completion))
-        outcome.stream = stream
+        outcome.stream, outcome.upstream = stream, response
         events = read_events(response, provider.stream_format, provider, stall)
         chunks = self._guarded(stream.chunks(events, provider.stream_translator(params, target)),
                                response, provider, target)

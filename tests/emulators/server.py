@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import select
 import socket
 import struct
 import threading
@@ -215,8 +216,8 @@ class Emulator:
                 for event in reply.events:
                     handler.wfile.write(event)
                     handler.wfile.flush()
-                    if reply.event_delay:
-                        time.sleep(reply.event_delay)
+                    if reply.event_delay and _hung_up(handler.connection, reply.event_delay):
+                        break
             except OSError:
                 pass  # the proxy closed the stream
             finally:
@@ -228,6 +229,18 @@ class Emulator:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+
+
+def _hung_up(connection: socket.socket, seconds: float) -> bool:
+    """Wait `seconds` between two stream events, noticing at once when the proxy closes the
+    connection (as a real provider stops generating then, not at its next write)."""
+    readable, _, _ = select.select([connection], [], [], seconds)
+    if not readable:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def sse(data: Any, event: str | None = None) -> bytes:
