@@ -243,3 +243,15 @@ def test_request_fallback_with_other_dimensions_is_a_400(app, openai_emu):
     assert r.status_code == 400
     assert r.json["error"]["code"] == "incompatible_fallback"
     assert not openai_emu.calls
+
+
+def test_events_carry_the_answer_without_its_vectors(app, openai_emu):
+    seen = []
+    app.extensions["switchboard"].events.subscribe(seen.append)
+    embed(app.test_client(), ["one", "two"], metadata={"team": "search"})
+    event = seen[-1]
+    assert event.requested_model == MODEL and event.status == 200
+    assert event.prompt_tokens == 2 and event.cost > 0
+    assert event.response["data"] == [{"object": "embedding", "index": 0, "dimensions": 1536},
+                                      {"object": "embedding", "index": 1, "dimensions": 1536}]
+    assert event.metadata == {"team": "search"}

@@ -21,7 +21,7 @@ from app.service.accounting import Bill
 from app.service.consumers import build_consumers
 from app.service.attempts import AttemptRunner
 from app.service.client_connection import ClientRouter, take_client_connection
-from app.service.embeddings import EmbeddingService
+from app.service.embeddings import EmbeddingService, without_vectors
 from app.service.operations import CHAT, Operation
 from app.service.deployments import CooldownPolicy, DeploymentPool, cooldown_store
 from app.service.events import EventBus, RequestContext, build_event
@@ -118,7 +118,9 @@ class CompletionService:
         except Exception as error:
             self.events.publish(build_event(context, body, None, trail, as_proxy_error(error)))
             raise
-        self.events.publish(build_event(context, body, outcome, trail))
+        event = build_event(context, body, outcome, trail)
+        event.response = without_vectors(outcome.response)
+        self.events.publish(event)
         return outcome
 
     def runner(self, connection) -> AttemptRunner:

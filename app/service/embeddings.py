@@ -181,3 +181,11 @@ class EmbeddingService:
         cached = sum(entry["tokens"] for entry in found if entry)
         return embedding_list(fresh["model"], vectors,
                               cached + (fresh["usage"].get("prompt_tokens") or 0))
+
+
+def without_vectors(answer: dict) -> dict:
+    """An embeddings answer as events carry it to the ledger and integrations: each vector's
+    length instead of its values (kilobytes of floats tell a log reader nothing)."""
+    data = [{"object": "embedding", "index": item["index"],
+             "dimensions": len(item["embedding"])} for item in answer["data"]]
+    return {**answer, "data": data}
