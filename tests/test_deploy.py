@@ -19,6 +19,8 @@ from tests.emulators.server import Fault, Reply
 from tests.servers import _stop, _wait_port, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+# A worker's first request also waits for the emulator to load its contract: allow for it.
+http = urllib3.PoolManager(timeout=30, retries=False)
 CHAT = {"model": "gpt-4", "messages": [{"role": "user", "content": "slow one"}]}
 
 
@@ -101,20 +103,20 @@ def test_padding_keeps_sdk_and_error_bodies_working(start_gunicorn, provider_env
     # A failure found after the padding began: status 200 was sent, the body says what failed.
     openai_emu.fail_next(Fault(hang=1.0, reply=Reply(400, {"error": {
         "message": "bad thing", "type": "invalid_request_error", "param": None, "code": None}})))
-    response = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", json=CHAT)
+    response = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=CHAT)
     assert response.status == 200
     assert "bad thing" in json.loads(response.data)["error"]["message"]
 
 
 def test_fast_answers_and_streams_are_not_padded(start_gunicorn, provider_env, openai_emu):
     proxy = start_gunicorn({**provider_env, "SWITCHBOARD_KEEPALIVE_WHITESPACE": "0.2"})
-    fast = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", json=CHAT)
+    fast = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=CHAT)
     assert fast.status == 200 and not fast.data.startswith(b"\n")
-    error = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions",
+    error = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
                             json={**CHAT, "model": "no-such-model"})
     assert error.status == 404  # a failure before the first pause keeps its status
     openai_emu.fail_next(Fault(hang=1.0))
-    stream = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions",
+    stream = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
                              json={**CHAT, "stream": True})
     assert stream.status == 200
     assert stream.headers["content-type"].startswith("text/event-stream")

@@ -14,6 +14,8 @@ from tests.otlp_capture import OtlpCollector
 SECRET_TEXT = "a private prompt 5521"
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN = "b7ad6b7169203331"
+# A worker's first request also waits for the emulator to load its contract: allow for it.
+http = urllib3.PoolManager(timeout=30, retries=False)
 
 
 @pytest.fixture
@@ -46,7 +48,6 @@ def _has_request(request_id):
 
 def test_plain_request_span(traced, collector, openai_emu):
     proxy = traced()
-    http = urllib3.PoolManager()
     answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
                           json=ask(SECRET_TEXT, max_tokens=50, temperature=0.5, top_p=0.9),
                           headers={**ADMIN, "x-request-id": "trace-plain",
@@ -78,7 +79,7 @@ def test_plain_request_span(traced, collector, openai_emu):
 
 def test_stream_span_lasts_as_long_as_the_stream(traced, collector):
     proxy = traced()
-    answer = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions",
+    answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
                              json=ask("stream me", stream=True),
                              headers={**ADMIN, "x-request-id": "trace-stream"})
     assert answer.status == 200 and b"[DONE]" in answer.data
@@ -92,7 +93,7 @@ def test_stream_span_lasts_as_long_as_the_stream(traced, collector):
 
 def test_refused_key_span(traced, collector):
     proxy = traced()
-    answer = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
+    answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
                              headers={**bearer("sk-sb-0000000000000000_wrong"),
                                       "x-request-id": "trace-refused"})
     assert answer.status == 401
@@ -107,7 +108,7 @@ def test_refused_key_span(traced, collector):
 
 def test_messages_captured_only_when_asked(traced, collector):
     proxy = traced("otel: {capture_messages: true}\n")
-    urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(SECRET_TEXT),
+    http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(SECRET_TEXT),
                     headers={**ADMIN, "x-request-id": "trace-captured"})
     spans = collector.wait_for(_has_request("trace-captured"))
     attributes = _server_span(spans, "trace-captured")["attributes"]
@@ -117,7 +118,7 @@ def test_messages_captured_only_when_asked(traced, collector):
 
 def test_redaction_wins_over_capture(traced, collector):
     proxy = traced("otel: {capture_messages: true}\nredact_messages: true\n")
-    urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(SECRET_TEXT),
+    http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(SECRET_TEXT),
                     headers={**ADMIN, "x-request-id": "trace-redacted"})
     spans = collector.wait_for(_has_request("trace-redacted"))
     assert "gen_ai.input.messages" not in _server_span(spans, "trace-redacted")["attributes"]
@@ -129,11 +130,11 @@ def test_absent_collector_never_fails_a_request(start_gunicorn, provider_env):
     proxy = start_gunicorn({**provider_env, "OTEL_EXPORTER_OTLP_ENDPOINT":
                             f"http://127.0.0.1:{free_port()}", "OTEL_BSP_SCHEDULE_DELAY": "10"})
     for _ in range(5):
-        assert urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions",
+        assert http.request("POST", f"{proxy.base_url}/v1/chat/completions",
                                json=ask()).status == 200
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        metrics = urllib3.request("GET", f"{proxy.base_url}/metrics").data.decode()
+        metrics = http.request("GET", f"{proxy.base_url}/metrics").data.decode()
         failures = [line for line in metrics.splitlines()
                     if line.startswith("switchboard_trace_export_failures_total ")]
         if failures and float(failures[0].split()[1]) >= 1:
@@ -145,5 +146,5 @@ def test_absent_collector_never_fails_a_request(start_gunicorn, provider_env):
 
 def test_tracing_off_without_endpoint(start_gunicorn, provider_env):
     proxy = start_gunicorn(provider_env)
-    answer = urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask())
+    answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask())
     assert answer.status == 200 and "traceparent" not in answer.headers

@@ -38,6 +38,7 @@ def configure(env: Mapping[str, str]) -> bool:
     its workers no exporter thread across the fork."""
     global _wanted
     if enabled_by(env) and _wanted is None:
+        _sdk()  # imported here, in the master: a worker's first request does not pay for it
         _wanted = {"service.name": env.get("OTEL_SERVICE_NAME") or "switchboard"}
         logging.getLogger("opentelemetry").setLevel(logging.ERROR)  # failures go to /metrics
     return _wanted is not None
@@ -57,15 +58,19 @@ def _start() -> None:
     with _lock:
         if _pid == os.getpid():
             return
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
+        OTLPSpanExporter, Resource, TracerProvider, BatchSpanProcessor = _sdk()
         _provider = TracerProvider(resource=Resource.create(_wanted))  # OTEL_TRACES_SAMPLER
         _provider.add_span_processor(BatchSpanProcessor(_counted(OTLPSpanExporter())))
         _tracer = _provider.get_tracer("switchboard")
         _pid = os.getpid()
+
+
+def _sdk():
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    return OTLPSpanExporter, Resource, TracerProvider, BatchSpanProcessor
 
 
 def flush(timeout: float) -> None:
