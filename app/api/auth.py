@@ -88,6 +88,15 @@ def admit(body: dict, context: RequestContext) -> None:
         g.admission = current_app.extensions[EXTENSION].admit(key, body, context)
 
 
+def leased(chunks):
+    """A stream that keeps its virtual key's parallel slot and reservation while it runs
+    (taken now, while the request is live; the chunks flow after the view returns)."""
+    admission = g.get("admission")
+    if admission is None:
+        return chunks
+    return current_app.extensions[EXTENSION].held(admission, chunks)
+
+
 def _key_service(service: CompletionService) -> KeyService:
     for consumer in service.consumers:
         if isinstance(consumer, KeyService):

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, g, request
 
-from app.api.auth import admit, identify
+from app.api.auth import admit, identify, leased
 from app.api.cache import apply_cache_control
 from app.api.limits import check_depth, check_value_count
 from app.api.keepalive import STREAM_FLAG
@@ -59,7 +59,7 @@ def sse_frames(chunks):
 
 def event_stream(chunks) -> Response:
     """A Server-Sent Events response of `chunks`, never buffered on the way."""
-    response = Response(sse_frames(chunks), mimetype="text/event-stream")
+    response = Response(sse_frames(leased(chunks)), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response

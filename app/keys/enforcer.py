@@ -136,12 +136,29 @@ class Enforcer:
         if admission.sql_lease:
             self.sql.release(admission.sql_lease)
 
+    def extend(self, admission: Admission) -> None:
+        """The request is still running (a long stream): its slot and reservation last
+        another lease from now."""
+        until = time.time() + self.lease_seconds
+        if admission.sql_lease:
+            self.sql.extend(admission.sql_lease, until)
+        if admission.redis_lease:
+            try:
+                self.redis.extend(admission.key.id, admission.redis_lease, until)
+            except Exception as exc:
+                log.warning("rate-limit store unreachable; lease of key %s not extended (%s)",
+                            admission.key.id, type(exc).__name__)
+        with self._lock:
+            if self._pending.pop(admission.request, None) is not None:
+                self._pending[admission.request] = (admission, time.monotonic())
+
     def _remember(self, context: RequestContext, admission: Admission) -> None:
         """Keep the admission for its event; forget ones whose event never came (a crash in
         the request) once their lease is over."""
         now = time.monotonic()
+        admission.request = (context.request_id, context.started_at)
         with self._lock:
-            self._pending[(context.request_id, context.started_at)] = (admission, now)
+            self._pending[admission.request] = (admission, now)
             while self._pending:
                 oldest = next(iter(self._pending))
                 if now - self._pending[oldest][1] < self.lease_seconds:

@@ -48,6 +48,7 @@ class Admission:
     sql_rates: bool = False            # rpm / tpm counted in SQL (no Redis)
     redis_lease: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    request: tuple[str, float] | None = None  # (request id, start) it waits on the event of
 
 
 def has_rate_limits(key: KeyRecord) -> bool:

@@ -84,6 +84,12 @@ class RedisCounters:
                            self._name(key_id, f"tokens:{window}")],
                      args=[lease, token_delta, 2 * WINDOW_SECONDS])
 
+    def extend(self, key_id: str, lease: str, until: float) -> None:
+        """Move a running request's lease on (XX: a lease already settled stays gone)."""
+        name = self._name(key_id, "in_flight")
+        self.client.zadd(name, {lease: until}, xx=True)
+        self.client.expire(name, math.ceil(self.lease_seconds))
+
     def peek(self, key_id: str, window: int) -> Usage:
         requests, tokens = self.client.mget(self._name(key_id, f"requests:{window}"),
                                             self._name(key_id, f"tokens:{window}"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from app.config import Settings
 from app.errors import ProxyError
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("switchboard.keys")
 # A lease outlives its request's deadline by this much, so only a crashed worker's
-# leases ever lapse (a stream running longer than that frees its slot early).
+# leases ever lapse; a stream extends its lease while it runs (KeyService.held).
 LEASE_MARGIN_SECONDS = 300.0
 
 
@@ -111,6 +111,25 @@ class KeyService:
             except Exception as exc:
                 self.guard.failed(exc)
         return self._admit_offline(key, body)
+
+    def held(self, admission: Admission | None, chunks: Iterator) -> Iterator:
+        """Pass a stream through, extending its admission's lease while chunks flow (no gap
+        exceeds stream_timeout, far below a lease), so that a stream longer than a lease
+        keeps its parallel slot and reservation to its end."""
+        if admission is None or not (admission.sql_lease or admission.redis_lease):
+            yield from chunks
+            return
+        renew_every = self.lease_seconds / 3
+        renewed = time.monotonic()
+        for chunk in chunks:
+            if time.monotonic() - renewed >= renew_every:
+                renewed = time.monotonic()
+                try:
+                    self.enforcer.extend(admission)
+                except Exception as exc:  # the store is down: the lease lapses as it would
+                    log.warning("could not extend the lease of key %s (%s)", admission.key.id,
+                                type(exc).__name__)
+            yield chunk
 
     def _admit_offline(self, key: KeyRecord, body: dict) -> None:
         self.enforcer.check_models(key, body)

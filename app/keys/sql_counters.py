@@ -92,6 +92,9 @@ class SqlCounters:
             if window is not None and token_delta:
                 _add(tx, key_id, TOKENS, window, token_delta)
 
+    def extend(self, lease: str, until: float) -> None:
+        self.db.execute("UPDATE api_key_leases SET expires_at = ? WHERE id = ?", (until, lease))
+
     def release(self, lease: str) -> None:
         """Drop a lease whose request was refused by another limit after this one admitted it."""
         self.db.execute("DELETE FROM api_key_leases WHERE id = ?", (lease,))

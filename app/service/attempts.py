@@ -125,7 +125,8 @@ class AttemptRunner:
             allowance = float(target.settings.get("timeout") or self.settings.request_timeout)
             try:
                 return self._attempt(target, params, options, min(remaining, allowance),
-                                     client_deadline and remaining < allowance, operation)
+                                     client_deadline and remaining < allowance, operation,
+                                     deadline if client_deadline else None)
             except ProxyError as error:
                 trail.attempts.append(Attempt(target.model, error))
                 if is_context_window_error(error) or not falls_back(error):
@@ -146,8 +147,10 @@ class AttemptRunner:
                 excluded.discard(target.deployment_id)
 
     def _attempt(self, target: Target, params: dict[str, Any], options: dict[str, Any],
-                 timeout: float, cut_short: bool, operation: Operation) -> Outcome:
-        """One call to one deployment, recorded in the pool's health state."""
+                 timeout: float, cut_short: bool, operation: Operation,
+                 ends_by: float | None) -> Outcome:
+        """One call to one deployment, recorded in the pool's health state. A stream ends by
+        `ends_by` (the request's own deadline, when it set a `timeout`)."""
         self.router.require_credentials(target)
         provider, call_params = operation.prepare(get_provider(target.provider), dict(params),
                                                   target)
@@ -157,7 +160,8 @@ class AttemptRunner:
         started = time.monotonic()
         try:
             if call_params.get("stream"):
-                chunks = self.upstream.stream(provider, call_params, target, timeout, outcome)
+                chunks = self.upstream.stream(provider, call_params, target, timeout, outcome,
+                                              ends_by)
                 outcome.chunks = self._tracked(chunks, target, started)
             else:
                 outcome.response = operation.call(self.upstream, provider, call_params, target,

@@ -15,13 +15,24 @@ from app.service.sse import decoder_for
 from app.service.transport import TransportError
 
 
-def read_events(response, stream_format: str, provider: Provider, stall_timeout: float):
-    """(event, data) pairs from an open upstream stream, as soon as each arrives."""
+def read_events(response, stream_format: str, provider: Provider, stall_timeout: float,
+                ends_by: float | None = None):
+    """(event, data) pairs from an open upstream stream, as soon as each arrives; no gap
+    longer than `stall_timeout`, and nothing after `ends_by` (time.monotonic()) when given."""
     decoder = decoder_for(stream_format)
     try:
-        while piece := response.read1():
+        while True:
+            if ends_by is not None:
+                response.stall_timeout = min(stall_timeout, ends_by - time.monotonic())
+                if response.stall_timeout <= 0:
+                    raise _ran_out(provider)
+            piece = response.read1()
+            if not piece:
+                break
             yield from decoder.feed(piece)
     except TransportError as exc:
+        if exc.timed_out and ends_by is not None and time.monotonic() >= ends_by:
+            raise _ran_out(provider) from None
         if exc.timed_out:
             raise UpstreamError(f"{provider.name} stream stalled: no data for {stall_timeout:g} s",
                                 provider=provider.name, status=504, type="timeout_error",
@@ -29,6 +40,12 @@ def read_events(response, stream_format: str, provider: Provider, stall_timeout:
         raise UpstreamError(f"{provider.name} stream was cut: {exc}",
                             provider=provider.name, status=502, code="stream_interrupted") from None
     yield from decoder.close()
+
+
+def _ran_out(provider: Provider) -> UpstreamError:
+    return UpstreamError(f"{provider.name} stream did not end within the request's timeout",
+                         provider=provider.name, status=504, type="timeout_error",
+                         code="stream_timeout")
 
 
 class ChunkStream:

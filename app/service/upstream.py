@@ -87,9 +87,10 @@ class UpstreamCaller:
             request.from_upstream = True
 
     def stream(self, provider: Provider, params: dict[str, Any], target: Target, timeout: float,
-                outcome: Outcome) -> Iterator[dict]:
+                outcome: Outcome, ends_by: float | None = None) -> Iterator[dict]:
         """Open the upstream stream and read up to the first chunk, so that an early failure is
-        still a plain HTTP error; the rest is read as the client consumes it."""
+        still a plain HTTP error; the rest is read as the client consumes it, until `ends_by`
+        (a time.monotonic() value) when given."""
         started = time.perf_counter()
         deadline = time.monotonic() + timeout
         request = self.call(provider, params, target, timeout, outcome)
@@ -118,7 +119,7 @@ class UpstreamCaller:
         stream = ChunkStream(provider.name, target.upstream_model, include_usage,
                              lambda completion: settle(target, params, completion))
         outcome.stream, outcome.upstream = stream, response
-        events = read_events(response, provider.stream_format, provider, stall)
+        events = read_events(response, provider.stream_format, provider, stall, ends_by)
         chunks = self._guarded(stream.chunks(events, provider.stream_translator(params, target)),
                                response, provider, target)
         first = next(chunks, None)
