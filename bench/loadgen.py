@@ -42,7 +42,11 @@ def stats(values):
 
 
 def body(args, stream=False):
-    """A chat request; --body-kb pads the conversation to about that many KB of messages."""
+    """A chat request; --body-kb pads the conversation to about that many KB of messages;
+    --body-file sends that file's body as it is (to --path)."""
+    if args.body_file:
+        with open(args.body_file, "rb") as fh:
+            return fh.read()
     messages = [{"role": "system", "content": "You are a helpful assistant."},
                 {"role": "user", "content": "Say hello in one short sentence."}]
     if args.body_kb:
@@ -78,7 +82,7 @@ def run_latency(args):
         nonlocal conn
         t0 = time.perf_counter()
         try:
-            conn.request("POST", PATH, body=data, headers=hdrs)
+            conn.request("POST", args.path, body=data, headers=hdrs)
             resp = conn.getresponse()
             resp.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -264,6 +268,8 @@ def main():
     ap.add_argument("--model", default="gpt-3.5-turbo")
     ap.add_argument("--api-key", default="sk-bench")
     ap.add_argument("--body-kb", type=float, default=0, help="pad the messages to about this size")
+    ap.add_argument("--body-file", help="send this body instead of a chat request")
+    ap.add_argument("--path", default=PATH, help="the endpoint (latency mode)")
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--warmup", type=float, default=1)
     ap.add_argument("--max-requests", type=int, default=1_000_000)

@@ -16,6 +16,9 @@
 #     after MEM_REQUESTS [100000] requests at c=16 (bounded by MEM_MAX_SECONDS [300])
 #   7 scaling: added latency with BODY_KBS ["1 10 100"] KB of messages, and with
 #     DEPLOYMENTS ["1 100 1000"] configured deployments (Switchboard only)
+#   8 embeddings, a 16-input batch (1536-dimension vectors back): added latency at c=1 and
+#     req/s at EMBED_CONC [16]; then the same batch fully cached (Switchboard restarted with
+#     CACHE_CONFIG_YAML; direct and Switchboard only)
 # Knobs: DURATION [15 s per measurement], WARMUP [3 s], REPEATS [2], PEER [litellm|none],
 #   MOCK_IMPL [nginx if installed, else aiohttp],
 #   QUIET_MAX_BUSY [40] / QUIET_TIMEOUT [10]: before each measurement wait (bounded) until the
@@ -33,7 +36,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   SCENARIOS=${SCENARIOS:-"1 2 4"}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
   REPEATS=${REPEATS:-1}; QUIET_TIMEOUT=${QUIET_TIMEOUT:-2}; MEM_REQUESTS=${MEM_REQUESTS:-5000}
 fi
-SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7"}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8"}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-3}
 REPEATS=${REPEATS:-2}
@@ -53,6 +56,7 @@ MEM_REQUESTS=${MEM_REQUESTS:-100000}
 MEM_MAX_SECONDS=${MEM_MAX_SECONDS:-300}
 BODY_KBS=${BODY_KBS:-"1 10 100"}
 DEPLOYMENTS=${DEPLOYMENTS:-"1 100 1000"}
+EMBED_CONC=${EMBED_CONC:-16}
 export BENCH_API_KEY=${BENCH_API_KEY:-sk-bench}
 OUT_DIR=${OUT_DIR:-/tmp/bench-results/$(date +%Y%m%d-%H%M%S)}
 [[ "$PEER" == litellm || "$PEER" == none ]] || die "PEER must be litellm or none"
@@ -204,10 +208,10 @@ measure() {
 
 loadgen() { "$BENCH_PY" "$HERE/loadgen.py" "$@" --api-key "$BENCH_API_KEY"; }
 
-wrk_run() { # url conc seconds [extra wrk args]
+wrk_run() { # url conc seconds [extra wrk args]; BENCH_PATH / BENCH_BODY_FILE: another request
   local url=$1 conc=$2 secs=$3; shift 3
   local threads=1; ((conc >= 256)) && threads=2
-  wrk -t"$threads" -c"$conc" -d"${secs}s" --timeout 30s -s "$HERE/wrk_chat.lua" "$@" "$url/v1/chat/completions"
+  wrk -t"$threads" -c"$conc" -d"${secs}s" --timeout 30s -s "$HERE/wrk_chat.lua" "$@" "$url${BENCH_PATH:-/v1/chat/completions}"
 }
 
 wrk_measure() { # sc case target rep conc seconds
@@ -329,6 +333,46 @@ scenario_7() {
   start_target switchboard
 }
 
+embed_body() { # a 16-input batch for text-embedding-3-small, as a file
+  local path=$OUT_DIR/embed-16.json
+  "$BENCH_PY" -c 'import json, sys
+texts = [f"Passage {i}: the quick brown fox jumps over the lazy dog, item {i}." for i in range(16)]
+json.dump({"model": "text-embedding-3-small", "input": texts, "encoding_format": "float"}, open(sys.argv[1], "w"))' "$path"
+  echo "$path"
+}
+
+embed_round() { # case-prefix targets...: c=1 latency and EMBED_CONC throughput for each target
+  local prefix=$1 rep t; shift
+  for ((rep = 1; rep <= REPEATS; rep++)); do for t in "$@"; do
+    measure 8 "${prefix}c=1" "$t" "$rep" -- loadgen latency --url "${URL[$t]}" --path /v1/embeddings \
+      --body-file "$EMBED_BODY" --duration "$DURATION" --warmup "$WARMUP"
+  done; done
+  for ((rep = 1; rep <= REPEATS; rep++)); do for t in "$@"; do
+    BENCH_PATH=/v1/embeddings BENCH_BODY_FILE=$EMBED_BODY BENCH_COUNT_HEADER=x-switchboard-cache \
+      wrk_measure 8 "${prefix}c=$EMBED_CONC" "$t" "$rep" "$EMBED_CONC" "$DURATION"
+  done; done
+}
+
+scenario_8() {
+  start_mock 0 0
+  EMBED_BODY=$(embed_body)
+  local config=$OUT_DIR/switchboard-cache.yaml hdr=$OUT_DIR/raw/8-probe.headers i seen
+  embed_round "" "${TARGETS[@]}"
+  printf '%s\n' "$CACHE_CONFIG_YAML" > "$config"
+  start_target switchboard "$config"
+  for i in 1 2; do   # the same batch twice: the second must come whole from the cache
+    curl -s -o /dev/null -D "$hdr.$i" -m 10 -X POST "${URL[switchboard]}/v1/embeddings" \
+      -H 'Content-Type: application/json' -H "Authorization: Bearer $BENCH_API_KEY" -d @"$EMBED_BODY"
+  done
+  seen=$(sed -n 's/^x-switchboard-cache: *//Ip' "$hdr.2" | tr -d '\r')
+  if [[ "$seen" == hit ]]; then
+    embed_round "cached " direct switchboard
+  else
+    log "scenario 8 cached rows skipped: the 2nd identical batch was x-switchboard-cache: ${seen:-absent}"
+  fi
+  start_target switchboard
+}
+
 # ---------------------------------------------------------------- run
 start_mock 0 0
 for t in "${TARGETS[@]}"; do
@@ -336,7 +380,7 @@ for t in "${TARGETS[@]}"; do
   sanity_check "$t"
 done
 for sc in $SCENARIOS; do
-  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-7)"
+  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-8)"
   log "---- scenario $sc"
   "scenario_$sc"
 done

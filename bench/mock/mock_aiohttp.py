@@ -39,8 +39,24 @@ def canned(chunks):
     return reply, events, usage
 
 
+def embeddings_reply():
+    """16 vectors of 1536 floats, as the nginx mock sends them."""
+    vector = [round(((j * 7919) % 2000 - 1000) / 40000, 6) for j in range(1, 1537)]
+    return compact({"object": "list", "model": "text-embedding-3-small",
+                    "data": [{"object": "embedding", "index": i, "embedding": vector}
+                             for i in range(16)],
+                    "usage": {"prompt_tokens": 64, "total_tokens": 64}})
+
+
 def build_app(latency_s, interval_s, chunks):
     reply, events, usage = canned(chunks)
+    vectors = embeddings_reply()
+
+    async def embeddings(request):
+        await request.read()
+        if latency_s > 0:
+            await asyncio.sleep(latency_s)
+        return web.Response(body=vectors, content_type="application/json")
 
     async def chat(request):
         body = await request.read()
@@ -72,6 +88,8 @@ def build_app(latency_s, interval_s, chunks):
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/chat/completions", chat)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/embeddings", embeddings)
     app.router.add_get("/health", health)
     return app
 

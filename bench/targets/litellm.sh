@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the peer, LiteLLM (1.91.1 from $PEER_VENV), in the foreground; exec, so the caller's PID
-# is its main process. One model, gpt-3.5-turbo, pointing at the mock; no database; the client
+# is its main process. Two models, gpt-3.5-turbo and text-embedding-3-small, pointing at the mock; no database; the client
 # key is checked in memory against the master key. Env: PEER_PORT, MOCK_PORT, RUN_DIR,
 # PEER_VENV [/tmp/peer-venv-old], PEER_WORKERS [2], BENCH_API_KEY [sk-bench].
 set -euo pipefail
@@ -11,6 +11,11 @@ model_list:
   - model_name: gpt-3.5-turbo
     litellm_params:
       model: openai/gpt-3.5-turbo
+      api_base: http://127.0.0.1:$MOCK_PORT/v1
+      api_key: sk-bench-upstream
+  - model_name: text-embedding-3-small
+    litellm_params:
+      model: openai/text-embedding-3-small
       api_base: http://127.0.0.1:$MOCK_PORT/v1
       api_key: sk-bench-upstream
 litellm_settings:
