@@ -8,6 +8,7 @@ import pytest
 
 from app.usage.tokens import count_text
 from tests.emulators.cohere import CohereEmulator
+from tests.emulators.compatible import MistralEmulator
 from tests.emulators.gemini import GeminiEmulator
 from tests.emulators.huggingface import HuggingFaceEmulator
 from tests.emulators.model import embed_text
@@ -16,6 +17,7 @@ from tests.provider_fixtures import emulator_fixture, proxy_app
 cohere_emu = emulator_fixture(CohereEmulator, "cohere_emu")
 gemini_emu = emulator_fixture(GeminiEmulator, "gemini_emu")
 hf_emu = emulator_fixture(HuggingFaceEmulator, "hf_emu")
+mistral_emu = emulator_fixture(MistralEmulator, "mistral_emu")
 
 
 @pytest.fixture
@@ -125,3 +127,13 @@ def test_chat_only_provider_has_no_embeddings(client_for, cohere_emu):
     r = client_for(cohere_emu).post("/v1/embeddings", json={"model": "command-r", "input": "x"})
     assert r.status_code == 400, r.json
     assert r.json["error"]["code"] == "unsupported_operation"
+
+
+def test_mistral_compatible_family(client_for, mistral_emu):
+    """An OpenAI-compatible server: `dimensions` under Mistral's name, token ids as text."""
+    r = embed(client_for(mistral_emu), "mistral/mistral-embed", [[15339, 1917]], dimensions=8)
+    sent = mistral_emu.calls[-1]
+    assert sent.path == "/v1/embeddings"
+    assert sent.body == {"model": "mistral-embed", "input": ["hello world"],
+                         "encoding_format": "float", "output_dimension": 8}
+    assert vectors(r) == [embed_text("hello world", 8)]

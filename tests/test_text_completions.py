@@ -96,10 +96,12 @@ def test_bad_input(app, body, param):
 
 
 # -- other providers' text APIs ------------------------------------------------------------
+from tests.emulators.compatible import MistralEmulator  # noqa: E402
 from tests.emulators.huggingface import HuggingFaceEmulator  # noqa: E402
 from tests.provider_fixtures import emulator_fixture  # noqa: E402
 
 hf_emu = emulator_fixture(HuggingFaceEmulator, "hf_emu")
+mistral_emu = emulator_fixture(MistralEmulator, "mistral_emu")
 
 
 def compatible_env(emulator, provider: str, tmp_path) -> dict:
@@ -108,8 +110,9 @@ def compatible_env(emulator, provider: str, tmp_path) -> dict:
             "SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}
 
 
-def test_mistral_fim(openai_emu, tmp_path):
-    client = proxy_app(compatible_env(openai_emu, "mistral", tmp_path)).test_client()
+def test_mistral_fim(mistral_emu, tmp_path):
+    openai_emu = mistral_emu
+    client = proxy_app(compatible_env(mistral_emu, "mistral", tmp_path)).test_client()
     r = client.post("/v1/completions", json={"model": "mistral/codestral-latest",
                                              "prompt": "def f():", "suffix": "return 1",
                                              "max_tokens": 20, "seed": 3})

@@ -23,6 +23,10 @@ class MistralEmulator(OpenAIEmulator):
     def stream_usage(self, body: dict, usage: dict) -> dict | None:
         return {"choices": [], "usage": usage}
 
+    def operation_pointer(self, path: str) -> str:
+        """/v1/embeddings (and /v1/fim/completions) in Mistral's own contract."""
+        return self.contract.request_body_pointer(f"/v1{path}")
+
 
 class GroqEmulator(OpenAIEmulator):
     """POST /openai/v1/chat/completions like api.groq.com; a stream's usage comes in
