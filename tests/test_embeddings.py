@@ -12,7 +12,7 @@ import pytest
 
 from tests.emulators.model import embed_text
 from tests.emulators.operations import text_of
-from tests.provider_fixtures import proxy_app
+from tests.provider_fixtures import proxy_app, sdk_for
 
 MODEL = "text-embedding-3-small"
 
@@ -24,8 +24,7 @@ def app(provider_env):
 
 @pytest.fixture
 def sdk(app) -> openai.OpenAI:
-    return openai.OpenAI(base_url="http://proxy.test/v1", api_key="x", max_retries=0,
-                         http_client=httpx2.Client(transport=httpx2.WSGITransport(app=app)))
+    return sdk_for(app)
 
 
 def expected(item, dimensions=1536) -> list[float]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 
-import httpx2
-import openai
-
 from tests.keys_fixtures import ADMIN, bearer, generate, keyed  # noqa: F401  (a fixture)
+from tests.provider_fixtures import sdk_for
 
 CONFIG = """
 model_list:
@@ -58,10 +56,7 @@ def test_deployments_shown_without_keys(make_client, write_config):
 
 
 def test_sdk_retrieve(client):
-    sdk = openai.OpenAI(base_url="http://proxy.test/v1", api_key="x", max_retries=0,
-                        http_client=httpx2.Client(transport=httpx2.WSGITransport(
-                            app=client.application)))
-    model = sdk.models.retrieve("text-embedding-3-small")
+    model = sdk_for(client.application).models.retrieve("text-embedding-3-small")
     assert model.id == "text-embedding-3-small" and model.owned_by == "openai"
 
 

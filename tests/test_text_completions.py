@@ -3,11 +3,10 @@ models (plain, streamed, with suffix and echo), a chat model answering a prompt,
 400s for what a chat model cannot do."""
 from __future__ import annotations
 
-import httpx2
 import openai
 import pytest
 
-from tests.provider_fixtures import proxy_app, sse_frames
+from tests.provider_fixtures import proxy_app, sdk_for, sse_frames
 
 MODEL = "gpt-3.5-turbo-instruct"
 
@@ -19,8 +18,7 @@ def app(provider_env):
 
 @pytest.fixture
 def sdk(app) -> openai.OpenAI:
-    return openai.OpenAI(base_url="http://proxy.test/v1", api_key="x", max_retries=0,
-                         http_client=httpx2.Client(transport=httpx2.WSGITransport(app=app)))
+    return sdk_for(app)
 
 
 def test_sdk_plain(sdk, openai_emu):

@@ -157,31 +157,6 @@ def text_choice(choice: Any, position: int) -> dict:
             "finish_reason": choice.get("finish_reason")}
 
 
-class TextStreamTranslator(StreamTranslator):
-    """/completions SSE chunks (choices[].text) as chat fragments (delta.content)."""
-
-    def __init__(self, provider: Provider):
-        self.provider = provider
-
-    def on_event(self, event: str | None, data: str) -> Iterable[dict]:
-        if data.strip() == "[DONE]":
-            return ()
-        chunk = loads(data)
-        if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
-            raise self.provider.upstream_error(502, chunk, {})
-        choices = []
-        for position, choice in enumerate(chunk.get("choices") or ()):
-            delta = choice.get("delta")
-            text = choice.get("text") if delta is None else delta.get("content")
-            choices.append({"index": choice.get("index", position),
-                            "delta": {"content": text} if text else {},
-                            "finish_reason": choice.get("finish_reason")})
-        fragment = {"choices": choices}
-        if chunk.get("usage"):
-            fragment["usage"] = chunk["usage"]
-        return (fragment,)
-
-
 class OpenAIStreamTranslator(StreamTranslator):
     """OpenAI-style SSE: each `data:` is already a chunk; keep its choices and usage."""
 
@@ -194,8 +169,28 @@ class OpenAIStreamTranslator(StreamTranslator):
         chunk = loads(data)
         if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
             raise self.provider.upstream_error(502, chunk, {})
-        fragment = {"choices": chunk.get("choices") or []}
+        fragment = {"choices": self.choices(chunk)}
         usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")  # Groq's place
         if usage:
             fragment["usage"] = usage
         return (fragment,)
+
+    @staticmethod
+    def choices(chunk: dict) -> list:
+        return chunk.get("choices") or []
+
+
+class TextStreamTranslator(OpenAIStreamTranslator):
+    """/completions SSE chunks (choices[].text) as chat fragments (delta.content); a chat
+    chunk (Mistral's FIM stream) passes as it is."""
+
+    @staticmethod
+    def choices(chunk: dict) -> list:
+        choices = []
+        for position, choice in enumerate(chunk.get("choices") or ()):
+            delta = choice.get("delta")
+            text = choice.get("text") if delta is None else delta.get("content")
+            choices.append({"index": choice.get("index", position),
+                            "delta": {"content": text} if text else {},
+                            "finish_reason": choice.get("finish_reason")})
+        return choices
