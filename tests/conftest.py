@@ -90,7 +90,7 @@ def postgres_url(postgres_server):
 class GunicornProxy:
     """A real gunicorn process started from gunicorn.conf.py on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, prefix: tuple[str, ...] = ()):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         full_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
@@ -99,7 +99,7 @@ class GunicornProxy:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], cwd=ROOT,
+            [*prefix, sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], cwd=ROOT,
             env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready()
 
@@ -137,8 +137,9 @@ class GunicornProxy:
 def start_gunicorn(tmp_path):
     started: list[GunicornProxy] = []
 
-    def start(env: dict[str, str]) -> GunicornProxy:
-        proxy = GunicornProxy(env, tmp_path / f"gunicorn-{len(started)}.log")
+    def start(env: dict[str, str], prefix: tuple[str, ...] = ()) -> GunicornProxy:
+        """`prefix`: a command that runs gunicorn (setpriv, say)."""
+        proxy = GunicornProxy(env, tmp_path / f"gunicorn-{len(started)}.log", prefix)
         started.append(proxy)
         return proxy
 

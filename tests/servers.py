@@ -86,15 +86,22 @@ def start_postgres():
     subprocess.run(run_as + [initdb, "-D", str(data), "-A", "trust", "-U", "switchboard",
                              "--no-sync"], check=True, stdout=subprocess.DEVNULL)
     port = free_port()
+    process = run_postgres(workdir, port)
+    return process, f"postgresql://switchboard@127.0.0.1:{port}", workdir
+
+
+def run_postgres(workdir: Path, port: int) -> subprocess.Popen:
+    """PostgreSQL on the cluster in `workdir` (made by start_postgres), once it accepts
+    sessions; also how a test restarts a server it stopped, on the same port."""
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     process = subprocess.Popen(
-        run_as + [postgres, "-D", str(data), "-p", str(port), "-k", str(sockets),
-                  "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                  "-c", "max_connections=200"],
+        run_as + [_postgres_bin("postgres"), "-D", str(workdir / "pgdata"), "-p", str(port),
+                  "-k", str(workdir / "pgsock"), "-c", "listen_addresses=127.0.0.1",
+                  "-c", "fsync=off", "-c", "max_connections=200"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_port(port, process, "postgres")
-    url = f"postgresql://switchboard@127.0.0.1:{port}"
-    _wait_accepting(url, process)
-    return process, url, workdir
+    _wait_accepting(f"postgresql://switchboard@127.0.0.1:{port}", process)
+    return process
 
 
 def _wait_accepting(url: str, process: subprocess.Popen, limit: float = 30.0) -> None:
@@ -121,4 +128,5 @@ def fresh_postgres_database(server_url: str) -> str:
     return f"{server_url}/{name}"
 
 
-__all__ = ["start_redis", "start_postgres", "fresh_postgres_database", "_stop", "free_port"]
+__all__ = ["start_redis", "start_postgres", "run_postgres", "fresh_postgres_database", "_stop",
+           "free_port"]
