@@ -191,6 +191,33 @@ def test_follow_up_urls_off_the_deployments_origin_are_never_fetched(
     assert b"X-Forged" not in upstream.all_bytes()
 
 
+def test_a_follow_up_to_the_providers_documented_host_must_resolve_to_public_addresses(
+        make_client, write_config, upstream, monkeypatch):
+    """api.replicate.com, rebound here to loopback: refused after the same check as a
+    client's api_base, before any connection."""
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *args, **kwargs: (
+        [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        if host == "api.replicate.com" else real(host, port, *args, **kwargs)))
+    client = make_client(config=write_config(f"""
+model_list:
+  - model_name: llama
+    params: {{model: replicate/{REPLICATE_MODEL}, api_base: "{upstream.base}", api_key: r8_x0000001}}
+"""))
+    scripted(f"https://api.replicate.com:{upstream.port}/v1/predictions/p1")
+    response = client.post("/v1/chat/completions", json={
+        "model": "llama", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 502
+    assert response.json["error"]["code"] == "upstream_url_refused"
+    scripted("https://api.replicate.com/v1/predictions/p1")
+    before = len(upstream.requests)
+    response = client.post("/v1/chat/completions", json={
+        "model": "llama", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 502
+    assert "not a public address" in response.json["error"]["message"]
+    assert all(head.startswith(b"POST ") for _, head, _ in new_requests(upstream, before))
+
+
 @pytest.mark.parametrize("base", [
     "http://evil.invalid?@127.0.0.1:{port}/v1", "http://evil.invalid#@127.0.0.1:{port}/v1",
     "http://127.0.0.1:{port}\\@example.com/v1", "http://[::127.0.0.1]:{port}/v1",
