@@ -31,6 +31,7 @@ RETIRED = {
 }
 
 LIST_MODELS_HINT = "GET /v1/models lists the model names this proxy serves"
+_MODEL_NAME = re.compile(r"[\x20-\x7e]+")  # printable ASCII
 
 
 class Router:
@@ -51,6 +52,11 @@ class Router:
         """All deployments for `name`; raises ModelNotFoundError for a name nothing claims."""
         targets = self._cache.get(name)
         if targets is None:
+            if not _MODEL_NAME.fullmatch(name):
+                # a name goes into upstream URLs and our response headers: no line breaks
+                raise ModelNotFoundError("The model name holds characters no model name has "
+                                         "(control characters or non-ASCII); "
+                                         f"{LIST_MODELS_HINT}.", param="model")
             if name in self.aliases:
                 targets = tuple(self._target(name, d.model, d.params, f"{name}[{d.index}]",
                                              configured=True) for d in self.aliases[name])
