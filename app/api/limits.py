@@ -13,7 +13,7 @@ from typing import Any
 import numpy
 
 from flask import request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.errors import InvalidRequestError
 
@@ -70,7 +70,14 @@ def read_unsized_body(limit: int) -> None:
     environ = request.environ
     if environ.get("CONTENT_LENGTH") or not environ.get("HTTP_TRANSFER_ENCODING"):
         return
-    data = environ["wsgi.input"].read(limit + 1)
+    try:
+        data = environ["wsgi.input"].read(limit + 1)
+    except HTTPException:
+        raise
+    except Exception:  # the server's own error for broken chunk framing, or a client gone
+        raise InvalidRequestError("The request body could not be read: its chunked "
+                                  "encoding is invalid or it ended early.",
+                                  code="invalid_body") from None
     if len(data) > limit:
         raise RequestEntityTooLarge()
     environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(data), str(len(data))
