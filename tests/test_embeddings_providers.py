@@ -137,3 +137,11 @@ def test_mistral_compatible_family(client_for, mistral_emu):
     assert sent.body == {"model": "mistral-embed", "input": ["hello world"],
                          "encoding_format": "float", "output_dimension": 8}
     assert vectors(r) == [embed_text("hello world", 8)]
+
+
+def test_token_ids_the_encoding_lacks_are_a_400(client_for, cohere_emu):
+    r = client_for(cohere_emu).post("/v1/embeddings", json={
+        "model": "embed-english-v3.0", "input": [[15339], [999999999]]})
+    assert r.status_code == 400, r.json
+    assert r.json["error"]["param"] == "input" and "input[1]" in r.json["error"]["message"]
+    assert not cohere_emu.calls

@@ -166,3 +166,11 @@ def test_stablecode_fill_in_the_middle_tokens(hf_emu, tmp_path):
         "model": "huggingface/bigcode/starcoder", "prompt": "print(", "stream": True})
     assert sse_frames(plain)[-1]["choices"][0]["finish_reason"] in ("stop", "length")
     assert hf_emu.calls[-1].body["inputs"] == "print("
+
+
+def test_chat_model_with_token_ids_the_encoding_lacks_is_a_400(app, openai_emu):
+    r = app.test_client().post("/v1/completions", json={"model": "gpt-4o-mini",
+                                                        "prompt": [[1, 2], [2 ** 40]]})
+    assert r.status_code == 400, r.json
+    assert r.json["error"]["param"] == "prompt"
+    assert not openai_emu.calls

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from app.usage.tokens import encoding
+from app.providers.embedding_format import decoded
 
 
 def prompt_text(prompt: Any) -> str:
@@ -18,7 +18,7 @@ def prompt_text(prompt: Any) -> str:
     if isinstance(prompt, str):
         return prompt
     if all(isinstance(item, int) for item in prompt):
-        return encoding("cl100k_base").decode(prompt)
+        return decoded(prompt, "prompt")
     return "\n".join(prompt_text(item) for item in prompt)
 
 

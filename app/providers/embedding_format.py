@@ -6,6 +6,7 @@ import base64
 import struct
 from typing import Any, Iterable
 
+from app.errors import InvalidRequestError
 from app.usage.tokens import encoding
 
 
@@ -38,5 +39,15 @@ def as_base64(vector: list[float]) -> str:
 def input_texts(inputs: list) -> list[str]:
     """Inputs as text for APIs that take no token ids: token-id lists are decoded with
     cl100k_base (the encoding OpenAI's embedding models use)."""
-    return [item if isinstance(item, str) else encoding("cl100k_base").decode(item)
-            for item in inputs]
+    return [item if isinstance(item, str) else decoded(item, f"input[{position}]")
+            for position, item in enumerate(inputs)]
+
+
+def decoded(tokens: list[int], param: str) -> str:
+    """Token ids as text (cl100k_base); ids the encoding does not have are the client's 400."""
+    try:
+        return encoding("cl100k_base").decode(tokens)
+    except (KeyError, ValueError, OverflowError):
+        raise InvalidRequestError(f"Invalid '{param}': it holds token ids that cl100k_base "
+                                  f"does not have.", param=param.split("[")[0],
+                                  code="invalid_value") from None
