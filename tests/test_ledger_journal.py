@@ -13,7 +13,7 @@ from app.config import load_settings
 from app.service.completion import CompletionService
 from app.storage.database import Database
 from app.usage.journal import Journal
-from app.usage.ledger import JOURNAL_DIR, ledger_of
+from app.usage.ledger import JOURNAL_DIR, Ledger, ledger_of
 from tests.test_ledger import ROOT, ledger_env, make_event  # noqa: F401  (fixture)
 
 KILLED_WRITER = """
@@ -110,3 +110,23 @@ print(db.query("SELECT n FROM t"))
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[(2,)]"
+
+
+def test_a_full_queue_spills_to_the_journal_instead_of_waiting(ledger_env):  # noqa: F811
+    """A database away long enough to fill the memory queue: requests stop waiting for it,
+    their rows stay in the journal and are stored once it is back, once each."""
+    service = CompletionService(load_settings(ledger_env))
+    full = ledger_of(service)
+    ledger = Ledger(full.database, flush_interval=0.01, queue_size=3, journal=full.journal)
+    ledger.database.execute("ALTER TABLE ledger RENAME TO ledger_away")
+    events = [make_event() for _ in range(40)]
+    started = time.monotonic()
+    for event in events:
+        ledger.handle(event)
+    assert time.monotonic() - started < 1.0           # nobody waited for the database
+    assert not ledger.flush(0.3)
+    ledger.database.execute("ALTER TABLE ledger_away RENAME TO ledger")
+    assert ledger.flush(15)
+    ledger.replay()
+    assert request_ids(ledger.database) == sorted(event.request_id for event in events)
+    assert os.listdir(os.path.join(ledger_env["SWITCHBOARD_DATA_DIR"], JOURNAL_DIR)) == []

@@ -12,6 +12,10 @@ killed instance): any process of the proxy replays it into the database, then de
 Rows carry their own id and inserts skip ids already stored, so a row written to the
 database just before its process died is not counted twice.
 
+When the ledger's memory queue is full (the database has been away for a while), a row
+that is in the journal stays there only ("spilled"), so the request does not wait for the
+database; once the database takes rows again the file is read back and stored whole.
+
 When the folder cannot be written (read-only for a moment, a full disk), a row is kept in
 memory only, as before the journal existed, and appends try the disk again a second later.
 """
@@ -40,7 +44,8 @@ class Segment:
 
     def __init__(self, path: Path, fd: int):
         self.path, self.fd = path, fd
-        self.unwritten = 0
+        self.unwritten = 0          # rows also held in memory, not in the database yet
+        self.spilled = 0            # rows held only here (the memory queue was full)
         self.dirty = False
 
 
@@ -51,6 +56,7 @@ class Journal:
         self._current: Segment | None = None
         self._pid = os.getpid()
         self._retry_at = 0.0
+        self._spilling: set[Segment] = set()
 
     def append(self, row: dict) -> Segment | None:
         """Put one row in this process's journal; the segment that holds it, or None when the
@@ -70,6 +76,40 @@ class Journal:
             segment.dirty = True
             return segment
 
+    def spill(self, segment: Segment) -> None:
+        """The row just appended to `segment` stays on disk only: `replay_spilled` stores it."""
+        with self._lock:
+            segment.unwritten -= 1
+            segment.spilled += 1
+            self._spilling.add(segment)
+
+    def replay_spilled(self, store: Callable[[list[dict]], None]) -> int:
+        """Store this process's files that hold spilled rows, once their other rows are
+        stored: the whole file (rows stored already are skipped by their id), then delete it."""
+        with self._lock:
+            ready = [segment for segment in self._spilling if segment.unwritten == 0]
+            for segment in ready:
+                self._spilling.discard(segment)
+                if segment is self._current:
+                    self._current = None     # no more appends: the file is read whole
+        replayed = 0
+        for segment in ready:
+            try:
+                with open(segment.path, "rb") as file:
+                    rows = list(_rows(file))
+                for start in range(0, len(rows), REPLAY_BATCH):
+                    store(rows[start:start + REPLAY_BATCH])
+            except Exception as exc:
+                log.warning("journal: storing the spilled rows of %s failed (%s: %s); trying "
+                            "again later", segment.path.name, type(exc).__name__, exc)
+                with self._lock:
+                    self._spilling.add(segment)
+                continue
+            _remove(segment.path)
+            os.close(segment.fd)
+            replayed += segment.spilled
+        return replayed
+
     def sync(self) -> None:
         """fsync what was appended since the last sync (the writer calls this per batch)."""
         segment = self._current
@@ -88,7 +128,7 @@ class Journal:
                 if segment is None:
                     continue
                 segment.unwritten -= 1
-                if segment.unwritten == 0:
+                if segment.unwritten == 0 and not segment.spilled:
                     done.append(segment)
                     if segment is self._current:
                         self._current = None
@@ -157,7 +197,7 @@ class Journal:
                       "it can", self.folder, exc)
         segment, self._current = self._current, None
         self._retry_at = time.monotonic() + RETRY_SECONDS
-        if segment is not None and segment.unwritten == 0:
+        if segment is not None and segment.unwritten == 0 and not segment.spilled:
             _remove(segment.path)
             os.close(segment.fd)
 

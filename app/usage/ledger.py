@@ -9,7 +9,6 @@ while the top-level `redact_messages` is set.
 """
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -27,10 +26,9 @@ from app.storage.database import Database, database_url
 from app.usage.journal import Journal, Segment
 from app.usage.writer import BatchWriter
 
-log = logging.getLogger("switchboard.ledger")
 JOURNAL_DIR = "ledger-journal"
-REPLAY_SECONDS = 5.0
-PROBE_SECONDS = 1.0       # readiness waits this long for the database      # how often a process looks for journals of stopped processes
+REPLAY_SECONDS = 5.0      # how often a process stores what only journals hold
+PROBE_SECONDS = 1.0       # readiness waits this long for the database
 
 MIGRATIONS = [[
     "CREATE TABLE ledger ("
@@ -137,8 +135,9 @@ def row_of(event: RequestEvent, store_messages: bool) -> tuple:
 
 
 class Ledger:
-    """The event consumer: `handle` journals the row and enqueues it; the writer thread inserts
-    batches and a replay thread stores the journals of stopped processes."""
+    """The event consumer: `handle` journals the row and enqueues it (or, when the queue is
+    full, leaves it in the journal only); the writer thread inserts batches, and a replay
+    thread stores what only journals hold."""
 
     def __init__(self, database: Database, store_messages: bool = False, batch_size: int = 500,
                  flush_interval: float = 1.0, queue_size: int = 10_000,
@@ -157,6 +156,9 @@ class Ledger:
             segment = self.journal.append(dict(zip(COLUMNS, row)))
             if self._replaying_in != os.getpid():
                 self.start()
+            if segment is not None and self.writer.full:
+                self.journal.spill(segment)   # never wait for the database: it is on disk
+                return
         self.writer.put((row, segment))
 
     def start(self) -> None:
@@ -177,7 +179,12 @@ class Ledger:
             raise ConnectionError("the ledger writer cannot store its rows")
 
     def replay(self) -> int:
-        return self.journal.replay(self._insert_journaled) if self.journal is not None else 0
+        """Store rows only the journal holds: this process's spilled rows, and the journals of
+        stopped processes; the number of rows read back."""
+        if self.journal is None:
+            return 0
+        return (self.journal.replay_spilled(self._insert_journaled)
+                + self.journal.replay(self._insert_journaled))
 
     def flush(self, timeout: float) -> bool:
         return self.writer.flush(timeout)

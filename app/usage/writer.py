@@ -49,6 +49,10 @@ class BatchWriter:
         self._urgent = 0            # flush callers waiting: write now, do not wait for a batch
         self._thread: threading.Thread | None = None
 
+    @property
+    def full(self) -> bool:
+        return len(self._items) >= self.queue_size
+
     def put(self, item: Any) -> None:
         """Enqueue one item; blocks only while the queue is full."""
         with self._cond:
