@@ -12,7 +12,9 @@ import time
 import pytest
 import urllib3
 
+from app.config import ConfigError
 from tests.conftest import GunicornProxy
+from tests.provider_fixtures import proxy_app
 from tests.raw_upstream import COMPLETION, RawUpstream, http_answer
 
 OPERATOR_KEY = "sk-operator-secret-00000000001"
@@ -297,3 +299,17 @@ def test_servers_on_the_proxys_own_host_are_reached_only_where_configured(proxy,
     # a model_list entry opens the default address (nothing listens there in the test)
     configured = ask(proxy, "local-llama")
     assert configured.status != 404, configured.data
+
+
+@pytest.mark.parametrize("base", ["localhost:8000/v1", "ftp://files.example/v1",
+                                  "http://a b/v1", "http://user:pw@example.com/v1",
+                                  "http://example.com/v1/../admin"])
+def test_a_deployment_api_base_the_parser_refuses_stops_the_start(write_config, tmp_path, base):
+    config = write_config(f"""
+model_list:
+  - model_name: m
+    params: {{model: openai/x, api_base: "{base}"}}
+""")
+    with pytest.raises(ConfigError) as caught:
+        proxy_app({"SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}, config)
+    assert "model_list[0]" in str(caught.value) and "api_base" in str(caught.value)

@@ -14,6 +14,7 @@ from app.errors import MissingCredentialError, ModelNotFoundError
 from app.providers import PROVIDERS, get_provider
 from app.providers.base import Provider, Target
 from app.registry import ModelRegistry
+from app.service.egress import UnsafeUpstream, parse_url
 
 # (pattern on the bare name, provider) tried in order when neither config nor registry knows it.
 NAME_RULES: list[tuple[re.Pattern, str]] = [
@@ -41,11 +42,17 @@ class Router:
         self.aliases: dict[str, list[Deployment]] = {}
         for deployment in settings.deployments:
             self.aliases.setdefault(deployment.model_name, []).append(deployment)
+            where = f"config model_list[{deployment.index}] (model_name {deployment.model_name!r})"
             base = deployment.params.get("base_model")
             if base and registry.get(base) is None:
-                raise ConfigError(f"config model_list[{deployment.index}] (model_name "
-                                  f"{deployment.model_name!r}): params.base_model: {base!r} is "
-                                  f"not in the model registry")
+                raise ConfigError(f"{where}: params.base_model: {base!r} is not in the model "
+                                  f"registry")
+            api_base = settings.env_value(deployment.params.get("api_base"))
+            try:
+                if api_base:
+                    parse_url(api_base)
+            except UnsafeUpstream as exc:  # said at start, not by every request's failure
+                raise ConfigError(f"{where}: params.api_base {exc}") from None
         self._cache: dict[str, tuple[Target, ...]] = {}
 
     def resolve(self, name: str) -> tuple[Target, ...]:
