@@ -174,3 +174,17 @@ def test_chat_model_with_token_ids_the_encoding_lacks_is_a_400(app, openai_emu):
     assert r.status_code == 400, r.json
     assert r.json["error"]["param"] == "prompt"
     assert not openai_emu.calls
+
+
+def test_one_prompt_apis(app, hf_emu, tmp_path):
+    """Several prompts go only to an API that takes several; token ids reach a TGI model as
+    text."""
+    r = app.test_client().post("/v1/completions", json={"model": "gpt-4o-mini",
+                                                        "prompt": ["a", "b"]})
+    assert r.status_code == 400 and r.json["error"]["param"] == "prompt"
+    env = {**hf_emu.proxy_env(), "SWITCHBOARD_DATA_DIR": str(tmp_path / "hf")}
+    client = proxy_app(env).test_client()
+    r = client.post("/v1/completions", json={"model": "huggingface/bigcode/starcoder",
+                                             "prompt": [15339, 1917]})
+    assert r.status_code == 200, r.json
+    assert hf_emu.calls[-1].body["inputs"] == "hello world"

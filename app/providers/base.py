@@ -243,6 +243,9 @@ class Provider:
         """OpenAI's embedding list, float vectors in input order (usage counts may be None)."""
         raise unsupported_operation(self.name, target, "embeddings")
 
+    # Whether the text API takes several prompts (or token ids) in one request, as OpenAI's.
+    takes_prompt_lists = False
+
     def speaks_text_completion(self, target: Target) -> bool:
         """True where the model has a prompt-in, text-out API (legacy /completions, FIM, TGI);
         elsewhere a text completion is sent as one user message to the chat API."""

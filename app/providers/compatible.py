@@ -97,6 +97,7 @@ class CompatibleProvider(OpenAIProvider):
         self.asks_stream_usage = self.accepts is None or "stream_options" in self.accepts
         self.completions_path = row.get("completions") or row.get("fim")
         self.fim_only = "fim" in row
+        self.takes_prompt_lists = not self.fim_only   # FIM routes take one prompt
         self.text_drops = row.get("text_drops", self.text_drops)
         self.embedding_renames = dict(row.get("embedding_renames", {}))
         self.embedding_fields = row.get("embedding_fields", ("dimensions", "user"))

@@ -100,6 +100,7 @@ class OpenAIProvider(Provider):
 
     # -- text completions (legacy /completions) ----------------------------------------------
     completions_path = "completions"
+    takes_prompt_lists = True
 
     def speaks_text_completion(self, target: Target) -> bool:
         """Completion models (registry or config `mode: completion`), and any model on a

@@ -71,7 +71,10 @@ class TextCompletion(Operation):
 
     def prepare(self, provider: Provider, params: dict[str, Any],
                 target: Target) -> tuple[Any, dict[str, Any]]:
-        if provider.speaks_text_completion(target):
+        native = provider.speaks_text_completion(target)
+        if not (native and provider.takes_prompt_lists):
+            params = self._one_prompt(params, target)
+        if native:
             return OperationView(provider, provider.build_text_request,
                                  provider.parse_text_response,
                                  provider.text_stream_translator), params
@@ -85,6 +88,20 @@ class TextCompletion(Operation):
             count = chat.pop("logprobs")
             chat.update({"logprobs": True, "top_logprobs": count} if count else {})
         return provider, chat
+
+
+    @staticmethod
+    def _one_prompt(params: dict[str, Any], target: Target) -> dict[str, Any]:
+        """For an API that takes one text prompt: the prompt as text (token ids decoded, as
+        the face did for `messages`); several prompts are a 400."""
+        prompt = params["prompt"]
+        if isinstance(prompt, str):
+            return params
+        if not all(isinstance(item, int) for item in prompt):
+            raise InvalidRequestError(f"model {target.model_group!r} takes one prompt per "
+                                      f"request; send the others in requests of their own",
+                                      param="prompt", code="invalid_value")
+        return {**params, "prompt": params["messages"][0]["content"]}
 
 
 TEXT = TextCompletion()

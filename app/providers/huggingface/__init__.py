@@ -92,6 +92,7 @@ class HuggingFaceProvider(OpenAIProvider):
         return embedding_list(target.upstream_model, vectors, None)
 
     # -- text completions: text-generation models take the prompt as it is -------------------
+    takes_prompt_lists = False
     def speaks_text_completion(self, target: Target) -> bool:
         return task(target) == "text-generation"
 
