@@ -254,3 +254,10 @@ def test_events_carry_the_answer_without_its_vectors(app, openai_emu):
     assert event.response["data"] == [{"object": "embedding", "index": 0, "dimensions": 1536},
                                       {"object": "embedding", "index": 1, "dimensions": 1536}]
     assert event.metadata == {"team": "search"}
+
+
+def test_openai_batch_over_2048_inputs_is_split(app, openai_emu):
+    texts = [f"t{i}" for i in range(2100)]
+    r = embed(app.test_client(), texts, dimensions=4)
+    assert [d["embedding"] for d in r.json["data"]] == [expected(t, 4) for t in texts]
+    assert sorted(len(c.body["input"]) for c in openai_emu.calls) == [52, 2048]
