@@ -16,7 +16,7 @@ import pytest
 from app.config import ConfigError, load_settings
 from app.service.completion import CompletionService
 from app.service.events import RequestEvent
-from app.usage.ledger import Ledger, ledger_of
+from app.usage.ledger import MIGRATIONS, Ledger, ledger_of
 from app.usage.spend import Spend, Window
 from tests.emulators.openai import openai_error
 from tests.emulators.server import Fault
@@ -78,6 +78,7 @@ def test_one_row_per_request_success_or_failure(make_client, ledger_env, openai_
     assert row["attempts"] == 1 and row["attempts_detail"][0]["model"] == "gpt-4"
     assert row["latency_ms"] > 0 and row["ttft_ms"] is None and row["stream"] is False
     assert row["usage_estimated"] is False and row["cache"] == "off"
+    assert {r["api"] for r in rows.values()} == {"chat"}  # the face every request came in by
 
     row = rows["req-stream"]
     assert row["stream"] is True and row["ttft_ms"] is not None and row["cost"] > 0
@@ -129,7 +130,7 @@ def test_schema_is_migrated_once(ledger_env):
     ledger_of(CompletionService(settings))   # a second start finds it done
     assert first.database.query(
         "SELECT version FROM schema_migrations WHERE owner = ? ORDER BY version",
-        ("ledger",)) == [(1,), (2,)]
+        ("ledger",)) == [(version,) for version in range(1, len(MIGRATIONS) + 1)]
 
 
 def _ledger(ledger_env, **options) -> Ledger:

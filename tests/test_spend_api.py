@@ -19,7 +19,8 @@ def at(day: int, hour: int = 12, minute: int = 0) -> float:
 # (day, model, user, key, prompt, completion, cost, saved, extra fields)
 SEED = [
     (1, "gpt-4", "alice", "k1", 100, 50, 1.25, 0.0, {}),
-    (1, "claude-sonnet-4-5", "bob", "k2", 200, 20, 0.5, 0.0, {"provider": "anthropic"}),
+    (1, "claude-sonnet-4-5", "bob", "k2", 200, 20, 0.5, 0.0,
+     {"provider": "anthropic", "api": "messages"}),
     (2, "gpt-4", "alice", "k1", 300, 100, 2.0, 0.0, {}),
     (2, "gpt-4", "bob", "k1", 0, 0, 0.0, 0.0,
      {"status": 502, "error_type": "upstream_error", "model": None, "provider": None}),
@@ -60,6 +61,21 @@ def test_totals_and_windows(seeded):
     morning = get(seeded, "/spend", start="2025-03-01T00:00:00Z", end="2025-03-01T12:01:00+00:00")
     assert (morning["requests"], morning["cost"]) == (1, 1.25)
     assert get(seeded, "/spend", start="2025-03-04")["requests"] == 0
+
+
+def test_per_api_face(seeded):
+    """Which client format each request came in by: /spend/apis, /spend?group_by=api, and
+    the rows filtered by it."""
+    apis = {a["api"]: a for a in get(seeded, "/spend/apis")["data"]}
+    assert (apis["chat"]["requests"], apis["chat"]["cost"]) == (5, 4.5)
+    assert (apis["messages"]["requests"], apis["messages"]["cost"]) == (1, 0.5)
+    assert get(seeded, "/spend", group_by="api")["data"] == get(seeded, "/spend/apis")["data"]
+    rows = get(seeded, "/spend/logs", api="messages")["data"]
+    assert [(r["api"], r["model"]) for r in rows] == [("messages", "claude-sonnet-4-5")]
+    csv_rows = list(csv.reader(io.StringIO(seeded.get("/spend/apis?format=csv").text)))
+    assert csv_rows[0][0] == "api" and {r[0] for r in csv_rows[1:]} == {"chat", "messages"}
+    r = seeded.get("/spend", query_string={"group_by": "colour"})
+    assert r.status_code == 400 and r.json["error"]["param"] == "group_by"
 
 
 def test_per_model_user_key_and_day(seeded):

@@ -9,7 +9,8 @@ import uuid
 from flask import Flask, g, request
 
 from app.api import (auth, budget, cache, chat, config_reload, cors, dashboard, embeddings,
-                     health, keepalive, keys, metrics, models, spend, text_completions, tracing)
+                     health, keepalive, keys, messages, metrics, models, spend,
+                     text_completions, tracing)
 from app.api.errors import register_error_handlers
 from app.api.limits import read_unsized_body
 from app.callbacks import optout
@@ -20,7 +21,7 @@ log = logging.getLogger("switchboard")
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 # Each feature's blueprint; a feature adds its line here.
-BLUEPRINTS = (chat.bp, models.bp, health.bp, spend.bp, budget.bp, dashboard.bp,
+BLUEPRINTS = (chat.bp, messages.bp, models.bp, health.bp, spend.bp, budget.bp, dashboard.bp,
               metrics.bp, keys.bp, cache.bp, config_reload.bp, embeddings.bp, text_completions.bp)
 # Each feature's `install(app, service)`: request hooks and settings it adds to the app.
 INSTALLERS: tuple = (tracing.install, keepalive.install, optout.install,

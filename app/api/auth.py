@@ -20,6 +20,7 @@ import time
 from flask import Flask, Response, current_app, g, request
 from marshmallow import RAISE, Schema, fields
 
+from app.api.face_paths import PATH_FACES, face_for
 from app.config import ConfigError
 from app.errors import ProxyError
 from app.keys.service import KeyService
@@ -124,9 +125,10 @@ def install(app: Flask, service: CompletionService) -> None:
 
     def reject(error: ProxyError, path: str, key: KeyRecord | None = None):
         """Refuse; a refused completion request still gets its event (ledger, integrations)."""
-        if path in COMPLETION_PATHS:
+        if path in COMPLETION_PATHS or path in PATH_FACES:
             context = RequestContext(request_id=g.request_id, callbacks=g.get("callbacks", True),
-                                     key_id=key and key.id, key_alias=key and key.alias)
+                                     key_id=key and key.id, key_alias=key and key.alias,
+                                     api=face_for(path).name)
             service.record_rejection(None, error, context)
         raise error
 
@@ -155,10 +157,10 @@ def install(app: Flask, service: CompletionService) -> None:
             reject(unauthorized("Incorrect API key provided.", "invalid_api_key"), path)
         if key.expired(time.time()):
             reject(unauthorized(f"The API key {key.label} has expired.", "key_expired"), path, key)
-        if master is not None and path not in CLIENT_PATHS and not path.startswith(
-                CLIENT_PREFIXES):
+        if master is not None and path not in CLIENT_PATHS and path not in PATH_FACES \
+                and not path.startswith(CLIENT_PREFIXES):
             reject(ProxyError("This endpoint needs the master key; a virtual key may call "
-                              "/v1/chat/completions and /v1/models.", status=403,
+                              "the completion endpoints and /v1/models.", status=403,
                               type="invalid_request_error", code="master_key_required"), path, key)
         g.virtual_key = key
 

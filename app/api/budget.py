@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app
 from marshmallow import INCLUDE, Schema, fields, validate
 
-from app.api.chat import read_json_body
+from app.api.body import read_json_body
 from app.api.schemas import (Content, MessageSchema, StrictInteger, StrictObject, StrictString,
                              invalid_request, require_object, validate_chat_request)
 from app.errors import InvalidRequestError

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from app.api.chat import admitted, described
+from app.api.faces import admitted, described
 from app.api.face_schemas import validate_embedding_request
 from app.faces import embeddings
 from app.jsonfast import dumps
@@ -14,7 +14,7 @@ bp = Blueprint("embeddings", __name__)
 @bp.post("/embeddings")
 @bp.post("/v1/embeddings")
 def create_embeddings():
-    service, body, context = admitted(validate_embedding_request)
+    service, body, context = admitted(validate_embedding_request, "embeddings")
     request, encoding = embeddings.to_service(body)
     outcome = service.embed(request, context)
     answer = embeddings.to_client(outcome.response, encoding)

@@ -1,11 +1,13 @@
-"""Every error leaves as OpenAI's JSON error body, never an HTML page or a traceback."""
+"""Every error leaves as a JSON error body, never an HTML page or a traceback: OpenAI's
+shape, or on a face's paths that face's own (app/api/face_paths.py)."""
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from app.api.face_paths import face_for
 from app.errors import ProxyError
 from app.jsonfast import dumps
 
@@ -21,7 +23,9 @@ _HTTP_ERRORS = {
 
 
 def error_response(error: ProxyError) -> Response:
-    response = Response(dumps(error.to_dict()), status=error.status, mimetype="application/json")
+    face = face_for(request.path)
+    response = Response(dumps(face.error_body(error)), status=face.error_status(error),
+                        mimetype="application/json")
     for name, value in error.headers.items():
         response.headers[name] = value
     return response

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from marshmallow import Schema, ValidationError
 
-from app.api.chat import read_json_body
+from app.api.body import read_json_body
 from app.api.key_schemas import KeyDelete, KeyLookup, KeySettings, KeyUpdate
 from app.api.schemas import invalid_request, require_object
 from app.errors import InvalidRequestError, ProxyError

@@ -141,32 +141,50 @@ def _range() -> dict[str, str | None]:
     return {"start": request.args.get("start") or None, "end": request.args.get("end") or None}
 
 
+# group -> (CSV file name, leading columns)
+GROUP_PAGES = {"model": ("spend-models", ("model",)), "user": ("spend-users", ("user",)),
+               "key_id": ("spend-keys", ("key_id", "key_alias")), "api": ("spend-apis", ("api",))}
+
+
+def _grouped(by: str) -> Response:
+    window = _window()
+    rows = _read(lambda spend: spend.grouped(by, window))
+    name, columns = GROUP_PAGES[by]
+    return _respond(name, {**_range(), "data": rows}, rows, (*columns, *TOTALS))
+
+
 @bp.get("/spend")
 def totals():
+    """Totals; `?group_by=model|user|key_id|api` answers as the /spend/<group> pages do."""
+    group = request.args.get("group_by")
+    if group is not None:
+        if group not in GROUP_PAGES:
+            raise _invalid("group_by", f"must be one of {', '.join(GROUP_PAGES)}")
+        return _grouped(group)
     window = _window()
     body = {**_range(), **_read(lambda spend: spend.totals(window))}
     return _respond("spend", body, [body], ("start", "end", *TOTALS))
 
 
-def _grouped(by: str, name: str, columns: tuple[str, ...]) -> Response:
-    window = _window()
-    rows = _read(lambda spend: spend.grouped(by, window))
-    return _respond(name, {**_range(), "data": rows}, rows, (*columns, *TOTALS))
-
-
 @bp.get("/spend/models")
 def per_model():
-    return _grouped("model", "spend-models", ("model",))
+    return _grouped("model")
 
 
 @bp.get("/spend/users")
 def per_user():
-    return _grouped("user", "spend-users", ("user",))
+    return _grouped("user")
 
 
 @bp.get("/spend/keys")
 def per_key():
-    return _grouped("key_id", "spend-keys", ("key_id", "key_alias"))
+    return _grouped("key_id")
+
+
+@bp.get("/spend/apis")
+def per_api():
+    """Per face the clients used: chat, messages, responses, embeddings, completions."""
+    return _grouped("api")
 
 
 @bp.get("/spend/daily")
@@ -189,7 +207,7 @@ def latency():
 def logs():
     window = _window()
     limit = _integer("limit", DEFAULT_LOG_LIMIT, 1, MAX_LOG_LIMIT)
-    filters = LogFilter(_text("model"), _text("user"), _text("key_id"), _status())
+    filters = LogFilter(_text("model"), _text("user"), _text("key_id"), _status(), _text("api"))
     cursor = request.args.get("cursor") or None
 
     def page(spend: Spend):

@@ -10,7 +10,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from app.errors import InvalidRequestError, ProxyError, UpstreamError
 from app.providers import context_length
@@ -63,6 +63,30 @@ class UpstreamRequest:
     stream: bool = False      # read the answer as an event stream
     attempt: int = 0          # times a polling FollowUp has repeated this request (for backoff)
     from_upstream: bool = False  # sent as a FollowUp: its URL may come from an upstream's answer
+
+
+@dataclass(frozen=True)
+class NativeRequest:
+    """A client's body in a format some providers speak natively (a face's own format).
+
+    A face hands it to the service besides the translated OpenAI request; an attempt whose
+    provider speaks `api` sends this body upstream (pass-through), any other attempt the
+    OpenAI request (translation), so the choice is made per deployment.
+    """
+
+    api: str                      # the face's name: "messages", "responses", ...
+    body: dict[str, Any]          # as the client sent it, the proxy's own fields removed
+    headers: Mapping[str, str] = field(default_factory=dict)  # client headers the API defines
+    # What the translation could not carry (a ProxyError), raised by an attempt that
+    # translates; None when the translation is whole.
+    refusal: Exception | None = None
+
+
+class NativeEvent(NamedTuple):
+    """One event of a native upstream stream, passed to the client unchanged."""
+
+    event: str | None
+    data: str
 
 
 @dataclass
@@ -128,16 +152,18 @@ class StopScanner:
     def __init__(self, stop: Any):
         self.sequences = [s for s in stop_list(stop) or () if s]
         self.hit = False
+        self.matched: str | None = None   # the stop sequence that was hit
         self._held = ""
 
     def feed(self, text: str) -> str:
         if self.hit:
             return ""
         text = self._held + text
-        found = [at for at in (text.find(s) for s in self.sequences) if at >= 0]
+        found = [(at, s) for s in self.sequences if (at := text.find(s)) >= 0]
         if found:
+            at, self.matched = min(found)
             self.hit, self._held = True, ""
-            return text[:min(found)]
+            return text[:at]
         keep = max((k for s in self.sequences for k in range(1, min(len(s), len(text) + 1))
                     if text.endswith(s[:k])), default=0)
         self._held = text[len(text) - keep:] if keep else ""
@@ -192,6 +218,9 @@ class Provider:
     supported_params: frozenset[str] | None = None
     # How an event stream from this provider is framed: "sse" or "ndjson".
     stream_format: str = "sse"
+    # Client-facing formats (faces) this provider's API speaks itself, e.g. {"messages"}:
+    # a request in one of them is passed through instead of translated (see app/faces).
+    native_apis: frozenset[str] = frozenset()
 
     def unsupported_params(self, body: Mapping[str, Any]) -> list[str]:
         """OpenAI params in `body` that this provider cannot honour (neutral values excepted)."""
@@ -262,6 +291,26 @@ class Provider:
 
     def text_stream_translator(self, body: dict[str, Any], target: Target) -> "StreamTranslator":
         raise unsupported_operation(self.name, target, "text completions")
+
+    def speaks(self, api: str, target: Target) -> bool:
+        """Whether `target` takes requests of the face `api` as they are (pass-through);
+        override when it depends on the deployment."""
+        return api in self.native_apis
+
+    def build_native_request(self, native: NativeRequest, target: Target) -> UpstreamRequest:
+        """The upstream request for a client body in one of `native_apis`: the body as it
+        came, with the deployment's model name."""
+        raise NotImplementedError
+
+    def parse_native_response(self, api: str, response: UpstreamResponse,
+                              target: Target) -> dict:
+        """A native answer as a chat.completion, for usage, cost, ledger and logs (the client
+        gets the native answer itself)."""
+        raise NotImplementedError
+
+    def native_stream_translator(self, api: str, target: Target) -> "StreamTranslator":
+        """Reads a native stream's events into chunk fragments, for the same accounting."""
+        raise NotImplementedError
 
     def error_message(self, payload: Any) -> str | None:
         """The provider's own error text from an error body (each provider nests it differently)."""

@@ -11,6 +11,7 @@ from app.errors import (ClientDisconnected, InvalidRequestError, ModelNotFoundEr
 from app.providers import get_provider
 from app.providers.base import Provider, Target
 from app.service.operations import CHAT, Operation
+from app.service.passthrough import NativeView
 from app.service.deployments import DeploymentPool
 from app.service.outcome import Outcome, Trail
 from app.service.reliability import (Attempt, all_routes_failed, backoff_seconds,
@@ -154,7 +155,7 @@ class AttemptRunner:
         self.router.require_credentials(target)
         provider, call_params = operation.prepare(get_provider(target.provider), dict(params),
                                                   target)
-        outcome = Outcome(None, target,
+        outcome = Outcome(None, target, passthrough=isinstance(provider, NativeView),
                           dropped_params=self._check_params(provider, call_params, target, options))
         self.pool.started(target)
         started = time.monotonic()

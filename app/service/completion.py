@@ -15,10 +15,11 @@ from app.errors import ClientDisconnected, ProxyError
 from app.cache import build_cache
 from app.cache.options import cache_options
 from app.cache.types import CacheRequest, ResponseCache
-from app.providers.base import Target, completion_id
+from app.providers.base import NativeRequest, Target, completion_id
 from app.registry import ModelRegistry, load_registry
 from app.service.accounting import Bill
 from app.service.consumers import build_consumers
+from app.service.counting import count_tokens
 from app.service.attempts import AttemptRunner
 from app.service.client_connection import ClientRouter, take_client_connection
 from app.service.embeddings import EmbeddingService, without_vectors
@@ -88,7 +89,7 @@ class CompletionService:
             # A client's own upstream settings, where the operator allows them (never cached).
             connection = take_client_connection(params, requested, self.router)
             cache_request = None if connection else self._cache_request(
-                requested, params, options, context)
+                requested, params, options, context, operation.cache_scope())
             outcome = self._cached(cache_request, params) if cache_request else None
             if outcome is None:
                 outcome = self.runner(connection).run(requested, params, options, trail,
@@ -130,6 +131,10 @@ class CompletionService:
         return AttemptRunner(self.settings, ClientRouter(self.router, connection), self.pool,
                              self.upstream)
 
+    def count_tokens(self, params: dict[str, Any], native: NativeRequest | None = None) -> int:
+        """Input tokens of a request before it is sent (see app/service/counting.py)."""
+        return count_tokens(self.router, self.upstream, params, native)
+
     def record_rejection(self, body: Any, error: ProxyError, context: RequestContext) -> None:
         """A request refused before the service ran (bad input, auth) still gets its event."""
         self.events.publish(build_event(context, body if isinstance(body, dict) else {}, None,
@@ -143,10 +148,12 @@ class CompletionService:
         return params, options
 
     def _cache_request(self, requested: str, params: dict[str, Any], options: dict[str, Any],
-                       context: RequestContext) -> CacheRequest | None:
+                       context: RequestContext, scope: dict | None) -> CacheRequest | None:
         controls = cache_options(options.get("cache"))  # a bad `cache` object is a 400 either way
         if self.cache is None or (controls.get("no-cache") and controls.get("no-store")):
             return None
+        if scope is not None:
+            params = {**params, "scope": scope}
         return CacheRequest(requested, params, controls, context.key_id)
 
     def _cached(self, request: CacheRequest, params: dict[str, Any]) -> Outcome | None:

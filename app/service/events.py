@@ -21,6 +21,7 @@ class RequestContext:
     models: tuple[str, ...] = ()       # the only models the caller may reach; empty: any
     callbacks: bool = True             # False: integrations skip this request
     client: Any = None                 # the caller's connection (socket), if it has one
+    api: str = "chat"                  # the face the client used (app/faces)
     started: float = field(default_factory=time.perf_counter)
     started_at: float = field(default_factory=time.time)
 
@@ -62,6 +63,7 @@ class RequestEvent:
     key_alias: str | None = None
     metadata: dict | None = None
     callbacks: bool = True
+    api: str = "chat"                  # the face: chat, messages, responses, ...
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +104,7 @@ def build_event(context: RequestContext, body: dict, outcome, trail,
         user=body.get("user") if isinstance(body.get("user"), str) else None,
         metadata=body.get("metadata") if isinstance(body.get("metadata"), dict) else None,
         key_id=context.key_id, key_alias=context.key_alias, callbacks=context.callbacks,
+        api=context.api,
         latency_ms=round((time.perf_counter() - context.started) * 1000, 3),
         retries=trail.retries, fallbacks=trail.fallbacks,
         attempts=[attempt_record(a) for a in trail.attempts])

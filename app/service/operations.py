@@ -52,6 +52,10 @@ class Operation:
     def settle(self, target: Target, params: dict[str, Any], response: dict) -> Bill:
         return settle(target, params, response)
 
+    def cache_scope(self) -> dict[str, Any] | None:
+        """What, besides the params, tells this operation's cached answers apart."""
+        return None
+
 
 CHAT = Operation()
 

@@ -33,3 +33,5 @@ class Outcome:
     saved_cost: float = 0.0                 # what a cache hit saved
     replayed: dict | None = None            # the cached completion behind a replayed stream
     upstream: Any = None                    # transport.StreamResponse a stream reads from
+    native: dict | None = None              # pass-through: the provider's own answer
+    passthrough: bool = False               # the answer (or stream events) is in the face's format

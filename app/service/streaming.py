@@ -10,7 +10,8 @@ import time
 from typing import Any, Callable, Iterator
 
 from app.errors import UpstreamError
-from app.providers.base import Provider, StreamTranslator, chat_completion, completion_id
+from app.providers.base import (NativeEvent, Provider, StreamTranslator, chat_completion,
+                                completion_id)
 from app.service.sse import decoder_for
 from app.service.transport import TransportError
 
@@ -48,6 +49,14 @@ def _ran_out(provider: Provider) -> UpstreamError:
                          code="stream_timeout")
 
 
+class NativeReader(StreamTranslator):
+    """Marks a pass-through stream (app/service/passthrough.py): its events go on unchanged,
+    and `reader` (the provider's translator of them) only feeds the accounting."""
+
+    def __init__(self, reader: StreamTranslator):
+        self.reader = reader
+
+
 class ChunkStream:
     """Normalised chunks for one streamed completion.
 
@@ -72,9 +81,26 @@ class ChunkStream:
         self._choices: dict[int, dict] = {}
 
     def chunks(self, events, translator: StreamTranslator) -> Iterator[dict]:
+        if isinstance(translator, NativeReader):
+            yield from self._passthrough(events, translator.reader)
+            return
         for event, data in events:
             for fragment in translator.on_event(event, data):
                 yield from self._emit(fragment)
+        yield from self._finish(translator)
+
+    def _passthrough(self, events, translator: StreamTranslator) -> Iterator[NativeEvent]:
+        """The upstream's own events, unchanged, while the translator's reading of them is
+        assembled as `chunks` would (for the bill, the ledger and the cache)."""
+        for event, data in events:
+            for fragment in translator.on_event(event, data):
+                for _ in self._emit(fragment):
+                    pass
+            yield NativeEvent(event, data)
+        for _ in self._finish(translator):
+            pass
+
+    def _finish(self, translator: StreamTranslator) -> Iterator[dict]:
         for fragment in translator.on_end():
             yield from self._emit(fragment)
         if not self.finished:

@@ -52,6 +52,9 @@ MIGRATIONS = [[
 ], [
     # A model without a known price: its cost is 0 in the row but not free.
     "ALTER TABLE ledger ADD COLUMN cost_unknown SMALLINT NOT NULL DEFAULT 0",
+], [
+    # The face the client used (chat, messages, responses, embeddings, completions).
+    "ALTER TABLE ledger ADD COLUMN api TEXT NOT NULL DEFAULT 'chat'",
 ]]
 
 COLUMNS = ("id", "request_id", "started_at", "day", "requested_model", "model", "provider",
@@ -60,7 +63,7 @@ COLUMNS = ("id", "request_id", "started_at", "day", "requested_model", "model", 
            "usage_estimated", "cost", "saved_cost", "latency_ms", "ttft_ms", "overhead_ms",
            "cache", "status", "error_type", "error_code", "error_message", "finish_reason",
            "attempts", "attempts_detail", "retries", "fallbacks", "metadata", "messages",
-           "response", "cost_unknown")
+           "response", "cost_unknown", "api")
 # The row id is made once per event, so a batch retried after an unclear failure (the
 # commit landed, the connection dropped) cannot count a request twice.
 def insert_statement(columns) -> str:
@@ -131,6 +134,7 @@ def row_of(event: RequestEvent, store_messages: bool) -> tuple:
         int(event.retries), int(event.fallbacks), _json(event.metadata),
         _json(event.messages) if store_messages else None,
         _json(event.response) if store_messages else None, int(event.cost_unknown),
+        _text(event.api),
     )
 
 

@@ -24,7 +24,7 @@ TOTALS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_to
 MONEY = ("cost", "saved_cost")
 # What a request is counted under: the model that answered, else the one asked for.
 MODEL = "COALESCE(model, requested_model)"
-GROUPS = {"model": MODEL, "user": "end_user", "key_id": "key_id"}
+GROUPS = {"model": MODEL, "user": "end_user", "key_id": "key_id", "api": "api"}
 PERCENTILES = (50, 95)
 LOG_COLUMNS = tuple(column for column in COLUMNS if column != "day")  # day: derived
 # The fields of one log row as the API gives them.
@@ -62,13 +62,15 @@ class LogFilter:
     user: str | None = None
     key_id: str | None = None
     status: int | str | None = None  # an HTTP status, "success" or "error"
+    api: str | None = None         # the face: chat, messages, ...
 
     def where(self) -> tuple[list[str], list[Any]]:
         clauses, params = [], []
         if self.model is not None:
             clauses.append("(model = ? OR requested_model = ?)")
             params += [self.model, self.model]
-        for column, value in (("end_user", self.user), ("key_id", self.key_id)):
+        for column, value in (("end_user", self.user), ("key_id", self.key_id),
+                              ("api", self.api)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)

@@ -1,4 +1,5 @@
-"""Anthropic Messages API emulator: POST /v1/messages like api.anthropic.com.
+"""Anthropic Messages API emulator: POST /v1/messages (and /v1/messages/count_tokens) like
+api.anthropic.com.
 
 Requests are checked against Anthropic's official OpenAPI contract plus the rules the live
 API enforces that the schema does not express (user-first turns, no empty turns, no blank
@@ -20,6 +21,9 @@ from tests.emulators.server import Call, Emulator, Reply, sse
 
 CONTRACT = Contract("anthropic/openapi.json")
 REQUEST = CONTRACT.request_body_pointer("/v1/messages")
+COUNT_PATH = "/v1/messages/count_tokens"
+COUNT_REQUEST = CONTRACT.request_body_pointer(COUNT_PATH)
+COUNT_ANSWER = "/components/schemas/CountMessageTokensResponse"
 MESSAGE = "/components/schemas/Message"
 ERROR = "/components/schemas/ErrorResponse"
 EVENT = "/components/schemas/MessageStreamEvent"
@@ -156,6 +160,9 @@ class AnthropicEmulator(Emulator):
     api_key = "sk-ant-test-key-0123456789"
     key_env, base_env = "ANTHROPIC_API_KEY", "ANTHROPIC_API_BASE"
     version = "2023-06-01"
+    # Every API version the live API takes: the one this proxy speaks, and the one the
+    # official SDK sends (forwarded by the Messages pass-through).
+    versions = ("2023-01-01", "2023-06-01", "2026-10-21")
 
     def reset_knobs(self) -> None:
         self.cached: set[str] = set()
@@ -168,22 +175,29 @@ class AnthropicEmulator(Emulator):
                                             "error": {"type": type_, "message": message}})
 
     def handle(self, call: Call) -> Reply:
-        if call.method != "POST" or call.path != "/v1/messages":
+        if call.method != "POST" or call.path not in ("/v1/messages", COUNT_PATH):
             return anthropic_error(404, "not_found_error", f"Not found: {call.path}")
         if call.headers.get("x-api-key") != self.api_key:
             return anthropic_error(401, "authentication_error", "invalid x-api-key")
-        if call.headers.get("anthropic-version") != self.version:
+        if call.headers.get("anthropic-version") not in self.versions:
             self.check_contract([f"anthropic-version {call.headers.get('anthropic-version')!r}"],
                                 "headers")
             return anthropic_error(400, "invalid_request_error",
                                    "anthropic-version: header is required")
         if not isinstance(call.body, dict):
             return anthropic_error(400, "invalid_request_error", "request body is not JSON")
-        problems = CONTRACT.errors(REQUEST, call.body)
+        counting = call.path == COUNT_PATH
+        problems = CONTRACT.errors(COUNT_REQUEST if counting else REQUEST, call.body)
         problems = problems or api_rules(call.body)
         if problems:
-            self.check_contract(problems, "request to /v1/messages")
+            self.check_contract(problems, f"request to {call.path}")
             return anthropic_error(400, "invalid_request_error", "; ".join(problems))
+        if counting:
+            answer = {"input_tokens": sum(map(count_words, (
+                block_text(call.body.get("system")), *(block_text(m["content"])
+                                                       for m in call.body["messages"]))))}
+            self.check_answer(CONTRACT.errors(COUNT_ANSWER, answer), "token count")
+            return Reply(200, answer, {"request-id": "req_emu"})
         message = self.answer(call.body)
         if call.body.get("stream"):
             return Reply(200, events=self.events(message), content_type="text/event-stream",

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.providers.anthropic.native import (PATHS, messages_url, native_completion,
+                                            native_request, native_translator,
+                                            request_headers)
 from app.providers.anthropic.request import (local_stops, sampling_drops, unsupported_values,
                                              wire_body)
 from app.providers.anthropic.response import completion
 from app.providers.anthropic.stream import AnthropicStreamTranslator
 from app.providers import context_length, legacy_functions
-from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
-                                UpstreamResponse)
-
-API_VERSION = "2023-06-01"
+from app.providers.base import (FollowUp, NativeRequest, Provider, StreamTranslator, Target,
+                                UpstreamRequest, UpstreamResponse)
 
 
 class AnthropicProvider(Provider):
@@ -27,6 +28,7 @@ class AnthropicProvider(Provider):
     key_env = ("ANTHROPIC_API_KEY",)
     base_env = "ANTHROPIC_API_BASE"
     default_base = "https://api.anthropic.com"
+    native_apis = frozenset(PATHS)   # the Messages API passed through: native.py
     # n > 1, penalties, seed, logit_bias and logprobs have no Messages API counterpart.
     supported_params = frozenset({
         "temperature", "top_p", "stop", "max_tokens", "max_completion_tokens", "user",
@@ -41,12 +43,8 @@ class AnthropicProvider(Provider):
         return sampling_drops(body)
 
     def build_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
-        # A base given with OpenAI-style "/v1" at the end still means the same API root.
-        base = target.api_base.rstrip("/").removesuffix("/v1")
-        headers = {"x-api-key": target.api_key or "", "anthropic-version": API_VERSION,
-                   "content-type": "application/json"}
-        return UpstreamRequest("POST", f"{base}/v1/messages", headers, wire_body(body, target),
-                               stream=bool(body.get("stream")))
+        return UpstreamRequest("POST", messages_url(target), request_headers(target, {}),
+                               wire_body(body, target), stream=bool(body.get("stream")))
 
     def parse_response(self, response: UpstreamResponse, body: dict[str, Any],
                        target: Target) -> dict | FollowUp:
@@ -55,3 +53,13 @@ class AnthropicProvider(Provider):
 
     def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
         return legacy_functions.stream(AnthropicStreamTranslator(self, local_stops(body)), body)
+
+    def build_native_request(self, native: NativeRequest, target: Target) -> UpstreamRequest:
+        return native_request(native, target)
+
+    def parse_native_response(self, api: str, response: UpstreamResponse,
+                              target: Target) -> dict:
+        return native_completion(api, response.payload, target)
+
+    def native_stream_translator(self, api: str, target: Target) -> StreamTranslator:
+        return native_translator(self)

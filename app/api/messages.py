@@ -1,0 +1,35 @@
+"""POST /v1/messages (and /messages; Claude Code adds `?beta=true`) and
+/v1/messages/count_tokens: the Anthropic Messages face (app/faces/messages)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import Blueprint, current_app, request
+
+from app.api.body import read_json_body
+from app.api.face_paths import claim
+from app.api.faces import serve
+from app.api.message_schemas import validate_count_tokens_request, validate_messages_request
+from app.faces.messages import MESSAGES
+
+bp = Blueprint("messages", __name__)
+PATHS = ("/v1/messages", "/messages")
+COUNT_PATHS = ("/v1/messages/count_tokens", "/messages/count_tokens")
+claim(MESSAGES, *PATHS, *COUNT_PATHS)
+
+
+@bp.post(PATHS[0])
+@bp.post(PATHS[1])
+def messages():
+    return serve(MESSAGES, validate_messages_request)
+
+
+@bp.post(COUNT_PATHS[0])
+@bp.post(COUNT_PATHS[1])
+def count_tokens():
+    """Anthropic's own count where the model is served by Anthropic, else counted here."""
+    body = validate_count_tokens_request(read_json_body())
+    call = MESSAGES.service_request({"max_tokens": 1, **body}, request.headers)
+    native = replace(call.native, api="messages.count_tokens", body=body)
+    service = current_app.extensions["switchboard"]
+    return {"input_tokens": service.count_tokens(call.params, native)}

@@ -1,0 +1,72 @@
+"""Pass-through as an operation of the attempt plan (app/service/operations.py): a face's
+native request goes as it came to each deployment whose provider speaks that format, and
+the chat translation to every other one; the choice is made per attempt, so fallbacks,
+retries, cooldowns and deadlines work across both.
+
+A passed-through answer is still read by the provider (as a chat.completion, or chunk
+fragments for a stream) for usage, cost, limits, the ledger and the cache; the client gets
+the provider's own answer (`outcome.native`) or its own events (`NativeEvent`s).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from app.providers.base import NativeRequest, Provider, Target, UpstreamResponse
+from app.service.operations import Operation, OperationView
+from app.service.streaming import NativeReader
+
+# Native body fields already in the translated request, or only about delivery.
+NATIVE_DELIVERY = ("model", "messages", "stream")
+
+
+class NativeView(OperationView):
+    """A provider seen through its native API for one request; keeps the answer's body."""
+
+    def __init__(self, provider: Provider, native: NativeRequest):
+        super().__init__(provider, self._build, self._parse, self._reader)
+        self.native = native
+        self.payload: Any = None
+
+    def _build(self, params: dict[str, Any], target: Target):
+        return self._provider.build_native_request(self.native, target)
+
+    def _parse(self, response: UpstreamResponse, params: dict[str, Any], target: Target) -> dict:
+        self.payload = response.payload
+        return self._provider.parse_native_response(self.native.api, response, target)
+
+    def _reader(self, params: dict[str, Any], target: Target) -> NativeReader:
+        return NativeReader(self._provider.native_stream_translator(self.native.api, target))
+
+    def dropped_params(self, params: dict[str, Any], target: Target) -> list[str]:
+        return []  # the client's body goes as it is: nothing of the translation is dropped
+
+    def unsupported_params_for(self, params: dict[str, Any], target: Target) -> list[str]:
+        return []
+
+
+class Passthrough(Operation):
+    def __init__(self, native: NativeRequest):
+        self.native = native
+        self.name = native.api
+
+    def prepare(self, provider: Provider, params: dict[str, Any],
+                target: Target) -> tuple[Any, dict[str, Any]]:
+        if provider.speaks(self.native.api, target):
+            # No usage chunk: the native stream carries its own usage.
+            return NativeView(provider, self.native), {
+                k: v for k, v in params.items() if k != "stream_options"}
+        if self.native.refusal is not None:
+            raise self.native.refusal
+        return provider, params
+
+    def call(self, upstream, provider, params: dict[str, Any], target: Target, timeout: float,
+             outcome) -> dict:
+        response = upstream.call(provider, params, target, timeout, outcome)
+        if isinstance(provider, NativeView):
+            outcome.native = provider.payload
+        return response
+
+    def cache_scope(self) -> dict[str, Any]:
+        """What the translation leaves out still tells two answers apart."""
+        return {"api": self.native.api, **{k: v for k, v in self.native.body.items()
+                                          if k not in NATIVE_DELIVERY}}
