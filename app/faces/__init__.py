@@ -24,15 +24,20 @@ A face (a `Face` subclass, in `app/faces/<name>.py`, knowing nothing of Flask):
 - `error_body(error)` / `error_status(error)`: a `ProxyError` in the face's own error shape.
 
 Adding a face:
-1. `app/faces/<name>.py`: a `Face` subclass with `name` = the ledger's `api` value.
+1. `app/faces/<name>.py` (or a package): a `Face` subclass with `name` = the ledger's `api`
+   value (`chat`, `messages`, `responses`, `embeddings`, `completions`).
 2. If a provider speaks the format natively: set `native_apis` on it and implement
    `build_native_request` / `parse_native_response` / `native_stream_translator` in the
    provider module (the parse side turns the native answer into a chat.completion, so
-   usage, cost, limits and the ledger work unchanged).
-3. `app/api/<name>.py`: a blueprint whose view calls `app.api.faces.serve(face, validate)`
-   (marshmallow validation of the client's body); `app.api.faces.claim(face, *paths)`
-   makes every error on those paths (404, 413, auth, ...) use the face's error shape.
-   Add the blueprint to `BLUEPRINTS` in `app/api/__init__.py`.
+   usage, cost, limits and the ledger work unchanged). The service runs such a request as
+   the `Passthrough` operation (app/service/passthrough.py), one of the attempt plan's
+   operations (app/service/operations.py).
+3. `app/api/<name>.py`: a blueprint whose view is `app.api.faces.serve(face, validate)`
+   (marshmallow validation of the client's body), and `app.api.face_paths.claim(face,
+   *paths)` so every error on those paths (bad input, auth, 404, 413, ...) takes the face's
+   shape and refused requests are recorded under its name. Add the blueprint to
+   `BLUEPRINTS` in `app/api/__init__.py`. Endpoints that only need the shared steps use
+   `admitted(validate, api)` and `described(response, outcome, started)` from there.
 The ledger's `api` column, `/spend/apis` and `/spend?group_by=api` then show the face.
 """
 from __future__ import annotations
