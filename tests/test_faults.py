@@ -238,6 +238,24 @@ def test_sigkill_of_a_worker_loses_no_row(start_gunicorn, provider_env, slow_ups
     assert_one_row_each(counts, answered)
 
 
+def test_sigkill_of_gunicorn_loses_no_row(start_gunicorn, provider_env, slow_upstream,
+                                          write_config, tmp_path):
+    """The whole instance killed: the next start replays every worker's journal."""
+    env = {**provider_env, "SWITCHBOARD_CONFIG": write_config("ledger: {flush_interval: 60}")}
+    proxy = start_gunicorn(env)
+    warm(proxy)
+    with Load(proxy.base_url, threads=6) as load:
+        time.sleep(2.0 if LONG else 1.0)
+        os.killpg(proxy.process.pid, signal.SIGKILL)
+        proxy.process.wait(10)
+    answered = load.answered()
+    assert len(answered) > 10
+    assert not all(sqlite_counts(tmp_path / "data")().get(rid) for rid in answered)
+    start_gunicorn(env)
+    counts = wait_rows(sqlite_counts(tmp_path / "data"), answered, limit=20)
+    assert_one_row_each(counts, answered)
+
+
 @pytest.mark.parametrize("stop", range(9 if LONG else 1))
 def test_sigterm_fails_no_request(start_gunicorn, provider_env, openai_emu, tmp_path, stop):
     openai_emu.fail_next(Fault(hang=0.3, times=10 ** 6))   # requests in flight at the stop
