@@ -96,9 +96,7 @@ class Journal:
         for segment in ready:
             try:
                 with open(segment.path, "rb") as file:
-                    rows = list(_rows(file))
-                for start in range(0, len(rows), REPLAY_BATCH):
-                    store(rows[start:start + REPLAY_BATCH])
+                    _store_rows(file, store)
             except Exception as exc:
                 log.warning("journal: storing the spilled rows of %s failed (%s: %s); trying "
                             "again later", segment.path.name, type(exc).__name__, exc)
@@ -161,14 +159,12 @@ class Journal:
             if os.fstat(fd).st_nlink == 0:
                 return 0    # drained and deleted while we waited to open it
             with os.fdopen(os.dup(fd), "rb") as file:
-                rows = list(_rows(file))
-            for start in range(0, len(rows), REPLAY_BATCH):
-                store(rows[start:start + REPLAY_BATCH])
+                count = _store_rows(file, store)
             _remove(path)
-            if rows:
+            if count:
                 log.warning("journal: replayed %d ledger rows of a stopped process (%s)",
-                            len(rows), path.name)
-            return len(rows)
+                            count, path.name)
+            return count
         finally:
             os.close(fd)
 
@@ -200,6 +196,14 @@ class Journal:
         if segment is not None and segment.unwritten == 0 and not segment.spilled:
             _remove(segment.path)
             os.close(segment.fd)
+
+
+def _store_rows(file, store: Callable[[list[dict]], None]) -> int:
+    """Store every row of a journal file, in batches; how many there were."""
+    rows = list(_rows(file))
+    for start in range(0, len(rows), REPLAY_BATCH):
+        store(rows[start:start + REPLAY_BATCH])
+    return len(rows)
 
 
 def _rows(file) -> Iterator[dict]:
