@@ -7,12 +7,13 @@ import openai
 import pytest
 import urllib3
 
-from tests.emulators.compatible import GroqEmulator, MistralEmulator
+from tests.emulators.compatible import GroqEmulator, MistralEmulator, TogetherEmulator
 from tests.emulators.contracts import needs_specs
 from tests.provider_fixtures import emulator_fixture, proxy_app, sdk_for, sent
 
 mistral_emu = emulator_fixture(MistralEmulator, "mistral_emu")
 groq_emu = emulator_fixture(GroqEmulator, "groq_emu")
+together_emu = emulator_fixture(TogetherEmulator, "together_emu")
 
 
 @pytest.fixture
@@ -105,3 +106,13 @@ def test_emulators_refuse_fields_their_contract_lacks(emulators, emulator_class,
         headers={"authorization": f"Bearer {emulator.api_key}"})
     assert r.status == 400 and "stream_options" in r.data.decode()
     emulator.reset_state()   # sent on purpose
+
+
+def test_together_gets_max_tokens_for_max_completion_tokens(together_emu, tmp_path):
+    sdk = sdk_for(proxy_app({**together_emu.proxy_env(),
+                             "SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}))
+    reply = sdk.chat.completions.create(model="together/meta-llama/Llama-3.3-70B-Instruct-Turbo",
+                                        messages=USER, max_completion_tokens=3, user="u-1")
+    assert reply.choices[0].finish_reason == "length"
+    assert sent(together_emu)["max_tokens"] == 3
+    assert "max_completion_tokens" not in sent(together_emu)

@@ -43,3 +43,20 @@ class GroqEmulator(OpenAIEmulator):
 
     def stream_usage(self, body: dict, usage: dict) -> dict | None:
         return {"choices": [], "x_groq": {"id": "req_emu", "usage": usage}}
+
+
+class TogetherEmulator(OpenAIEmulator):
+    """POST /v1/chat/completions like api.together.xyz (its contract takes extra fields but
+    has no max_completion_tokens); a stream's last chunk carries usage."""
+
+    name = "together"
+    contract = Contract("together/openapi.yaml")
+    api_key = "together-test-key-0123456789abcdef"
+    key_env, base_env, base_path = "TOGETHER_API_KEY", "TOGETHER_API_BASE", "/v1"
+    paths = ("/v1/chat/completions",)
+
+    def contract_pointer(self) -> str:
+        return self.contract.request_body_pointer("/chat/completions")
+
+    def stream_usage(self, body: dict, usage: dict) -> dict | None:
+        return {"choices": [], "usage": usage}
