@@ -1,24 +1,25 @@
-"""Emulators of OpenAI-compatible providers whose chat contract refuses fields it does not
-define (`additionalProperties: false`): Mistral and Groq. Each is the OpenAI emulator on
-the provider's path, held to the provider's own OpenAPI contract, with its way of
-reporting a stream's usage."""
+"""Emulators of OpenAI-compatible providers, each the OpenAI emulator on the provider's path
+held to the provider's own OpenAPI contract (Mistral's and Groq's refuse fields they do not
+define, `additionalProperties: false`), with its way of reporting a stream's usage."""
 from __future__ import annotations
 
 from tests.emulators.contracts import Contract
 from tests.emulators.openai import OpenAIEmulator
 
 
-class MistralEmulator(OpenAIEmulator):
-    """POST /v1/chat/completions like api.mistral.ai; a stream's last chunk carries usage."""
+class CompatibleEmulator(OpenAIEmulator):
+    """One provider: its contract, the path the proxy calls (`base_path` + `chat_path`) and the
+    route as its contract names it. A stream's last chunk carries usage unasked."""
 
-    name = "mistral"
-    contract = Contract("mistral/openapi.yaml")
-    api_key = "mistral-test-key-0123456789abcdef"
-    key_env, base_env, base_path = "MISTRAL_API_KEY", "MISTRAL_API_BASE", "/v1"
-    paths = ("/v1/chat/completions",)
+    chat_path = "/chat/completions"
+    contract_route = "/chat/completions"
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.base_path + self.chat_path,)
 
     def contract_pointer(self) -> str:
-        return self.contract.request_body_pointer("/v1/chat/completions")
+        return self.contract.request_body_pointer(self.contract_route)
 
     def stream_usage(self, body: dict, usage: dict) -> dict | None:
         return {"choices": [], "usage": usage}
@@ -28,35 +29,31 @@ class MistralEmulator(OpenAIEmulator):
         return self.contract.request_body_pointer(f"/v1{path}")
 
 
-class GroqEmulator(OpenAIEmulator):
-    """POST /openai/v1/chat/completions like api.groq.com; a stream's usage comes in
-    `x_groq.usage` at its end."""
+class MistralEmulator(CompatibleEmulator):
+    name = "mistral"
+    contract = Contract("mistral/openapi.yaml")
+    contract_route = "/v1/chat/completions"
+    api_key = "mistral-test-key-0123456789abcdef"
+    key_env, base_env, base_path = "MISTRAL_API_KEY", "MISTRAL_API_BASE", "/v1"
+
+
+class GroqEmulator(CompatibleEmulator):
+    """A stream's usage comes in `x_groq.usage` at its end."""
 
     name = "groq"
     contract = Contract("groq/openapi.yaml")
+    contract_route = "/openai/v1/chat/completions"
     api_key = "gsk_test_groq_key_0123456789abcdef"
     key_env, base_env, base_path = "GROQ_API_KEY", "GROQ_API_BASE", "/openai/v1"
-    paths = ("/openai/v1/chat/completions",)
-
-    def contract_pointer(self) -> str:
-        return self.contract.request_body_pointer("/openai/v1/chat/completions")
 
     def stream_usage(self, body: dict, usage: dict) -> dict | None:
         return {"choices": [], "x_groq": {"id": "req_emu", "usage": usage}}
 
 
-class TogetherEmulator(OpenAIEmulator):
-    """POST /v1/chat/completions like api.together.xyz (its contract takes extra fields but
-    has no max_completion_tokens); a stream's last chunk carries usage."""
+class TogetherEmulator(CompatibleEmulator):
+    """Its contract takes extra fields but has no max_completion_tokens."""
 
     name = "together"
     contract = Contract("together/openapi.yaml")
     api_key = "together-test-key-0123456789abcdef"
     key_env, base_env, base_path = "TOGETHER_API_KEY", "TOGETHER_API_BASE", "/v1"
-    paths = ("/v1/chat/completions",)
-
-    def contract_pointer(self) -> str:
-        return self.contract.request_body_pointer("/chat/completions")
-
-    def stream_usage(self, body: dict, usage: dict) -> dict | None:
-        return {"choices": [], "usage": usage}
