@@ -137,3 +137,17 @@ def test_bad_input_is_an_openai_error(client, path, body, status, param):
 def test_non_json_body_is_415(client):
     r = client.post("/spend/calculate", data="model=gpt-4", content_type="text/plain")
     assert r.status_code == 415 and r.json["error"]["code"] == "unsupported_media_type"
+
+
+def test_a_model_without_a_price_is_quoted_as_cost_unknown(make_client, tmp_path, write_config,
+                                                           openai_emu):
+    config = write_config(f"""
+model_list:
+  - model_name: local
+    params: {{model: openai/my-llama, api_base: {openai_emu.base_url}/v1}}
+""")
+    client = make_client(env={"SWITCHBOARD_DATA_DIR": str(tmp_path)}, config=config)
+    unpriced = client.post("/spend/calculate", json={"model": "local", "messages": USER}).json
+    assert (unpriced["cost"], unpriced["cost_unknown"]) == (0, True)
+    priced = client.post("/spend/calculate", json={"model": "gpt-4o", "messages": USER}).json
+    assert priced["cost"] > 0 and priced["cost_unknown"] is False

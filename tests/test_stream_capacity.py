@@ -25,12 +25,18 @@ def slow_events(count: int = 50):
     yield b"data: [DONE]\n\n"
 
 
-def open_and_drop(port: int) -> bytes:
-    """Start a streaming request, read the first bytes, then vanish."""
+def start_stream(port: int) -> socket.socket:
+    """A raw connection that has sent a streaming request."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                  b"Content-Type: application/json\r\n"
                  + f"Content-Length: {len(BODY)}\r\n\r\n".encode() + BODY)
+    return sock
+
+
+def open_and_drop(port: int) -> bytes:
+    """Start a streaming request, read the first bytes, then vanish."""
+    sock = start_stream(port)
     first = sock.recv(4096)
     sock.close()
     return first
@@ -86,10 +92,7 @@ def test_many_concurrent_streams(start_gunicorn, provider_env, openai_emu, worke
 
 def read_first_chunk_and_drop(port: int) -> None:
     """Start a streaming request, wait for its first content chunk, then hang up."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                 b"Content-Type: application/json\r\n"
-                 + f"Content-Length: {len(BODY)}\r\n\r\n".encode() + BODY)
+    sock = start_stream(port)
     seen = b""
     while b'"content":"w0 "' not in seen.replace(b": ", b":"):
         piece = sock.recv(4096)

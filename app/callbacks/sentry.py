@@ -45,7 +45,7 @@ def reportable(event: RequestEvent) -> bool:
     """Failures of the proxy or its upstreams, not of the client's request."""
     return (event.status >= 500 or event.error_type in _REPORTED_TYPES
             or event.error_code == "missing_api_key"
-            or (not event.succeeded and refused_key(event) is not None))
+            or refused_key(event) is not None)
 
 
 def _transport(timeout: float):

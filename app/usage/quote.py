@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from app.providers.base import Target
-from app.usage.pricing import TokenCounts, cost_of
+from app.usage.pricing import TokenCounts, cost_of, has_price
 from app.usage.tokens import count_inputs, count_messages, estimate_usage
 
 # Providers whose own tokenizer tiktoken is; elsewhere a count is an estimate.
@@ -39,6 +39,7 @@ def _priced(target: Target, counts: TokenCounts, estimated: bool) -> dict[str, A
         "prompt_cost": usd(replace(counts, completion=0, reasoning=0)),
         "completion_cost": usd(TokenCounts(completion=counts.completion)),
         "cost": usd(counts), "estimated": estimated,
+        "cost_unknown": not has_price(target.info, target.settings),  # then cost 0 is not free
     }
 
 
