@@ -52,7 +52,8 @@ def test_every_readme_model_answers(client):
         assert raw.headers["x-switchboard-provider"] == provider, model
         assert "def fib(n):" in (reply.choices[0].message.content or ""), model
         assert reply.usage.total_tokens > 0, model
-        assert float(raw.headers["x-switchboard-cost"]) >= 0
+        cost = raw.headers["x-switchboard-cost"]  # "unknown" for a model the registry cannot price
+        assert cost == "unknown" or float(cost) >= 0, model
 
 
 def test_every_readme_model_streams(client):
