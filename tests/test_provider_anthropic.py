@@ -645,6 +645,9 @@ def test_reasoning_effort_becomes_thinking_and_comes_back_as_reasoning_content(h
     assert message["reasoning_content"] == "The user wrote 1 words."
     [block] = message["thinking_blocks"]
     assert block["type"] == "thinking" and block["signature"].startswith("EmuSig")
+    # Anthropic's output count includes the thinking; its share is counted from the text
+    assert 0 < r.json["usage"]["completion_tokens_details"]["reasoning_tokens"] < \
+        r.json["usage"]["completion_tokens"]
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -123,4 +123,17 @@ def estimate_usage(model: str, params: dict, response: dict) -> tuple[dict, bool
         estimated = True
     if estimated or usage.get("total_tokens") is None:
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    count_reasoning(model, response, usage)
     return usage, estimated
+
+
+def count_reasoning(model: str, response: dict, usage: dict) -> None:
+    """Reasoning tokens where the provider returns the reasoning but does not count it apart
+    (Anthropic's and Cohere's output counts include their thinking): counted from the text,
+    within the completion count."""
+    details = usage.get("completion_tokens_details") or {}
+    reasoning = "".join((choice.get("message") or {}).get("reasoning_content") or ""
+                        for choice in response.get("choices") or ())
+    if reasoning and details.get("reasoning_tokens") is None:
+        usage["completion_tokens_details"] = {**details, "reasoning_tokens": min(
+            count_text(model, reasoning), usage["completion_tokens"])}
