@@ -11,7 +11,9 @@ anthropic_emu = emulator_fixture(AnthropicEmulator, "anthropic_emu")
 
 NULLABLE = ("temperature", "top_p", "n", "stream", "presence_penalty", "frequency_penalty",
             "max_tokens", "max_completion_tokens", "stop", "seed", "user", "response_format",
-            "parallel_tool_calls", "logprobs", "top_logprobs", "stream_options")
+            "parallel_tool_calls", "logprobs", "top_logprobs", "stream_options",
+            "reasoning_effort", "service_tier", "store", "modalities", "audio", "prediction",
+            "verbosity")
 USER = [{"role": "user", "content": "ping"}]
 
 

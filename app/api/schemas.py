@@ -197,7 +197,11 @@ _SCALAR_FIELDS = {name: field for name, field in _SCHEMA.fields.items()
                   if not isinstance(field, (fields.List, fields.Nested))}
 _COMPOUND_FIELDS = frozenset(_SCHEMA.fields) - set(_SCALAR_FIELDS) - {"messages"}
 # Where null means "not given": taken out of a valid body (top level, assistant messages).
-_NULLABLE = frozenset(name for name, field in _SCHEMA.fields.items() if field.allow_none)
+_NULLABLE = frozenset(name for name, field in _SCHEMA.fields.items() if field.allow_none) | {
+    # Fields this schema passes through unchecked that OpenAI's spec also lets be null.
+    "audio", "modalities", "moderation", "prediction", "prompt_cache_key",
+    "prompt_cache_retention", "reasoning_effort", "safety_identifier", "service_tier", "store",
+    "verbosity"}
 _NULLABLE_IN_MESSAGE = frozenset(name for name, field in _MESSAGE_FIELDS.items()
                                  if field.allow_none and name != "content")
 _SIMPLE_MESSAGE_KEYS = frozenset({"role", "content", "name"})
