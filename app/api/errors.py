@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from app.api.face_paths import face_for
@@ -24,7 +24,8 @@ _HTTP_ERRORS = {
 
 def error_response(error: ProxyError) -> Response:
     face = face_for(request.path)
-    response = Response(dumps(face.error_body(error)), status=face.error_status(error),
+    response = Response(dumps(face.error_body(error, g.get("request_id"))),
+                        status=face.error_status(error),
                         mimetype="application/json")
     for name, value in error.headers.items():
         response.headers[name] = value

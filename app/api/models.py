@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, g, request
 
@@ -30,11 +31,28 @@ def _facts(name: str) -> dict:
 @bp.get("/models")
 @bp.get("/v1/models")
 def list_models():
-    """The models this proxy can serve now; for a virtual key, only those it may use."""
+    """The models this proxy can serve now; for a virtual key, only those it may use. In
+    Anthropic's list shape when asked as Anthropic's API is (with `anthropic-version`)."""
     router = current_app.extensions["switchboard"].router
+    names = [(name, provider) for name, provider in router.available_models() if _visible(name)]
+    if request.headers.get("anthropic-version"):
+        return anthropic_list(router, [name for name, _ in names])
     data = [{"id": name, "object": "model", "created": _STARTED, "owned_by": provider}
-            for name, provider in router.available_models() if _visible(name)]
+            for name, provider in names]
     return {"object": "list", "data": data}
+
+
+def anthropic_list(router, names: list[str]) -> dict:
+    """Anthropic's ListResponse[ModelInfo], one page holding every model."""
+    created = datetime.fromtimestamp(_STARTED, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    data = []
+    for name in names:
+        info = router.registry.get(name) or {}
+        data.append({"type": "model", "id": name, "display_name": name, "created_at": created,
+                     "capabilities": None, "max_input_tokens": info.get("context_window"),
+                     "max_tokens": info.get("max_output_tokens")})
+    return {"data": data, "has_more": False, "first_id": names[0] if names else None,
+            "last_id": names[-1] if names else None}
 
 
 @bp.get("/models/<path:model>")

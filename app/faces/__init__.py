@@ -69,7 +69,7 @@ class Face:
     def stream(self, outcome: Outcome, request: FaceRequest) -> Iterator[bytes]:
         raise NotImplementedError
 
-    def error_body(self, error: ProxyError) -> dict[str, Any]:
+    def error_body(self, error: ProxyError, request_id: str | None = None) -> dict[str, Any]:
         """OpenAI's error body unless the face has its own."""
         return error.to_dict()
 

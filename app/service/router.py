@@ -1,11 +1,13 @@
 """Model resolution: the name a client sends -> the deployments (Targets) that can serve it.
 
-Order: config aliases (`model_list`), then the registry, then naming rules
+Order: config aliases (`model_list`; a `model_name` may be a pattern such as `claude-*`, the
+most specific pattern matching), then the registry, then naming rules
 (`gpt-*` -> OpenAI, `<provider>/<model>`, ...). Everything here is computed from
 settings loaded once; per request it is a few dictionary look-ups.
 """
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Any
 
@@ -35,6 +37,10 @@ LIST_MODELS_HINT = "GET /v1/models lists the model names this proxy serves"
 _MODEL_NAME = re.compile(r"[\x20-\x7e]+")  # printable ASCII
 
 
+def is_pattern(model_name: str) -> bool:
+    return "*" in model_name or "?" in model_name
+
+
 class Router:
     def __init__(self, settings: Settings, registry: ModelRegistry):
         self.settings = settings
@@ -53,6 +59,14 @@ class Router:
                     parse_url(api_base)
             except UnsafeUpstream as exc:  # said at start, not by every request's failure
                 raise ConfigError(f"{where}: params.api_base {exc}") from None
+        # model_name patterns (`claude-*`, `*haiku*`), the most specific first: the one that
+        # matches the fewest model names the registry knows (`*haiku*` before `claude-*`),
+        # then the one with more literal characters. An exact model_name always wins.
+        known = [name for name, _ in registry.items()]
+        self.patterns = sorted(
+            (name for name in self.aliases if is_pattern(name)),
+            key=lambda name: (len(fnmatch.filter(known, name)),
+                              -len(name.replace("*", "").replace("?", ""))))
         self._cache: dict[str, tuple[Target, ...]] = {}
 
     def resolve(self, name: str) -> tuple[Target, ...]:
@@ -64,14 +78,19 @@ class Router:
                 raise ModelNotFoundError("The model name holds characters no model name has "
                                          "(control characters or non-ASCII); "
                                          f"{LIST_MODELS_HINT}.", param="model")
-            if name in self.aliases:
-                targets = tuple(self._target(name, d.model, d.params, f"{name}[{d.index}]",
-                                             configured=True) for d in self.aliases[name])
+            alias = name if name in self.aliases else self.pattern_for(name)
+            if alias is not None:
+                targets = tuple(self._target(name, d.model, d.params, f"{alias}[{d.index}]",
+                                             configured=True) for d in self.aliases[alias])
             else:
                 targets = (self._target(name, name, {}, name, configured=False),)
             if len(self._cache) < 10_000:  # bounded: clients choose the names
                 self._cache[name] = targets
         return targets
+
+    def pattern_for(self, name: str) -> str | None:
+        """The most specific model_name pattern `name` matches, or None."""
+        return next((p for p in self.patterns if fnmatch.fnmatchcase(name, p)), None)
 
     def _target(self, group: str, model: str, params: dict[str, Any], deployment_id: str,
                 configured: bool) -> Target:
@@ -145,7 +164,8 @@ class Router:
 
     def available_models(self) -> list[tuple[str, str]]:
         """(name, provider) for config aliases and registry models whose provider has credentials."""
-        listed = {name: self.split(ds[0].model)[0].name for name, ds in self.aliases.items()}
+        listed = {name: self.split(ds[0].model)[0].name for name, ds in self.aliases.items()
+                  if not is_pattern(name)}  # a pattern is not a name a client can list
         for name, info in self.registry.items():
             if name in listed:
                 continue

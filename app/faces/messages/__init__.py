@@ -44,8 +44,8 @@ class MessagesFace(Face):
         writer = EventWriter(request.body["model"], prompt, stops(request.body))
         return guarded(writer.frames(outcome.chunks))
 
-    def error_body(self, error: ProxyError) -> dict[str, Any]:
-        return answers.error_body(error)
+    def error_body(self, error: ProxyError, request_id: str | None = None) -> dict[str, Any]:
+        return answers.error_body(error, request_id)
 
     def error_status(self, error: ProxyError) -> int:
         return answers.error_status(error)

@@ -113,6 +113,6 @@ def error_status(error: ProxyError) -> int:
     return OVERLOADED if error.code == "overloaded_error" else error.status
 
 
-def error_body(error: ProxyError) -> dict[str, Any]:
+def error_body(error: ProxyError, request_id: str | None = None) -> dict[str, Any]:
     return {"type": "error", "error": {"type": error_type(error), "message": error.message},
-            "request_id": None}
+            "request_id": request_id}
