@@ -19,6 +19,8 @@
 #   8 embeddings, a 16-input batch (1536-dimension vectors back): added latency at c=1 and
 #     req/s at EMBED_CONC [16]; then the same batch fully cached (Switchboard restarted with
 #     CACHE_CONFIG_YAML; direct and Switchboard only)
+#   tracing: scenarios 1 and 2 (c=16) for Switchboard with OpenTelemetry on (OTLP/HTTP to the
+#     mock's /v1/traces sink, every request sampled) beside Switchboard with it off, interleaved
 # Knobs: DURATION [15 s per measurement], WARMUP [3 s], REPEATS [2], PEER [litellm|none],
 #   MOCK_IMPL [nginx if installed, else aiohttp],
 #   QUIET_MAX_BUSY [40] / QUIET_TIMEOUT [10]: before each measurement wait (bounded) until the
@@ -36,7 +38,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   SCENARIOS=${SCENARIOS:-"1 2 4"}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
   REPEATS=${REPEATS:-1}; QUIET_TIMEOUT=${QUIET_TIMEOUT:-2}; MEM_REQUESTS=${MEM_REQUESTS:-5000}
 fi
-SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8"}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8 tracing"}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-3}
 REPEATS=${REPEATS:-2}
@@ -67,9 +69,13 @@ RESULTS=$OUT_DIR/results.jsonl
 : > "$RESULTS"
 log "results -> $OUT_DIR"
 
-MOCK_PORT=$(free_port); SB_PORT=$(free_port); PEER_PORT=$(free_port)
+MOCK_PORT=$(free_port); SB_PORT=$(free_port); PEER_PORT=$(free_port); OTEL_SB_PORT=$(free_port)
 export MOCK_PORT SB_PORT PEER_PORT
-declare -A URL=([direct]="http://127.0.0.1:$MOCK_PORT" [switchboard]="http://127.0.0.1:$SB_PORT")
+declare -A URL=([direct]="http://127.0.0.1:$MOCK_PORT" [switchboard]="http://127.0.0.1:$SB_PORT"
+                [switchboard+otel]="http://127.0.0.1:$OTEL_SB_PORT")
+# What a second Switchboard target runs with, beside the plain one.
+declare -A SB_TARGET_ENV=([switchboard]="SB_PORT=$SB_PORT"
+  [switchboard+otel]="SB_PORT=$OTEL_SB_PORT OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$MOCK_PORT")
 declare -A PID=()
 TARGETS=(direct switchboard)
 if [[ "$PEER" == litellm ]]; then TARGETS+=(litellm); URL[litellm]="http://127.0.0.1:$PEER_PORT"; fi
@@ -79,7 +85,7 @@ cleanup() {
   local rc=$? p name
   trap - EXIT INT TERM
   for p in "${HELPERS[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
-  for name in litellm switchboard mock; do
+  for name in litellm switchboard switchboard+otel mock; do
     if [[ -n "${PID[$name]:-}" ]]; then log "stopping $name (pid ${PID[$name]})"; stop_group "${PID[$name]}" 15; fi
   done
   exit "$rc"
@@ -132,8 +138,10 @@ start_target() {
   if [[ -n "${PID[$name]:-}" ]]; then stop_group "${PID[$name]}" 15; PID[$name]=""; fi
   mkdir -p "$OUT_DIR/$name"
   t0=$(date +%s.%N)
-  if [[ $name == switchboard ]]; then
-    SB_CONFIG=$config SB_DATA_DIR=$OUT_DIR/$name/data setsid "$HERE/targets/switchboard.sh" >> "$OUT_DIR/$name/server.log" 2>&1 < /dev/null &
+  if [[ $name == switchboard* ]]; then
+    # shellcheck disable=SC2086  # the target's VAR=value words
+    env ${SB_TARGET_ENV[$name]} SB_CONFIG=$config SB_DATA_DIR=$OUT_DIR/$name/data \
+      setsid "$HERE/targets/switchboard.sh" >> "$OUT_DIR/$name/server.log" 2>&1 < /dev/null &
     health=/health
   else
     RUN_DIR="$OUT_DIR/$name" setsid "$HERE/targets/litellm.sh" >> "$OUT_DIR/$name/server.log" 2>&1 < /dev/null &
@@ -373,6 +381,19 @@ scenario_8() {
   start_target switchboard
 }
 
+scenario_tracing() {
+  start_mock 0 0
+  start_target switchboard+otel
+  local rep t c=16
+  for ((rep = 1; rep <= REPEATS; rep++)); do for t in direct switchboard switchboard+otel; do
+    measure tracing "c=1" "$t" "$rep" -- loadgen latency --url "${URL[$t]}" --duration "$DURATION" --warmup "$WARMUP"
+  done; done
+  for ((rep = 1; rep <= REPEATS; rep++)); do for t in direct switchboard switchboard+otel; do
+    wrk_measure tracing "c=$c" "$t" "$rep" "$c" "$DURATION"
+  done; done
+  stop_group "${PID[switchboard+otel]}" 15; PID[switchboard+otel]=""
+}
+
 # ---------------------------------------------------------------- run
 start_mock 0 0
 for t in "${TARGETS[@]}"; do
@@ -380,7 +401,7 @@ for t in "${TARGETS[@]}"; do
   sanity_check "$t"
 done
 for sc in $SCENARIOS; do
-  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-8)"
+  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-8, tracing)"
   log "---- scenario $sc"
   "scenario_$sc"
 done

@@ -24,7 +24,9 @@ TITLES = {
     "6": "6 memory and start-up",
     "7": "7 scaling, c=1, upstream 0 ms",
     "8": "8 embeddings, 16-input batch, upstream 0 ms",
+    "tracing": "tracing: OpenTelemetry on (switchboard+otel) vs off, upstream 0 ms",
 }
+TRACED = "switchboard+otel"
 
 
 def get(d, *path):
@@ -267,9 +269,25 @@ def rows_startup(tb, sc, title, case, meta):
     tb.metric(sc, title, case, "start-up s (exec -> /health 200)", field("startup_s"), peer_ratio=False)
 
 
+def rows_tracing(tb, sc, title, case, meta):
+    """What tracing costs: the traced proxy against the same proxy untraced, same run."""
+    latency = case == "c=1"
+    (rows_latency if latency else rows_throughput)(tb, sc, title, case, meta)
+    if latency:
+        on, off = (tb.value(sc, case, t, field("latency_ms", "p50")) for t in (TRACED, PROXY))
+        if on is not None and off is not None:
+            tb.add(title, case, "tracing adds, p50 ms", {TRACED: num(on - off, 3)}, "–", None)
+    else:
+        on, off = (tb.value(sc, case, t, ok_rps) for t in (TRACED, PROXY))
+        if on and off:
+            tb.add(title, case, "req/s traced ÷ untraced", {TRACED: ratio(on, off)}, "–", None)
+
+
 def row_builder(sc, case):
     if sc == "8":
         return rows_latency if case.endswith("c=1") else rows_throughput
+    if sc == "tracing":
+        return rows_tracing
     if sc in ("1", "7"):
         return rows_startup if case.endswith("startup") else rows_latency
     if sc in ("2", "3", "5"):

@@ -85,12 +85,17 @@ def build_app(latency_s, interval_s, chunks):
     async def health(_request):
         return web.Response(text="ok\n")
 
+    async def traces(request):  # an OTLP/HTTP sink for the tracing scenario
+        await request.read()
+        return web.Response(status=200)
+
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/chat/completions", chat)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_post("/embeddings", embeddings)
     app.router.add_get("/health", health)
+    app.router.add_post("/v1/traces", traces)
     return app
 
 
