@@ -148,3 +148,73 @@ def test_tracing_off_without_endpoint(start_gunicorn, provider_env):
     proxy = start_gunicorn(provider_env)
     answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask())
     assert answer.status == 200 and "traceparent" not in answer.headers
+
+
+def _children(spans, parent):
+    return sorted((s for s in spans if s["parent_span_id"] == parent["span_id"]),
+                  key=lambda s: s["start"])
+
+
+def test_retries_and_fallbacks_are_sibling_attempt_spans(traced, collector, openai_emu):
+    from tests.emulators.server import Fault, Reply
+    proxy = traced("fallbacks: {gpt-4o-mini: [gpt-4o]}\n")
+    openai_emu.fail_next(Fault(reply=Reply(500, {"error": {"message": "boom", "type": "server_error",
+                                                           "param": None, "code": None}}), times=2))
+    answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
+                          json=ask("hi", num_retries=1, max_tokens=20),
+                          headers={**ADMIN, "x-request-id": "trace-fallback"})
+    assert answer.status == 200 and answer.headers["x-switchboard-attempted-fallbacks"] == "1"
+    spans = collector.wait_for(lambda found: len([
+        s for s in found if s["kind"] == 3]) >= 3 and _has_request("trace-fallback")(found))
+    server = _server_span(spans, "trace-fallback")
+    attempts = [s for s in _children(spans, server) if s["kind"] == 3]  # CLIENT
+    assert [a["attributes"]["gen_ai.request.model"] for a in attempts] == \
+        ["gpt-4o-mini", "gpt-4o-mini", "gpt-4o"]
+    assert [a["attributes"]["switchboard.attempt"] for a in attempts] == [1, 2, 3]
+    assert [a["status"] for a in attempts] == [2, 2, 0]  # ERROR, ERROR, UNSET
+    assert all(a["name"].startswith("chat ") for a in attempts)
+    assert attempts[0]["attributes"]["http.response.status_code"] == 500
+    assert any(e["name"] == "exception" and "boom" in e["attributes"]["exception.message"]
+               for e in attempts[0]["events"])
+    assert attempts[2]["attributes"]["gen_ai.request.max_tokens"] == 20
+    assert attempts[2]["attributes"]["gen_ai.usage.output_tokens"] > 0
+    assert server["attributes"]["switchboard.fallbacks"] == 1
+    assert server["attributes"]["switchboard.retries"] == 1
+
+
+def test_cache_hit_and_key_check_spans(traced, collector):
+    proxy = traced("cache: {enabled: true}\n")
+    key = json.loads(http.request("POST", f"{proxy.base_url}/key/generate", json={"max_budget": 5},
+                                  headers=ADMIN).data)["key"]
+    for request_id in ("trace-cache-1", "trace-cache-2"):
+        answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
+                              json=ask("cache me", temperature=0),
+                              headers={**bearer(key), "x-request-id": request_id})
+        assert answer.status == 200
+    spans = collector.wait_for(_has_request("trace-cache-2"))
+    server = _server_span(spans, "trace-cache-2")
+    children = {s["name"]: s for s in _children(spans, server)}
+    assert children["switchboard.cache.lookup"]["attributes"]["switchboard.cache"] == "hit"
+    assert "switchboard.key.check" in children and "switchboard.key.limits" in children
+    assert not [s for s in _children(spans, server) if s["kind"] == 3]  # no upstream call
+    assert server["attributes"]["switchboard.cache"] == "hit"
+    assert server["attributes"]["switchboard.key_id"] and key.startswith(
+        "sk-sb-" + server["attributes"]["switchboard.key_id"])
+    assert key.encode() not in b"".join(collector.raw)
+
+
+def test_traceparent_sent_upstream_only_when_asked(traced, collector, openai_emu):
+    proxy = traced("otel: {propagate_upstream: true}\n")
+    http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
+                 headers={**ADMIN, "x-request-id": "trace-propagated"})
+    spans = collector.wait_for(_has_request("trace-propagated"))
+    server = _server_span(spans, "trace-propagated")
+    attempt = [s for s in _children(spans, server) if s["kind"] == 3][0]
+    sent = openai_emu.calls[-1].headers["traceparent"]
+    assert sent.startswith(f"00-{server['trace_id']}-{attempt['span_id']}-")
+
+
+def test_no_traceparent_upstream_by_default(traced, collector, openai_emu):
+    proxy = traced()
+    http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(), headers=ADMIN)
+    assert "traceparent" not in openai_emu.calls[-1].headers

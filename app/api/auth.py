@@ -28,6 +28,7 @@ from app.keys.store import KeyRecord
 from app.service.completion import CompletionService
 from app.service.events import RequestContext
 from app.service.upstream import protect_secret
+from app.tracing import spans
 
 log = logging.getLogger("switchboard")
 EXTENSION = "switchboard.keys"
@@ -86,7 +87,8 @@ def admit(body: dict, context: RequestContext) -> None:
     """Hold a virtual key's request to its models, budget and rate limits (403 / 429)."""
     key = g.get("virtual_key")
     if key is not None:
-        g.admission = current_app.extensions[EXTENSION].admit(key, body, context)
+        with spans.step("switchboard.key.limits", **{"switchboard.key_id": key.id}):
+            g.admission = current_app.extensions[EXTENSION].admit(key, body, context)
 
 
 def leased(chunks):
@@ -148,7 +150,8 @@ def install(app: Flask, service: CompletionService) -> None:
         if master is not None and hmac.compare_digest(token.encode(), master.encode()):
             return
         try:
-            key = keys.authenticate(token)
+            with spans.step("switchboard.key.check"):
+                key = keys.authenticate(token)
         except ProxyError as error:   # the key store cannot be reached: 503
             reject(error, path)
         if key is None:

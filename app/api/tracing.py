@@ -14,6 +14,7 @@ from flask import Flask, g, request
 from marshmallow import Schema, fields
 
 from app import tracing
+from app.tracing import spans
 from app.tracing.attributes import event_attributes
 
 SPAN_KEY = "switchboard.span"  # WSGI environ: the request's server span
@@ -56,18 +57,17 @@ class ServerSpans:
                                       kind=trace.SpanKind.SERVER,
                                       attributes={"http.request.method": method, "url.path": path})
         environ[SPAN_KEY] = span
-        span_context = span.get_span_context()
-        traceparent = (f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
-                       f"{int(span_context.trace_flags):02x}")
+        span_context = trace.set_span_in_context(span, parent)
+        ours = list(spans.w3c_headers(span_context).items())
 
         def traced_start_response(status, headers, exc_info=None):
             code = int(status.split(None, 1)[0])
             span.set_attribute("http.response.status_code", code)
             if code >= 500:
                 span.set_status(trace.Status(trace.StatusCode.ERROR))
-            return start_response(status, [*headers, ("traceparent", traceparent)], exc_info)
+            return start_response(status, [*headers, *ours], exc_info)
 
-        token = context.attach(trace.set_span_in_context(span, parent))
+        token = context.attach(span_context)
         try:
             body = self.app(environ, traced_start_response)
         except BaseException as exc:
@@ -143,8 +143,9 @@ def install(app: Flask, service) -> None:
     options = settings.section("otel", OtelSection())
     if not tracing.configure(settings.env):
         return
-    spans = _OpenSpans(options["capture_messages"] and not settings.redact_messages)
-    service.events.subscribe(spans.describe)
+    spans.propagate_upstream(options["propagate_upstream"])
+    open_spans = _OpenSpans(options["capture_messages"] and not settings.redact_messages)
+    service.events.subscribe(open_spans.describe)
 
     @app.before_request
     def _link_request_and_trace():
@@ -158,7 +159,7 @@ def install(app: Flask, service) -> None:
         g.trace_ids = {"trace_id": f"{span_context.trace_id:032x}",
                        "span_id": f"{span_context.span_id:016x}"}
         request.environ[REQUEST_ID_KEY] = g.request_id
-        spans.open(g.request_id, span)
+        open_spans.open(g.request_id, span)
 
     app.wsgi_app = ServerSpans(app.wsgi_app,
-                               lambda environ: spans.close(environ.get(REQUEST_ID_KEY)))
+                               lambda environ: open_spans.close(environ.get(REQUEST_ID_KEY)))

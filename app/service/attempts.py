@@ -19,6 +19,7 @@ from app.service.reliability import (Attempt, all_routes_failed, backoff_seconds
                                      is_context_window_error, is_retryable)
 from app.service.router import Router
 from app.service.upstream import UpstreamCaller, timeout_error
+from app.tracing import spans
 from app.usage.tokens import count_messages
 
 
@@ -127,7 +128,8 @@ class AttemptRunner:
             try:
                 return self._attempt(target, params, options, min(remaining, allowance),
                                      client_deadline and remaining < allowance, operation,
-                                     deadline if client_deadline else None)
+                                     deadline if client_deadline else None,
+                                     len(trail.attempts) + 1)
             except ProxyError as error:
                 trail.attempts.append(Attempt(target.model, error))
                 if is_context_window_error(error) or not falls_back(error):
@@ -149,9 +151,10 @@ class AttemptRunner:
 
     def _attempt(self, target: Target, params: dict[str, Any], options: dict[str, Any],
                  timeout: float, cut_short: bool, operation: Operation,
-                 ends_by: float | None) -> Outcome:
-        """One call to one deployment, recorded in the pool's health state. A stream ends by
-        `ends_by` (the request's own deadline, when it set a `timeout`)."""
+                 ends_by: float | None, number: int) -> Outcome:
+        """One call to one deployment, recorded in the pool's health state and in its own span
+        (the request's `number`th attempt). A stream ends by `ends_by` (the request's own
+        deadline, when it set a `timeout`)."""
         self.router.require_credentials(target)
         provider, call_params = operation.prepare(get_provider(target.provider), dict(params),
                                                   target)
@@ -159,35 +162,47 @@ class AttemptRunner:
                           dropped_params=self._check_params(provider, call_params, target, options))
         self.pool.started(target)
         started = time.monotonic()
+        span = spans.start_attempt(target, call_params, operation.name, number)
         try:
-            if call_params.get("stream"):
-                chunks = self.upstream.stream(provider, call_params, target, timeout, outcome,
-                                              ends_by)
-                outcome.chunks = self._tracked(chunks, target, started)
-            else:
-                outcome.response = operation.call(self.upstream, provider, call_params, target,
-                                                  timeout, outcome)
-                outcome.bill = operation.settle(target, call_params, outcome.response)
-                self.pool.finished(target, outcome.upstream_seconds)
+            with spans.current(span):
+                if call_params.get("stream"):
+                    chunks = self.upstream.stream(provider, call_params, target, timeout,
+                                                  outcome, ends_by)
+                    outcome.chunks = self._tracked(chunks, target, started, span, outcome)
+                else:
+                    outcome.response = operation.call(self.upstream, provider, call_params,
+                                                      target, timeout, outcome)
+                    outcome.bill = operation.settle(target, call_params, outcome.response)
+                    self.pool.finished(target, outcome.upstream_seconds)
+                    spans.end_attempt(span, response=outcome.response)
         except ProxyError as error:
+            spans.end_attempt(span, error)
             hold = getattr(error, "retry_after", None) if error.status == 429 else None
             self.pool.finished(target, None, error.message,
                                unhealthy=counts_against_deployment(error, cut_short), hold=hold)
             raise
         return outcome
 
-    def _tracked(self, chunks: Iterator[dict], target: Target, started: float) -> Iterator[dict]:
-        """Stream chunks, telling the pool when the stream ends however it ends."""
+    def _tracked(self, chunks: Iterator[dict], target: Target, started: float, span,
+                 outcome: Outcome) -> Iterator[dict]:
+        """Stream chunks, telling the pool (and the attempt's span) when the stream ends
+        however it ends."""
         error = None
         try:
             yield from chunks
-        except ClientDisconnected:
+        except ClientDisconnected as exc:
+            spans.end_attempt(span, exc)
+            span = None
             raise  # the client's doing, not a failure of the deployment
         except ProxyError as exc:
             error = exc.message
+            spans.end_attempt(span, exc)
+            span = None
             raise
         finally:
             self.pool.finished(target, time.monotonic() - started, error)
+            if span is not None:
+                spans.end_attempt(span, response=outcome.stream and outcome.stream.completion())
 
     def _check_params(self, provider: Provider, params: dict[str, Any], target: Target,
                       options: dict[str, Any]) -> list[str]:

@@ -31,6 +31,7 @@ from app.service.router import Router
 from app.service.streaming import replay
 from app.service.transport import Transport
 from app.service.upstream import UpstreamCaller
+from app.tracing import spans
 
 log = logging.getLogger("switchboard")
 
@@ -90,7 +91,7 @@ class CompletionService:
             connection = take_client_connection(params, requested, self.router)
             cache_request = None if connection else self._cache_request(
                 requested, params, options, context, operation.cache_scope())
-            outcome = self._cached(cache_request, params) if cache_request else None
+            outcome = self._traced_lookup(cache_request, params) if cache_request else None
             if outcome is None:
                 outcome = self.runner(connection).run(requested, params, options, trail,
                                                       context.models, operation)
@@ -155,6 +156,13 @@ class CompletionService:
         if scope is not None:
             params = {**params, "scope": scope}
         return CacheRequest(requested, params, controls, context.key_id)
+
+    def _traced_lookup(self, request: CacheRequest, params: dict[str, Any]) -> Outcome | None:
+        with spans.step("switchboard.cache.lookup") as span:
+            outcome = self._cached(request, params)
+            if span is not None:
+                span.set_attribute("switchboard.cache", outcome.cache if outcome else "miss")
+            return outcome
 
     def _cached(self, request: CacheRequest, params: dict[str, Any]) -> Outcome | None:
         """An Outcome served from the cache, or None. A broken cache is a miss, never a failure."""

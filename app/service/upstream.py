@@ -15,12 +15,15 @@ from typing import Any, Iterator
 
 from app.errors import InvalidRequestError, ProxyError, UpstreamError
 from app.jsonfast import loads
+from app.providers import get_provider
 from app.providers.base import FollowUp, Provider, Target, UpstreamRequest, UpstreamResponse
+from app.providers.openai import OpenAIProvider
 from app.service.accounting import settle
 from app.service.egress import Route, UnsafeUpstream, route
 from app.service.outcome import Outcome
 from app.service.streaming import ChunkStream, read_events
 from app.service.transport import Transport, TransportError
+from app.tracing import spans
 
 # Provider key shapes; "sk" also covers this proxy's virtual keys (sk-sb-...).
 _KEY_PATTERN = re.compile(r"\b(sk|r8|hf|sk-ant|AIza)[-_A-Za-z0-9*.]{8,}")
@@ -51,6 +54,8 @@ class UpstreamCaller:
         """Send the provider's request and follow its FollowUps; a stream request is returned unsent."""
         deadline = time.monotonic() + timeout
         request = provider.build_request(params, target)
+        if isinstance(get_provider(target.provider), OpenAIProvider):
+            request.headers.update(spans.upstream_headers())  # otel.propagate_upstream
         while True:
             if request.stream:
                 return request
