@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from typing import Callable
+from typing import Callable, Iterator
+
+import pytest
 
 
 def http_answer(payload: object, status: str = "200 OK") -> bytes:
@@ -86,3 +88,24 @@ class RawUpstream:
 
     def close(self) -> None:
         self.listener.close()
+
+
+def upstream_fixture(answer: Callable[[bytes, bytes], bytes]):
+    """A module's raw upstream on 127.0.0.1 answering with `answer`."""
+    @pytest.fixture(scope="module")
+    def upstream() -> Iterator[RawUpstream]:
+        server = RawUpstream(answer=answer)
+        yield server
+        server.close()
+    return upstream
+
+
+def gunicorn_on(folder, config: str, env: dict[str, str]):
+    """A real gunicorn (tests/conftest.py) on the config text and env, storage in `folder`;
+    the caller stops it."""
+    from tests.conftest import GunicornProxy
+    path = folder / "switchboard.yaml"
+    path.write_text(config)
+    return GunicornProxy({"SWITCHBOARD_CONFIG": str(path),
+                          "SWITCHBOARD_DATA_DIR": str(folder / "data"), **env},
+                         folder / "gunicorn.log")

@@ -15,8 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import urllib3
 
-from tests.conftest import GunicornProxy
-from tests.raw_upstream import COMPLETION, RawUpstream, http_answer
+from tests.raw_upstream import COMPLETION, gunicorn_on, http_answer, upstream_fixture
 
 # Characters that break out of a header line, end a string early, or are not text at all.
 AMMO = ["a\r\nX-Forged: 1", "\r", "\x00", "\x1b[31m\x7f", "\u2028", "\udfff\ud800",
@@ -75,27 +74,17 @@ def answer(head: bytes, body: bytes) -> bytes:
     return http_answer(COMPLETION)
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    server = RawUpstream(answer=answer)
-    yield server
-    server.close()
+upstream = upstream_fixture(answer)
 
 
 @pytest.fixture(scope="module")
 def proxy(upstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fuzz")
-    config = folder / "switchboard.yaml"
-    config.write_text(f"""
+    server = gunicorn_on(tmp_path_factory.mktemp("fuzz"), f"""
 model_list:
   - model_name: byo
     params: {{model: azure/dep, api_base: "{upstream.base}", api_key: sk-operator-0000000001,
              allow_client_connection: true}}
-""")
-    server = GunicornProxy({"SWITCHBOARD_CONFIG": str(config),
-                            "OPENAI_API_BASE": f"{upstream.base}/v1",
-                            "OPENAI_API_KEY": "sk-operator-0000000002",
-                            "SWITCHBOARD_DATA_DIR": str(folder / "data")}, folder / "gunicorn.log")
+""", {"OPENAI_API_BASE": f"{upstream.base}/v1", "OPENAI_API_KEY": "sk-operator-0000000002"})
     yield server
     server.stop()
 

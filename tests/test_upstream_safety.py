@@ -13,9 +13,9 @@ import pytest
 import urllib3
 
 from app.config import ConfigError
-from tests.conftest import GunicornProxy
 from tests.provider_fixtures import proxy_app
-from tests.raw_upstream import COMPLETION, RawUpstream, http_answer
+from tests.raw_upstream import (COMPLETION, RawUpstream, gunicorn_on, http_answer,
+                                upstream_fixture)
 
 OPERATOR_KEY = "sk-operator-secret-00000000001"
 CLIENT_KEY = "sk-client-own-key-00000000002"
@@ -40,11 +40,7 @@ def answer(head: bytes, body: bytes) -> bytes:
     return http_answer(COMPLETION)
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    server = RawUpstream(answer=answer)
-    yield server
-    server.close()
+upstream = upstream_fixture(answer)
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +53,9 @@ def elsewhere():
 
 @pytest.fixture(scope="module")
 def proxy(upstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("upstream-safety")
-    config = folder / "switchboard.yaml"
     base = upstream.base
-    config.write_text(f"""
+    # One worker: its one pool of upstream connections is what the tests look into.
+    server = gunicorn_on(tmp_path_factory.mktemp("upstream-safety"), f"""
 model_list:
   - model_name: byo
     params: {{model: openai/gpt-4o-mini, api_base: "{base}/v1", api_key: {OPERATOR_KEY},
@@ -75,12 +70,8 @@ model_list:
     params: {{model: replicate/{REPLICATE_MODEL}, api_base: "{base}", api_key: r8_operator0001}}
   - model_name: local-llama
     params: {{model: ollama/llama3}}
-""")
-    # One worker: its one pool of upstream connections is what the tests look into.
-    server = GunicornProxy({"SWITCHBOARD_CONFIG": str(config), "WEB_CONCURRENCY": "1",
-                            "LMSTUDIO_API_BASE": f"{base}/v1", "HUGGINGFACE_API_BASE": base,
-                            "HUGGINGFACE_API_KEY": "hf_operator0000000001",
-                            "SWITCHBOARD_DATA_DIR": str(folder / "data")}, folder / "gunicorn.log")
+""", {"WEB_CONCURRENCY": "1", "LMSTUDIO_API_BASE": f"{base}/v1",
+      "HUGGINGFACE_API_BASE": base, "HUGGINGFACE_API_KEY": "hf_operator0000000001"})
     yield server
     server.stop()
 
