@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.emulators.server import Fault, Reply, sse
 
 USER = [{"role": "user", "content": "stream this please"}]
@@ -47,13 +49,16 @@ def test_include_usage_adds_final_usage_chunk(client):
     assert all(c["usage"] is None for c in chunks[:-1])
 
 
-def test_stream_always_asks_upstream_for_usage_and_strips_it(client, openai_emu):
+@pytest.mark.parametrize("model, emulator", [("gpt-4", "openai_emu"),
+                                             ("azure/prod-35", "azure_emu")])
+def test_stream_always_asks_upstream_for_usage_and_strips_it(client, request, model, emulator):
     """The ledger bills the provider's own counts, not an estimate, even when the client
     did not ask for the usage chunk; the client does not get one."""
     r = client.post("/v1/chat/completions", headers={"x-request-id": "req-usage"}, json={
-        "model": "gpt-4", "messages": USER, "stream": True})
+        "model": model, "messages": USER, "stream": True})
     chunks = frames(r)
-    assert openai_emu.calls[-1].body["stream_options"] == {"include_usage": True}
+    upstream = request.getfixturevalue(emulator)
+    assert upstream.calls[-1].body["stream_options"] == {"include_usage": True}
     assert all("usage" not in c for c in chunks) and chunks[-1]["choices"]
     rows = {row["request_id"]: row for row in client.get(
         "/spend/logs", query_string={"limit": 10}).json["data"]}
