@@ -99,6 +99,11 @@ from tests.keys_fixtures import ADMIN, bearer, generate, keyed, ledger_rows  # n
 from tests.test_cache_fixtures import backend, cached  # noqa: E402,F401  (fixtures)
 
 
+# A config line after the cache section: Redis calls may wait 1 s on this busy machine (the
+# 50 ms default would trip the breaker under load and turn hits into misses).
+PATIENT_REDIS = "redis_timeout: 1\n"
+
+
 def embed(client, inputs, headers=None, **extra):
     r = client.post("/v1/embeddings", json={"model": MODEL, "input": inputs, **extra},
                     headers=headers or {})
@@ -107,7 +112,7 @@ def embed(client, inputs, headers=None, **extra):
 
 
 def test_partial_hit_sends_only_new_inputs(cached, openai_emu):
-    client = cached()
+    client = cached(PATIENT_REDIS)
     first = embed(client, ["alpha", "beta"])
     assert first.headers["x-switchboard-cache"] == "miss"
     full_cost = float(first.headers["x-switchboard-cost"])
@@ -125,7 +130,7 @@ def test_partial_hit_sends_only_new_inputs(cached, openai_emu):
 
 
 def test_model_and_dimensions_are_in_the_key(cached, openai_emu):
-    client = cached()
+    client = cached(PATIENT_REDIS)
     embed(client, ["same"])
     assert embed(client, ["same"], dimensions=8).headers["x-switchboard-cache"] == "miss"
     r = client.post("/v1/embeddings", json={"model": "text-embedding-3-large", "input": "same"})
@@ -135,7 +140,7 @@ def test_model_and_dimensions_are_in_the_key(cached, openai_emu):
 
 
 def test_no_cache_header_sends_everything(cached, openai_emu):
-    client = cached()
+    client = cached(PATIENT_REDIS)
     embed(client, ["x", "y"])
     r = embed(client, ["x", "y"], headers={"Cache-Control": "no-cache"})
     assert r.headers["x-switchboard-cache"] == "miss"
@@ -261,3 +266,23 @@ def test_openai_batch_over_2048_inputs_is_split(app, openai_emu):
     r = embed(app.test_client(), texts, dimensions=4)
     assert [d["embedding"] for d in r.json["data"]] == [expected(t, 4) for t in texts]
     assert sorted(len(c.body["input"]) for c in openai_emu.calls) == [52, 2048]
+
+
+def test_ledger_and_spend_show_embeddings_and_completions_apart_from_chat(cached, openai_emu):
+    client = cached(PATIENT_REDIS)
+    assert client.post("/v1/chat/completions", json={
+        "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    embed(client, ["alpha", "beta"])
+    partial = embed(client, ["alpha", "gamma"])
+    assert partial.headers["x-switchboard-cache"] == "partial"
+    assert client.post("/v1/completions", json={"model": "gpt-3.5-turbo-instruct",
+                                                "prompt": "x"}).status_code == 200
+    assert client.post("/v1/embeddings", json={"model": MODEL}).status_code == 400
+    client.application.extensions["switchboard"].close(5.0)
+    apis = {row["api"]: row for row in client.get("/spend/apis").json["data"]}
+    assert (apis["chat"]["requests"], apis["completions"]["requests"]) == (1, 1)
+    assert (apis["embeddings"]["requests"], apis["embeddings"]["errors"]) == (3, 1)
+    assert apis["embeddings"]["prompt_tokens"] == 3 and apis["embeddings"]["completion_tokens"] == 0
+    assert apis["embeddings"]["saved_cost"] == pytest.approx(2e-08)
+    rows = client.get("/spend/logs", query_string={"api": "embeddings"}).json["data"]
+    assert sorted(row["cache"] for row in rows) == ["miss", "off", "partial"]   # off: the 400

@@ -1,9 +1,14 @@
 """Embeddings cached per input: a batch whose inputs were partly seen before sends only the
 new ones upstream. Embeddings are deterministic, so an input's vector is the same whatever
 batch it came in. Entries live in the response cache's backend, under the same switches
-(`no-cache`, `no-store`, ttl, namespace, tenant) and fault handling."""
+(`no-cache`, `no-store`, ttl, namespace, tenant) and fault handling.
+
+An entry is its facts as JSON, a newline, then the vector as float64 bytes: reading back
+16 vectors of 1,536 numbers as JSON text would cost more than asking the provider again.
+"""
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import orjson
@@ -39,13 +44,16 @@ class VectorCache:
         ttl = request.options.get("ttl") or self.cache.config.ttl
         try:
             for item, entry, count in zip(inputs, answer["data"], tokens):
-                value = orjson.dumps({"embedding": entry["embedding"], "tokens": count,
-                                      "cost": count * cost_per_token, "model": model,
-                                      "provider": provider})
-                self.cache.backend.put(input_key(request, item), value, ttl)
+                facts = orjson.dumps({"tokens": count, "cost": count * cost_per_token,
+                                      "model": model, "provider": provider})
+                vector = array("d", entry["embedding"]).tobytes()
+                self.cache.backend.put(input_key(request, item), facts + b"\n" + vector, ttl)
         except Exception as error:
             self.cache.faults.record("store", error)
 
     def _get(self, request: CacheRequest, item: Any) -> dict | None:
         raw = self.cache.backend.get(input_key(request, item))
-        return None if raw is None else orjson.loads(raw)
+        if raw is None:
+            return None
+        facts, _, vector = raw.partition(b"\n")   # JSON text never holds a raw newline
+        return {**orjson.loads(facts), "embedding": array("d", vector).tolist()}

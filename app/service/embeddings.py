@@ -131,18 +131,17 @@ class EmbeddingService:
             check_requested(self.service.router, requested, options.get("fallbacks"),
                             params.get("dimensions"))
         inputs = params["input"]
-        tokens = [count_input(EMBEDDING_TOKENIZER, item) for item in inputs]
         request = None if connection or self.vectors is None else self._cache_request(
             requested, params, options, context)
         found = self.vectors.lookup(request, inputs) if request else [None] * len(inputs)
         missing = [i for i, entry in enumerate(found) if entry is None]
         if missing:
             sent = {**params, "input": [inputs[i] for i in missing]}
+            tokens = [count_input(EMBEDDING_TOKENIZER, item) for item in sent["input"]]
             outcome = self.service.runner(connection).run(
-                requested, sent, options, trail, context.models,
-                Embeddings([tokens[i] for i in missing]))
+                requested, sent, options, trail, context.models, Embeddings(tokens))
             if request:
-                self._store(request, sent["input"], outcome, [tokens[i] for i in missing])
+                self._store(request, sent["input"], outcome, tokens)
         else:
             first = found[0]
             target = Target(requested, first["model"], first["provider"], first["model"], None,
