@@ -319,6 +319,10 @@ def test_reasoning_effort_maps_to_thinking_config_and_reasoning_comes_back(http,
                                                 "reasoning_effort": "none"})
     assert sent(gemini_emu)["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 0}
     assert "reasoning_content" not in r.json["choices"][0]["message"]
+    r = http.post("/v1/chat/completions", json={"model": "gemini/gemini-2.5-pro",
+                                                "messages": USER, "reasoning_effort": "none"})
+    assert r.status_code == 200, r.json     # Pro cannot stop thinking: its least budget
+    assert sent(gemini_emu)["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 128}
 
 
 def test_stream_reasoning_and_its_tokens(sdk, gemini_emu):

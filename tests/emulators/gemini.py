@@ -119,6 +119,8 @@ def thinking_rules(body: dict, model: str) -> list[str]:
     if not model.startswith("gemini-3"):
         if "thinkingLevel" in config:
             problems.append("Thinking level is not supported for this model.")
+        if model.startswith("gemini-2.5-pro") and config.get("thinkingBudget") == 0:
+            problems.append("Budget 0 is invalid. This model only works in thinking mode.")
         return problems
     for content in body.get("contents") or ():
         for part in content.get("parts") or ():

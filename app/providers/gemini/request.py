@@ -57,6 +57,8 @@ def dig(value: Any, *keys: str) -> Any:
 
 THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576,
                     "xhigh": 24576}
+# Gemini 2.5 Pro only works thinking: its smallest budget stands for "none".
+PRO_MIN_BUDGET = 128
 THINKING_LEVELS = {"none": "MINIMAL", "minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM",
                    "high": "HIGH", "xhigh": "HIGH"}
 
@@ -76,9 +78,13 @@ def thinking_config(body: dict[str, Any], model: str) -> dict | None:
     if effort not in THINKING_BUDGETS:
         raise refuse("reasoning_effort", f"must be one of {', '.join(THINKING_BUDGETS)}")
     shown = {"includeThoughts": True} if effort != "none" else {}
-    if model.removeprefix("models/").startswith("gemini-3"):
+    model = model.removeprefix("models/")
+    if model.startswith("gemini-3"):
         return {**shown, "thinkingLevel": THINKING_LEVELS[effort]}
-    return {**shown, "thinkingBudget": THINKING_BUDGETS[effort]}
+    budget = THINKING_BUDGETS[effort]
+    if budget == 0 and model.startswith("gemini-2.5-pro"):
+        budget = PRO_MIN_BUDGET
+    return {**shown, "thinkingBudget": budget}
 
 
 def wire_body(body: dict[str, Any], model: str) -> dict[str, Any]:
