@@ -6,6 +6,7 @@ host (Ollama, LM Studio) reachable only where the operator configured them. Raw-
 upstreams record every byte that reaches them."""
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -35,6 +36,13 @@ def answer(head: bytes, body: bytes) -> bytes:
         return http_answer({"id": "p1", "status": "succeeded", "output": ["raw ", "upstream"]})
     if path.startswith(b"/v1/streams/"):
         events = b"event: output\ndata: raw upstream\n\nevent: done\ndata: {}\n\n"
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(events)) + events
+    if b'"stream":true' in body:
+        chunk = {"id": "chatcmpl-raw", "object": "chat.completion.chunk", "created": 1,
+                 "model": "gpt-4o-mini", "choices": [{"index": 0, "finish_reason": "stop",
+                                                      "delta": {"content": "raw upstream"}}]}
+        events = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
         return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                 b"Content-Length: %d\r\n\r\n" % len(events)) + events
     return http_answer(COMPLETION)
@@ -115,7 +123,8 @@ def test_a_clients_own_connection_never_shares_the_operators_pooled_one(proxy, u
     plan = [("operator", {}), ("operator", {}), ("client key", {"api_key": CLIENT_KEY}),
             ("operator", {}),
             ("client base", {"api_base": f"{upstream.base}/v1", "api_key": CLIENT_KEY}),
-            ("operator", {})]
+            ("operator", {}), ("client stream", {"api_key": CLIENT_KEY, "stream": True}),
+            ("operator", {"stream": True})]
     for _, extra in plan:
         response = ask(proxy, **extra)
         assert response.status == 200, response.data
@@ -124,7 +133,7 @@ def test_a_clients_own_connection_never_shares_the_operators_pooled_one(proxy, u
     operator_connections = {c for (who, _), (c, _, _) in zip(plan, arrived) if who == "operator"}
     client_connections = [c for (who, _), (c, _, _) in zip(plan, arrived) if who != "operator"]
     assert len(operator_connections) == 1           # the pooled keep-alive connection
-    assert len(set(client_connections)) == 2        # each its own, ...
+    assert len(set(client_connections)) == 3        # each its own, ...
     assert not operator_connections & set(client_connections)
     deadline = time.monotonic() + 5                 # ... hung up after its one request
     while set(client_connections) - upstream.closed and time.monotonic() < deadline:
