@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Servers and tools the test suite runs for real (Debian package: command it provides).
 TEST_SYSTEM_PACKAGES := redis-server:redis-server postgresql:initdb chromium:chromium
 
-.PHONY: venv run test test-servers bench bench-quick bench-profile bench-cache bench-clients
+.PHONY: venv run test test-servers test-clients bench bench-quick bench-profile bench-cache bench-clients
 
 venv: $(VENV)/.installed
 
@@ -32,7 +32,16 @@ test-servers:
 	  else echo "not root: install$$missing for the full suite"; fi; \
 	fi
 
-test: venv test-servers
+# Real clients the tests drive (package.json: Codex CLI, ...), installed with npm into
+# ./node_modules; without Node the tests that need them are skipped with the reason.
+test-clients: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the tests that run Node clients (Codex CLI) are skipped"; fi
+
+test: venv test-servers test-clients
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # Benchmark vs direct and LiteLLM (bench/README.md); installs what it needs. Knobs via env:

@@ -47,6 +47,9 @@ class _DeploymentParams(Schema):
     tpm = fields.Integer(validate=validate.Range(min=0))
     input_cost_per_token = fields.Float(validate=validate.Range(min=0))
     output_cost_per_token = fields.Float(validate=validate.Range(min=0))
+    # The client-facing format the server speaks natively (`responses`: an OpenAI-compatible
+    # server with the Responses API gets Responses requests passed through).
+    api = fields.String(validate=validate.OneOf(("chat", "responses")))
     # Clients may send their own api_base / api_key / api_version for this model (see
     # app/service/client_connection.py); an api_base must be public unless its network is
     # listed in client_networks.
@@ -89,6 +92,7 @@ class _ConfigFile(Schema):
     callbacks = fields.Dict()
     ledger = fields.Dict()
     keys = fields.Dict()
+    responses = fields.Dict()
     cors = fields.Dict()
     otel = fields.Dict()
     redact_messages = fields.Boolean()
@@ -98,7 +102,7 @@ class _ConfigFile(Schema):
     redis_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
 
 
-SECTIONS = ("cache", "callbacks", "ledger", "keys", "cors", "otel")
+SECTIONS = ("cache", "callbacks", "ledger", "keys", "cors", "otel", "responses")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@
 #   8 embeddings, a 16-input batch (1536-dimension vectors back): added latency at c=1 and
 #     req/s at EMBED_CONC [16]; then the same batch fully cached (Switchboard restarted with
 #     CACHE_CONFIG_YAML; direct and Switchboard only)
+#   9 the Responses API (POST /v1/responses, store false): added latency at c=1 and req/s at
+#     RESPONSES_CONC [16], passed through to the mock's /v1/responses (gpt-3.5-turbo) and
+#     translated to the mock's Anthropic /v1/messages (claude-3-5-haiku-20241022); `direct`
+#     is the mock's own endpoint for each
 #   tracing: scenarios 1 and 2 (c=16) for Switchboard with OpenTelemetry on (OTLP/HTTP to the
 #     mock's /v1/traces sink, every request sampled) beside Switchboard with it off, interleaved
 # Knobs: DURATION [15 s per measurement], WARMUP [3 s], REPEATS [2], PEER [litellm|none],
@@ -38,7 +42,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   SCENARIOS=${SCENARIOS:-"1 2 4"}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
   REPEATS=${REPEATS:-1}; QUIET_TIMEOUT=${QUIET_TIMEOUT:-2}; MEM_REQUESTS=${MEM_REQUESTS:-5000}
 fi
-SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8 tracing"}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8 9 tracing"}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-3}
 REPEATS=${REPEATS:-2}
@@ -59,6 +63,7 @@ MEM_MAX_SECONDS=${MEM_MAX_SECONDS:-300}
 BODY_KBS=${BODY_KBS:-"1 10 100"}
 DEPLOYMENTS=${DEPLOYMENTS:-"1 100 1000"}
 EMBED_CONC=${EMBED_CONC:-16}
+RESPONSES_CONC=${RESPONSES_CONC:-16}
 export BENCH_API_KEY=${BENCH_API_KEY:-sk-bench}
 OUT_DIR=${OUT_DIR:-/tmp/bench-results/$(date +%Y%m%d-%H%M%S)}
 [[ "$PEER" == litellm || "$PEER" == none ]] || die "PEER must be litellm or none"
@@ -394,6 +399,37 @@ scenario_tracing() {
   stop_group "${PID[switchboard+otel]}" 15; PID[switchboard+otel]=""
 }
 
+# The Responses API: each case is a request body, and the mock endpoint `direct` is measured
+# on with the body that endpoint speaks.
+responses_bodies() {
+  local ask='"Say hello in one short sentence."' system='"You are a helpful assistant."'
+  printf '{"model":"gpt-3.5-turbo","input":%s,"instructions":%s,"max_output_tokens":32,"temperature":0,"store":false}' \
+    "$ask" "$system" > "$OUT_DIR/responses-openai.json"
+  printf '{"model":"claude-3-5-haiku-20241022","input":%s,"instructions":%s,"max_output_tokens":32,"temperature":0,"store":false}' \
+    "$ask" "$system" > "$OUT_DIR/responses-anthropic.json"
+  printf '{"model":"claude-3-5-haiku-20241022","system":%s,"messages":[{"role":"user","content":%s}],"max_tokens":32,"temperature":0}' \
+    "$system" "$ask" > "$OUT_DIR/messages-anthropic.json"
+}
+
+scenario_9() {
+  start_mock 0 0
+  responses_bodies
+  local case rep t body path conc
+  for case in pass-through translated; do
+    for conc in 1 $RESPONSES_CONC; do for ((rep = 1; rep <= REPEATS; rep++)); do for t in "${TARGETS[@]}"; do
+      body=$OUT_DIR/responses-openai.json path=/v1/responses
+      [[ $case == translated ]] && body=$OUT_DIR/responses-anthropic.json
+      [[ $case == translated && $t == direct ]] && body=$OUT_DIR/messages-anthropic.json path=/v1/messages
+      if ((conc == 1)); then
+        measure 9 "$case c=1" "$t" "$rep" -- loadgen latency --url "${URL[$t]}" --path "$path" \
+          --body-file "$body" --duration "$DURATION" --warmup "$WARMUP"
+      else
+        BENCH_PATH=$path BENCH_BODY_FILE=$body wrk_measure 9 "$case c=$conc" "$t" "$rep" "$conc" "$DURATION"
+      fi
+    done; done; done
+  done
+}
+
 # ---------------------------------------------------------------- run
 start_mock 0 0
 for t in "${TARGETS[@]}"; do
@@ -401,7 +437,7 @@ for t in "${TARGETS[@]}"; do
   sanity_check "$t"
 done
 for sc in $SCENARIOS; do
-  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-8, tracing)"
+  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-9, tracing)"
   log "---- scenario $sc"
   "scenario_$sc"
 done

@@ -9,7 +9,7 @@ import uuid
 from flask import Flask, g, request
 
 from app.api import (auth, budget, cache, chat, config_reload, cors, dashboard, embeddings,
-                     health, keepalive, keys, messages, metrics, models, spend,
+                     health, keepalive, keys, messages, metrics, models, responses, spend,
                      text_completions, tracing)
 from app.api.errors import register_error_handlers
 from app.api.limits import read_unsized_body
@@ -22,10 +22,12 @@ _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 # Each feature's blueprint; a feature adds its line here.
 BLUEPRINTS = (chat.bp, messages.bp, models.bp, health.bp, spend.bp, budget.bp, dashboard.bp,
-              metrics.bp, keys.bp, cache.bp, config_reload.bp, embeddings.bp, text_completions.bp)
+              metrics.bp, keys.bp, cache.bp, config_reload.bp, embeddings.bp, text_completions.bp,
+              responses.bp)
 # Each feature's `install(app, service)`: request hooks and settings it adds to the app.
 INSTALLERS: tuple = (tracing.install, keepalive.install, optout.install,
-                     cors.install, auth.install)  # CORS preflights are answered before auth
+                     cors.install, auth.install,  # CORS preflights are answered before auth
+                     responses.install)
 
 
 def _timed(wsgi_app):

@@ -37,7 +37,8 @@ OPEN_PREFIXES = ("/dashboard/assets/",)
 COMPLETION_PATHS = ("/chat/completions", "/v1/chat/completions", "/embeddings", "/v1/embeddings",
                     "/completions", "/v1/completions")
 CLIENT_PATHS = (*COMPLETION_PATHS, "/models", "/v1/models", "/model/info")
-CLIENT_PREFIXES = ("/v1/models/", "/models/")   # one model's facts
+# One model's facts; a key's own stored responses (app/api/responses.py shows it only its own).
+CLIENT_PREFIXES = ("/v1/models/", "/models/", "/v1/responses/", "/responses/")
 RATE_HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens")
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,1024}$")
 _warned = False

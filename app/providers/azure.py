@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from app.providers.base import Target
 from app.providers.openai import OpenAIProvider
+from app.providers.openai_responses import speaks_responses
 
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -25,6 +26,13 @@ class AzureProvider(OpenAIProvider):
         version = target.api_version or DEFAULT_API_VERSION
         return (f"{target.api_base.rstrip('/')}/openai/deployments/{quote(target.upstream_model, safe='')}"
                 f"/{path}?api-version={quote(version, safe='')}")
+
+    def speaks(self, api: str, target: Target) -> bool:
+        return api == "responses" and speaks_responses(target, official=True)
+
+    def responses_url(self, target: Target) -> str:
+        """Azure's v1 API (no api-version); the body's model names the deployment."""
+        return f"{target.api_base.rstrip('/')}/openai/v1/responses"
 
     def wire_body(self, body: dict[str, Any], target: Target) -> dict[str, Any]:
         return self.strip_model(super().wire_body(body, target))

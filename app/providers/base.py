@@ -21,6 +21,7 @@ OPENAI_PARAMS = frozenset({
     "presence_penalty", "frequency_penalty", "logit_bias", "user", "functions",
     "function_call", "tools", "tool_choice", "parallel_tool_calls", "response_format", "seed",
     "stream_options", "logprobs", "top_logprobs", "reasoning_effort",
+    "web_search_options",
 })
 
 # Values that ask for nothing beyond the default, so a provider without the parameter honours them.

@@ -9,9 +9,12 @@ from typing import Any, Iterable
 
 from app.jsonfast import loads
 from app.providers import legacy_functions
+from app.providers.base import (OPENAI_PARAMS, FollowUp, NativeRequest, Provider,
+                                StreamTranslator, Target, UpstreamRequest, UpstreamResponse,
+                                chat_completion)
 from app.providers.embedding_format import as_floats, embedding_list, input_texts
-from app.providers.base import (OPENAI_PARAMS, FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
-                                UpstreamResponse, chat_completion)
+from app.providers.openai_responses import (ResponsesStreamReader, completion_from_response,
+                                            native_request, speaks_responses)
 
 
 class OpenAIProvider(Provider):
@@ -20,6 +23,7 @@ class OpenAIProvider(Provider):
     base_env = "OPENAI_API_BASE"
     default_base = "https://api.openai.com/v1"
     self_hosted_without_key = True  # vLLM, Ollama, LM Studio, llama.cpp speak this API
+    native_apis = frozenset({"responses"})  # see `speaks`: OpenAI's own API, or declared
     # Renames a compatible server wants (e.g. Mistral's `random_seed`), applied on the way out.
     renamed_params: dict[str, str] = {}
     # Streams ask for the usage chunk whatever the client asked (the service strips it when
@@ -129,6 +133,26 @@ class OpenAIProvider(Provider):
 
     def text_stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
         return TextStreamTranslator(self)
+
+    # -- the Responses API, passed through (app/providers/openai_responses.py) -------------
+    def speaks(self, api: str, target: Target) -> bool:
+        official = self.name == "openai" and "api_base" not in target.settings
+        return api == "responses" and speaks_responses(target, official)
+
+    def responses_url(self, target: Target) -> str:
+        return f"{target.api_base.rstrip('/')}/responses"
+
+    def build_native_request(self, native: NativeRequest, target: Target) -> UpstreamRequest:
+        return native_request(native, target, self.responses_url(target), self.headers(target),
+                              target.upstream_model)
+
+    def parse_native_response(self, api: str, response: UpstreamResponse,
+                              target: Target) -> dict:
+        return completion_from_response(response.payload, target.upstream_model)
+
+    def native_stream_translator(self, api: str, target: Target) -> StreamTranslator:
+        return ResponsesStreamReader(lambda status, payload: self.upstream_error(
+            status, payload, {}))
 
 
 def normalise_choice(choice: Any, position: int) -> dict:

@@ -2,7 +2,8 @@
 """Mock OpenAI upstream on aiohttp: the fallback for machines without nginx + lua.
 
 Answers like nginx.conf.tmpl: POST /v1/chat/completions returns a chat.completion, or with
-"stream": true an SSE stream of --chunks chunk events then `data: [DONE]`. Latency and the
+"stream": true an SSE stream of --chunks chunk events then `data: [DONE]`; POST
+/v1/responses a Responses-API `response`, POST /v1/messages an Anthropic message. Latency and the
 gap between chunks are asyncio sleeps, so a slow upstream costs no CPU.
 """
 import argparse
@@ -48,15 +49,38 @@ def embeddings_reply():
                     "usage": {"prompt_tokens": 64, "total_tokens": 64}})
 
 
+TEXT = "Hello from the bench mock upstream."
+RESPONSE = compact({
+    "id": "resp_benchmock", "object": "response", "created_at": 1700000000,
+    "status": "completed", "error": None, "incomplete_details": None, "instructions": None,
+    "model": "gpt-3.5-turbo-0125", "output": [{
+        "id": "msg_benchmock", "type": "message", "role": "assistant", "status": "completed",
+        "content": [{"type": "output_text", "text": TEXT, "annotations": [], "logprobs": []}]}],
+    "parallel_tool_calls": True, "store": False, "temperature": 0, "top_p": 1,
+    "tool_choice": "auto", "tools": [], "metadata": {},
+    "usage": {"input_tokens": 9, "input_tokens_details": {"cached_tokens": 0},
+              "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 0},
+              "total_tokens": 16}})
+MESSAGE = compact({
+    "id": "msg_benchmock", "type": "message", "role": "assistant",
+    "model": "claude-3-5-haiku-20241022", "content": [{"type": "text", "text": TEXT}],
+    "stop_reason": "end_turn", "stop_sequence": None,
+    "usage": {"input_tokens": 9, "output_tokens": 7}})
+
+
 def build_app(latency_s, interval_s, chunks):
     reply, events, usage = canned(chunks)
-    vectors = embeddings_reply()
 
-    async def embeddings(request):
-        await request.read()
-        if latency_s > 0:
-            await asyncio.sleep(latency_s)
-        return web.Response(body=vectors, content_type="application/json")
+    def whole(answer):
+        """A handler that answers every request with `answer`, after the latency."""
+        async def serve(request):
+            await request.read()
+            if latency_s > 0:
+                await asyncio.sleep(latency_s)
+            return web.Response(body=answer, content_type="application/json")
+        return serve
+
+    embeddings = whole(embeddings_reply())
 
     async def chat(request):
         body = await request.read()
@@ -94,6 +118,8 @@ def build_app(latency_s, interval_s, chunks):
     app.router.add_post("/chat/completions", chat)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_post("/embeddings", embeddings)
+    app.router.add_post("/v1/responses", whole(RESPONSE))
+    app.router.add_post("/v1/messages", whole(MESSAGE))
     app.router.add_get("/health", health)
     app.router.add_post("/v1/traces", traces)
     return app

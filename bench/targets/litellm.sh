@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the peer, LiteLLM (1.91.1 from $PEER_VENV), in the foreground; exec, so the caller's PID
-# is its main process. Two models, gpt-3.5-turbo and text-embedding-3-small, pointing at the mock; no database; the client
+# is its main process. Three models pointing at the mock (gpt-3.5-turbo, text-embedding-3-small,
+# and an Anthropic one for the Responses scenario's translation); no database; the client
 # key is checked in memory against the master key. Env: PEER_PORT, MOCK_PORT, RUN_DIR,
 # PEER_VENV [/tmp/peer-venv-old], PEER_WORKERS [2], BENCH_API_KEY [sk-bench].
 set -euo pipefail
@@ -8,6 +9,11 @@ set -euo pipefail
 mkdir -p "$RUN_DIR"
 cat > "$RUN_DIR/litellm.yaml" <<YAML
 model_list:
+  - model_name: claude-3-5-haiku-20241022
+    litellm_params:
+      model: anthropic/claude-3-5-haiku-20241022
+      api_base: http://127.0.0.1:$MOCK_PORT
+      api_key: sk-bench-upstream
   - model_name: gpt-3.5-turbo
     litellm_params:
       model: openai/gpt-3.5-turbo

@@ -10,6 +10,7 @@ cd "$ROOT"
 export HOST=127.0.0.1 PORT="${SB_PORT:?}"
 export OPENAI_API_KEY=sk-bench
 export OPENAI_API_BASE="http://127.0.0.1:${MOCK_PORT:?}/v1"
+export ANTHROPIC_API_KEY=sk-bench ANTHROPIC_API_BASE="http://127.0.0.1:$MOCK_PORT"
 export SWITCHBOARD_CONFIG="${SB_CONFIG:-}"
 export SWITCHBOARD_DATA_DIR="${SB_DATA_DIR:-/tmp/bench-switchboard-data}"
 exec "$ROOT/.venv/bin/gunicorn" -c gunicorn.conf.py

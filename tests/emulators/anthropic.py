@@ -206,7 +206,8 @@ class AnthropicEmulator(Emulator):
         return Reply(200, message, {"request-id": "req_emu"})
 
     def answer(self, body: dict) -> dict:
-        tools = [Tool(t["name"], t["input_schema"]) for t in body.get("tools") or ()]
+        tools = [Tool(t["name"], t["input_schema"]) for t in body.get("tools") or ()
+                 if "input_schema" in t]  # server tools (web search) run at Anthropic
         choice = body.get("tool_choice") or {"type": "auto"}
         choice = choice.get("name") or TOOL_CHOICES[choice["type"]]
         number = next(self._ids)

@@ -243,6 +243,7 @@ class AzureEmulator(OpenAIEmulator):
     responses_prefix = "/openai/v1/responses"  # Azure's v1 API: no api-version
 
     def reset_knobs(self) -> None:
+        super().reset_knobs()
         self.filter_next = False    # the next answer's output is withheld by the content filter
 
     def proxy_env(self) -> dict[str, str]:

@@ -34,6 +34,7 @@ class AnthropicProvider(Provider):
         "temperature", "top_p", "stop", "max_tokens", "max_completion_tokens", "user",
         "tools", "tool_choice", "functions", "function_call", "parallel_tool_calls",
         "response_format", "stream", "stream_options", "reasoning_effort",
+        "web_search_options",
     })
 
     def unsupported_params(self, body: dict[str, Any]) -> list[str]:

@@ -111,7 +111,7 @@ def wire_body(body: dict[str, Any], target: Target) -> dict[str, Any]:
         value = convert(body[key]) if body.get(key) is not None else None
         if value is not None:
             wire[name] = value
-    tools = tool_definitions(body)
+    tools = tool_definitions(body) + search_tools(body)
     if tools:
         wire["tools"] = tools
         choice = tool_choice(body)
@@ -323,6 +323,18 @@ def safe_id(call_id: str) -> str:
 
 
 # -- tools -------------------------------------------------------------------------
+def search_tools(body: dict[str, Any]) -> list[dict]:
+    """`web_search_options` as Anthropic's web search server tool."""
+    options = body.get("web_search_options")
+    if options is None:
+        return []
+    tool = {"type": "web_search_20250305", "name": "web_search"}
+    location = (options.get("user_location") or {}).get("approximate")
+    if location:
+        tool["user_location"] = {"type": "approximate", **location}
+    return [tool]
+
+
 def tool_definitions(body: dict[str, Any]) -> list[dict]:
     """`tools` (type function) and legacy `functions` -> Anthropic custom tools."""
     specs = [(f"tools[{i}]", tool.get("function") if isinstance(tool, dict) else None)

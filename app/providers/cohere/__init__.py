@@ -29,7 +29,8 @@ class CohereProvider(Provider):
     base_env = "COHERE_API_BASE"
     default_base = "https://api.cohere.com"
     # n > 1, logit_bias and parallel_tool_calls: false have no v2 equivalent.
-    supported_params = OPENAI_PARAMS - {"n", "logit_bias", "parallel_tool_calls"}
+    supported_params = OPENAI_PARAMS - {"n", "logit_bias", "parallel_tool_calls",
+                                        "web_search_options"}
 
     def unsupported_params(self, body: Mapping[str, Any]) -> list[str]:
         """Base refusals, values Cohere cannot express, and fields neither API defines."""

@@ -53,7 +53,7 @@ class GeminiProvider(Provider):
         "temperature", "top_p", "n", "stream", "stop", "max_tokens", "max_completion_tokens",
         "presence_penalty", "frequency_penalty", "functions", "function_call", "tools",
         "tool_choice", "response_format", "seed", "stream_options", "logprobs", "top_logprobs",
-        "reasoning_effort",
+        "reasoning_effort", "web_search_options",
     })  # not logit_bias; not parallel_tool_calls=false (Gemini cannot turn parallel calls off)
 
     embedding_batch_size = 100   # batchEmbedContents' limit

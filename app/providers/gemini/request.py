@@ -103,6 +103,8 @@ def wire_body(body: dict[str, Any], model: str) -> dict[str, Any]:
     declarations = function_declarations(body)
     if declarations:
         wire["tools"] = [{"functionDeclarations": declarations}]
+    if body.get("web_search_options") is not None:  # Google Search grounding
+        wire.setdefault("tools", []).append({"googleSearch": {}})
     calling = function_calling(body, {d["name"] for d in declarations})
     if calling:
         wire["toolConfig"] = {"functionCallingConfig": calling}
