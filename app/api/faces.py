@@ -15,7 +15,6 @@ from app.errors import ProxyError
 from app.faces import Face
 from app.jsonfast import dumps
 from app.service.events import RequestContext
-from app.service.operations import CHAT
 from app.service.passthrough import Passthrough
 
 
@@ -86,7 +85,7 @@ def serve(face: Face, validate: Callable[[Any], dict[str, Any]]) -> Response:
     service, params, context = admitted(translated, face.name)
     call = calls[0]
     call.params = params
-    operation = Passthrough(call.native) if call.native else CHAT
+    operation = Passthrough(call.native) if call.native else face.operation
     outcome = service.complete(params, context, operation)
     if outcome.chunks is not None:
         response = event_stream(face.stream(outcome, call))

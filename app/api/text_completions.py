@@ -1,27 +1,20 @@
-"""POST /completions and /v1/completions (the text completions face,
-app/faces/completions.py), plain or streamed."""
+"""POST /completions and /v1/completions: the text completions face
+(app/faces/completions.py), plain or streamed."""
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint
 
-from app.api.faces import admitted, described, event_stream
-from app.faces.chat import sse_frames
+from app.api.face_paths import claim
 from app.api.face_schemas import validate_text_completion_request
-from app.faces import completions
-from app.jsonfast import dumps
-from app.service.operations import TEXT
+from app.api.faces import serve
+from app.faces.completions import COMPLETIONS
 
 bp = Blueprint("text_completions", __name__)
+PATHS = ("/completions", "/v1/completions")
+claim(COMPLETIONS, *PATHS)
 
 
-@bp.post("/completions")
-@bp.post("/v1/completions")
+@bp.post(PATHS[0])
+@bp.post(PATHS[1])
 def create_completion():
-    service, body, context = admitted(validate_text_completion_request, "completions")
-    outcome = service.complete(completions.to_service(body), context, TEXT)
-    if outcome.chunks is not None:
-        response = event_stream(sse_frames(completions.chunks_to_client(outcome.chunks)))
-    else:
-        response = Response(dumps(completions.to_client(outcome.response)),
-                            mimetype="application/json")
-    return described(response, outcome, context.started)
+    return serve(COMPLETIONS, validate_text_completion_request)

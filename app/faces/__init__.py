@@ -47,6 +47,7 @@ from typing import Any, Iterator, Mapping
 
 from app.errors import ProxyError
 from app.providers.base import NativeRequest
+from app.service.operations import CHAT as CHAT_OPERATION, Operation
 from app.service.outcome import Outcome
 
 
@@ -59,6 +60,9 @@ class FaceRequest:
 
 class Face:
     name: str = ""   # also the ledger's `api` value
+    # What the service does for a translated request (app/service/operations.py): a chat
+    # completion unless the face needs another of the providers' operations.
+    operation: Operation = CHAT_OPERATION
 
     def service_request(self, body: dict[str, Any], headers: Mapping[str, str]) -> FaceRequest:
         raise NotImplementedError

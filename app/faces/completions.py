@@ -7,9 +7,13 @@ chat.completion (or chunks) and leave as `text_completion`, streamed in the same
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
+from app.faces import Face, FaceRequest
+from app.faces.chat import sse_frames
 from app.providers.embedding_format import decoded
+from app.service.operations import TEXT
+from app.service.outcome import Outcome
 
 
 def prompt_text(prompt: Any) -> str:
@@ -81,3 +85,20 @@ def text_logprobs(logprobs: Any) -> Any:
             "top_logprobs": [{t["token"]: t["logprob"] for t in e.get("top_logprobs") or ()}
                              for e in entries],
             "text_offset": offsets}
+
+
+class CompletionsFace(Face):
+    name = "completions"
+    operation = TEXT
+
+    def service_request(self, body: dict[str, Any], headers: Mapping[str, str]) -> FaceRequest:
+        return FaceRequest(body, to_service(body))
+
+    def answer(self, outcome: Outcome, request: FaceRequest) -> dict[str, Any]:
+        return to_client(outcome.response)
+
+    def stream(self, outcome: Outcome, request: FaceRequest) -> Iterator[bytes]:
+        return sse_frames(chunks_to_client(outcome.chunks))
+
+
+COMPLETIONS = CompletionsFace()
