@@ -158,6 +158,6 @@ def test_raw_garbage_under_gunicorn_never_5xx_nor_stalls_a_worker(start_gunicorn
             assert status < 500, (data[:120], reply[:300])
         started = time.monotonic()
         assert urllib3.request("GET", f"{proxy.base_url}/health", timeout=5).status == 200
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.0  # a stalled worker takes far longer
     proxy.stop()
     assert proxy.log().count("Booting worker") == 1  # the worker never crashed
