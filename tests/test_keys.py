@@ -269,3 +269,19 @@ def test_an_unreachable_redis_serves_without_rate_limits(keyed, caplog):
 def test_a_master_key_clients_cannot_send_stops_the_start(keyed):
     with pytest.raises(ConfigError, match="SWITCHBOARD_MASTER_KEY"):
         keyed(master="two words")
+
+
+def test_the_budget_reserves_every_billed_choice(keyed):
+    """n choices and best_of candidates are all billed: each is reserved in full."""
+    client = keyed()
+    made = generate(client, max_budget=0.001)  # gpt-4o-mini output: $0.6 per million tokens
+    headers = bearer(made["key"])
+    assert client.post("/v1/chat/completions", json=ask(max_tokens=500),
+                       headers=headers).status_code == 200
+    refused = client.post("/v1/chat/completions", json=ask(max_tokens=500, n=8),
+                          headers=headers)  # 8 x 500 tokens: $0.0024
+    assert refused.status_code == 429 and refused.json["error"]["code"] == "budget_exceeded"
+    text = {"model": "gpt-3.5-turbo-instruct", "prompt": "hi", "max_tokens": 100}
+    assert client.post("/v1/completions", json=text, headers=headers).status_code == 200
+    best = client.post("/v1/completions", json={**text, "best_of": 20}, headers=headers)
+    assert best.status_code == 429 and best.json["error"]["code"] == "budget_exceeded"
