@@ -134,7 +134,8 @@ def test_a_flood_of_idle_and_slow_connections_leaves_room_for_real_requests(star
                                                   timeout=urllib3.Timeout(total=5),
                                                   retries=False)
             assert reply.status == 200
-            assert time.monotonic() - started < 1.0, path
+            # 1 s on a quiet machine; without room made, /health never answers in 5 s
+            assert time.monotonic() - started < 2.0, path
     finally:
         for sock in flood:
             sock.close()
