@@ -32,14 +32,14 @@ test-servers:
 	  else echo "not root: install$$missing for the full suite"; fi; \
 	fi
 
-# Real clients the tests drive (package.json: Codex CLI, ...), installed with npm into
+# Real clients the tests drive (package.json: Codex CLI, Claude Code), installed with npm into
 # ./node_modules; without Node the tests that need them are skipped with the reason.
 test-clients: node_modules/.installed
 
 node_modules/.installed: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm ci --no-audit --no-fund --loglevel=error && touch $@; \
-	else echo "npm not found: the tests that run Node clients (Codex CLI) are skipped"; fi
+	else echo "npm not found: the tests that run Node clients (Codex CLI, Claude Code) are skipped"; fi
 
 test: venv test-servers test-clients
 	$(PY) -m pytest -n 2 --dist loadfile

@@ -183,7 +183,7 @@ def test_count_tokens(sdk, anthropic_emu):
     ({"model": "gpt-4o-mini", "max_tokens": 5,
       "messages": [{"role": "user", "content": [{"type": "video", "url": "x"}]}]}, "video"),
     ({"model": "gpt-4o-mini", "max_tokens": 5,
-      "messages": [{"role": "system", "content": "hi"}]}, "role"),
+      "messages": [{"role": "tool", "content": "hi"}]}, "role"),
     ({"model": "gpt-4o-mini", "max_tokens": "5",
       "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
     ([1, 2], "object"),

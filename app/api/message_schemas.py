@@ -70,9 +70,10 @@ class MessageSchema(Schema):
     class Meta:
         unknown = INCLUDE
 
+    # `system` turns come with the per-turn-control beta (Claude Code sends them).
     role = StrictString(required=True, validate=validate.OneOf(
-        ("user", "assistant"), error="must be user or assistant (got {input!r}); the system "
-                                     "prompt goes in the top-level `system`"))
+        ("user", "assistant", "system"), error="must be user, assistant or system "
+                                               "(got {input!r})"))
     content = Blocks(required=True)
 
 

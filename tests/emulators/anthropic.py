@@ -21,6 +21,11 @@ from tests.emulators.server import Call, Emulator, Reply, sse
 
 CONTRACT = Contract("anthropic/openapi.json")
 REQUEST = CONTRACT.request_body_pointer("/v1/messages")
+# With an `anthropic-beta` header the API takes the beta request shape (Claude Code's).
+BETA_REQUEST = CONTRACT.request_body_pointer("/v1/messages?beta=true")
+# The beta that lets a conversation carry `role: system` turns (Claude Code 2.1 sends one);
+# the contract predates it, so such turns are checked as the user turns they stand beside.
+SYSTEM_TURNS_BETA = "per-turn-control-2026-07-01"
 COUNT_PATH = "/v1/messages/count_tokens"
 COUNT_REQUEST = CONTRACT.request_body_pointer(COUNT_PATH)
 COUNT_ANSWER = "/components/schemas/CountMessageTokensResponse"
@@ -90,9 +95,19 @@ def thinking_rules(body: dict, turns: list[dict]) -> list[str]:
     return problems
 
 
-def api_rules(body: dict) -> list[str]:
+def betas(call: Call) -> list[str]:
+    return [b.strip() for b in (call.headers.get("anthropic-beta") or "").split(",") if b.strip()]
+
+
+def without_system_turns(body: dict) -> dict:
+    return {**body, "messages": [m for m in body["messages"] if m.get("role") != "system"]}
+
+
+def api_rules(body: dict, system_turns: bool = False) -> list[str]:
     """What the live API refuses although the schema allows it."""
     problems = []
+    if system_turns:
+        body = without_system_turns(body)
     messages = body["messages"]
     if any(m["role"] == "system" for m in messages):
         return ['messages: Unexpected role "system". The Messages API accepts a top-level '
@@ -141,6 +156,9 @@ def model_turns(body: dict) -> list[Turn]:
     turns = [Turn("system", block_text(system))] if system else []
     for turn in merged(body["messages"]):
         content = turn["content"]
+        if turn["role"] == "system":
+            turns.append(Turn("system", block_text(content)))
+            continue
         if turn["role"] == "assistant":
             calls = [{"id": b["id"], "name": b["name"], "arguments": b["input"]}
                      for b in content if b["type"] == "tool_use"]
@@ -187,8 +205,12 @@ class AnthropicEmulator(Emulator):
         if not isinstance(call.body, dict):
             return anthropic_error(400, "invalid_request_error", "request body is not JSON")
         counting = call.path == COUNT_PATH
-        problems = CONTRACT.errors(COUNT_REQUEST if counting else REQUEST, call.body)
-        problems = problems or api_rules(call.body)
+        beta = betas(call)
+        system_turns = SYSTEM_TURNS_BETA in beta and isinstance(call.body.get("messages"), list)
+        checked = without_system_turns(call.body) if system_turns else call.body
+        problems = CONTRACT.errors(COUNT_REQUEST if counting else BETA_REQUEST if beta
+                                   else REQUEST, checked)
+        problems = problems or api_rules(call.body, system_turns)
         if problems:
             self.check_contract(problems, f"request to {call.path}")
             return anthropic_error(400, "invalid_request_error", "; ".join(problems))

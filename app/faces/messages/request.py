@@ -2,7 +2,8 @@
 for targets that do not speak the Messages API themselves.
 
 Decisions:
-- `system` (a string or text blocks) becomes one leading system message.
+- `system` (a string or text blocks) becomes one leading system message; a `role: system`
+  turn (Anthropic's per-turn-control beta) a system message where it stands.
 - A user turn's `tool_result` blocks become `role: tool` messages (ids kept), placed before
   the rest of that turn, as OpenAI wants results right after the assistant's calls.
 - `image` blocks become `image_url` parts (base64 as a data: URL), PDF `document` blocks
@@ -96,6 +97,8 @@ def conversation(messages: list[dict], translation: Translation) -> list[dict]:
         where = f"messages[{position}]"
         if message["role"] == "assistant":
             out.append(assistant_message(blocks))
+        elif message["role"] == "system":  # a mid-conversation system turn (per-turn beta)
+            out += system_messages(blocks)
         else:
             out += user_messages(blocks, where, translation)
     return out
