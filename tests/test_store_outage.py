@@ -160,3 +160,15 @@ def test_a_frozen_redis_costs_requests_no_wait(keyed, own_redis, write_config):
     while remaining("back")[0] in (-1, 1000):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_a_key_verified_by_one_worker_works_in_the_others(store, keyed, write_config):
+    client, url = store
+    other_worker = keyed({"DATABASE_URL": url}, write_config(CONFIG))   # same data folder
+    key = generate(client)["key"]
+    assert timed_ask(client, key)[0].status_code == 200
+    lock = TableLock(url)
+    try:
+        assert timed_ask(other_worker, key)[0].status_code == 200
+    finally:
+        lock.release()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from app.config import Settings
@@ -38,6 +39,7 @@ log = logging.getLogger("switchboard.keys")
 # A lease outlives its request's deadline by this much, so only a crashed worker's
 # leases ever lapse; a stream extends its lease while it runs (KeyService.held).
 LEASE_MARGIN_SECONDS = 300.0
+KEY_CACHE_DIR = "key-cache"    # under the data directory
 
 
 class KeyService:
@@ -48,7 +50,7 @@ class KeyService:
         self._lock = threading.Lock()
         self._store: KeyStore | None = None
         self._enforcer: Enforcer | None = None
-        self.cache = KeyCache(settings.key_cache_seconds)
+        self.cache = KeyCache(settings.key_cache_seconds, Path(settings.data_dir) / KEY_CACHE_DIR)
         self.guard = StoreGuard(self.ping, self._settle_held)
         self._held: dict[str, float] = {}    # key id -> spend not yet settled in the store
 
