@@ -49,10 +49,10 @@ class TooSlow(Exception):
 
 @dataclass
 class Waiting:
-    """A connection waiting on its client, since when, and whether it was closed for room."""
+    """A connection waiting on its client (`GeventWorker.waiting` keeps them oldest first),
+    and whether it was closed to make room."""
 
     sock: socket.socket
-    since: float
     evicted: bool = False
 
 
@@ -158,7 +158,7 @@ class GeventWorker(BaseGeventWorker):
     @contextmanager
     def waiting_on(self, sock: socket.socket):
         me = gevent.getcurrent()
-        waiting = self.waiting[me] = Waiting(sock, time.monotonic())
+        waiting = self.waiting[me] = Waiting(sock)
         try:
             yield waiting
         finally:
