@@ -86,7 +86,8 @@ def post_worker_init(worker):
     """A new worker (one replacing a killed worker, say) replays the ledger journals that
     stopped processes left behind, at once rather than at its first request."""
     from app.usage.ledger import ledger_of
-    ledger = ledger_of(worker.wsgi.extensions["switchboard"])
+    service = getattr(worker.wsgi, "extensions", {}).get("switchboard")
+    ledger = ledger_of(service) if service is not None else None
     if ledger is not None:
         ledger.start()
 
