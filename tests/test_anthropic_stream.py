@@ -294,3 +294,12 @@ def test_streamed_tool_call_without_arguments_ends_with_empty_object(make_proxy,
         calls = [tc for c in r.parse() for tc in c.choices[0].delta.tool_calls or ()]
         assert calls[0].function.name == "get_time"
         assert "".join(tc.function.arguments or "" for tc in calls) == "{}"
+
+
+def test_stream_reports_top_p_dropped_beside_temperature(http, anthropic_emu):
+    r = http.post("/v1/chat/completions", json={"model": "claude-sonnet-4-5", "messages": USER,
+                                                "temperature": 0.5, "top_p": 1, "stream": True})
+    assert r.status_code == 200
+    assert r.headers["x-switchboard-dropped-params"] == "top_p"
+    assert "top_p" not in anthropic_emu.calls[-1].body
+    r.get_data()
