@@ -167,6 +167,20 @@ def test_closing_a_stream_early_hangs_up_on_the_upstream(server):
     assert server.connections == 2
 
 
+@pytest.mark.parametrize("server", [("endless", 0.0)], indirect=True)
+def test_a_stream_stopped_half_way_leaves_no_socket_for_the_next_call(server):
+    """libcurl keeps no word of the socket of a transfer stopped half-way: the handle that ran
+    it is closed, not pooled, so no later call polls a socket that is not its own."""
+    transport = Transport()
+    stream = transport.open_stream(post(server.url), 5)
+    assert stream.read1().startswith(b"data: one")
+    stream.close()
+    assert transport._idle == []
+    server.behaviour = "ok"
+    assert transport.send(post(server.url), 5).status == 200
+    assert [exchange.sockets for exchange in transport._idle] == [{}]
+
+
 def test_descriptors_above_select_limit_work(server):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1200:

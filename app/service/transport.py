@@ -349,9 +349,13 @@ class Transport:
         return Exchange()
 
     def give_back(self, exchange: Exchange) -> None:
+        # libcurl does not report the socket of a transfer stopped half-way (a stream whose
+        # client hung up) as removed; pooled, its stale entry would be polled by the next
+        # transfer on this handle. Such an Exchange is closed instead.
+        unfinished = exchange.active
         exchange.abort()
         with self._lock:
-            if exchange.pooled and len(self._idle) < self.pool_size:
+            if exchange.pooled and not unfinished and len(self._idle) < self.pool_size:
                 self._idle.append(exchange)
                 return
         exchange.close()
