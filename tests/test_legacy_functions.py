@@ -10,7 +10,9 @@ from tests.emulators.anthropic import AnthropicEmulator
 from tests.emulators.cohere import CohereEmulator
 from tests.emulators.compatible import MistralEmulator
 from tests.emulators.gemini import GeminiEmulator
+from tests.emulators.huggingface import HuggingFaceEmulator
 from tests.emulators.openai import OpenAIEmulator
+from tests.huggingface_fixtures import CHAT_MODEL
 from tests.provider_fixtures import WEATHER, proxy_app, sdk_for
 
 FUNCTIONS = [WEATHER["function"]]
@@ -19,7 +21,8 @@ CASES = {"anthropic": (AnthropicEmulator, "claude-sonnet-4-5"),
          "gemini": (GeminiEmulator, "gemini/gemini-2.5-flash"),
          "cohere": (CohereEmulator, "command-r-plus"),
          "openai": (OpenAIEmulator, "gpt-4o"),
-         "mistral": (MistralEmulator, "mistral/mistral-large-latest")}   # tools only
+         "mistral": (MistralEmulator, "mistral/mistral-large-latest"),   # tools only
+         "huggingface": (HuggingFaceEmulator, CHAT_MODEL)}               # tools only
 
 
 @pytest.fixture(params=list(CASES))

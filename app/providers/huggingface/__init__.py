@@ -29,7 +29,7 @@ from typing import Any, Mapping
 from urllib.parse import quote
 
 from app.errors import InvalidRequestError, ProxyError, UpstreamError
-from app.providers import context_length
+from app.providers import context_length, legacy_functions
 from app.providers.base import (FollowUp, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse, params_outside, retry_after_seconds,
                                 upstream_error)
@@ -118,7 +118,7 @@ class HuggingFaceProvider(OpenAIProvider):
 
     def stream_translator(self, body: dict[str, Any], target: Target) -> StreamTranslator:
         if task(target) == "chat":
-            return chat.ChatStreamTranslator(self, body.get("stop"))
+            return legacy_functions.stream(chat.ChatStreamTranslator(self, body.get("stop")), body)
         return textgen.TextGenStreamTranslator(self, body.get("stop"))
 
     def error_message(self, payload: Any) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from app.jsonfast import dumps
+from app.providers import legacy_functions
 from app.providers.base import OPENAI_PARAMS, StopScanner, stop_list
 from app.providers.huggingface.textgen import finish_reason
 from app.providers.openai import OpenAIStreamTranslator
@@ -27,13 +28,14 @@ SENT = frozenset({"temperature", "top_p", "stop", "max_tokens", "presence_penalt
                   "frequency_penalty", "seed", "tools", "tool_choice", "response_format",
                   "logprobs", "top_logprobs", "stream", "stream_options"})
 
-# Not supported: n (one choice), logit_bias (a list there, and unused), functions and
-# function_call (use tools), parallel_tool_calls (no way to forbid parallel calls).
-SUPPORTED = SENT | {"max_completion_tokens"}
+# Not supported: n (one choice), logit_bias (a list there, and unused), parallel_tool_calls
+# (no way to forbid parallel calls). Legacy functions are sent as tools.
+SUPPORTED = SENT | {"max_completion_tokens", *legacy_functions.LEGACY_FIELDS}
 OUT_OF_RANGE = {"seed": lambda v: v < 0}   # the contract's minimum is 0
 
 
 def wire_body(body: dict[str, Any], model: str) -> dict[str, Any]:
+    body = legacy_functions.as_tools(body)
     wire = {key: value for key, value in body.items()
             if value is not None and (key in SENT or key not in OPENAI_PARAMS)}
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -65,8 +67,8 @@ def normalise(result: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(message["content"], str):
             message["content"] = scanner.cut(message["content"])
         choice["finish_reason"] = "stop" if scanner.hit else finish_reason(choice["finish_reason"])
-        for call in message.get("tool_calls") or ():
-            function = call.get("function") or {}
+        functions = [call.get("function") or {} for call in message.get("tool_calls") or ()]
+        for function in functions + [message.get("function_call") or {}]:
             if not isinstance(function.get("arguments", ""), str):
                 function["arguments"] = dumps(function["arguments"]).decode()
     return result
