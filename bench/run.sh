@@ -23,6 +23,9 @@
 #     RESPONSES_CONC [16], passed through to the mock's /v1/responses (gpt-3.5-turbo) and
 #     translated to the mock's Anthropic /v1/messages (claude-3-5-haiku-20241022); `direct`
 #     is the mock's own endpoint for each
+#   10 the Messages API (POST /v1/messages, what Claude Code sends): added latency at c=1 and
+#     req/s at MESSAGES_CONC [16], passed through to the mock's Anthropic /v1/messages
+#     (claude-3-5-haiku-20241022); `direct` is the mock's endpoint, LiteLLM its /v1/messages
 #   tracing: scenarios 1 and 2 (c=16) for Switchboard with OpenTelemetry on (OTLP/HTTP to the
 #     mock's /v1/traces sink, every request sampled) beside Switchboard with it off, interleaved
 # Knobs: DURATION [15 s per measurement], WARMUP [3 s], REPEATS [2], PEER [litellm|none],
@@ -42,7 +45,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   SCENARIOS=${SCENARIOS:-"1 2 4"}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
   REPEATS=${REPEATS:-1}; QUIET_TIMEOUT=${QUIET_TIMEOUT:-2}; MEM_REQUESTS=${MEM_REQUESTS:-5000}
 fi
-SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8 9 tracing"}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8 9 10 tracing"}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-3}
 REPEATS=${REPEATS:-2}
@@ -64,6 +67,7 @@ BODY_KBS=${BODY_KBS:-"1 10 100"}
 DEPLOYMENTS=${DEPLOYMENTS:-"1 100 1000"}
 EMBED_CONC=${EMBED_CONC:-16}
 RESPONSES_CONC=${RESPONSES_CONC:-16}
+MESSAGES_CONC=${MESSAGES_CONC:-16}
 export BENCH_API_KEY=${BENCH_API_KEY:-sk-bench}
 OUT_DIR=${OUT_DIR:-/tmp/bench-results/$(date +%Y%m%d-%H%M%S)}
 [[ "$PEER" == litellm || "$PEER" == none ]] || die "PEER must be litellm or none"
@@ -430,6 +434,20 @@ scenario_9() {
   done
 }
 
+scenario_10() {
+  start_mock 0 0
+  responses_bodies
+  local rep t conc body=$OUT_DIR/messages-anthropic.json
+  for conc in 1 $MESSAGES_CONC; do for ((rep = 1; rep <= REPEATS; rep++)); do for t in "${TARGETS[@]}"; do
+    if ((conc == 1)); then
+      measure 10 "pass-through c=1" "$t" "$rep" -- loadgen latency --url "${URL[$t]}" \
+        --path /v1/messages --body-file "$body" --duration "$DURATION" --warmup "$WARMUP"
+    else
+      BENCH_PATH=/v1/messages BENCH_BODY_FILE=$body wrk_measure 10 "pass-through c=$conc" "$t" "$rep" "$conc" "$DURATION"
+    fi
+  done; done; done
+}
+
 # ---------------------------------------------------------------- run
 start_mock 0 0
 for t in "${TARGETS[@]}"; do
@@ -437,7 +455,7 @@ for t in "${TARGETS[@]}"; do
   sanity_check "$t"
 done
 for sc in $SCENARIOS; do
-  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-9, tracing)"
+  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-10, tracing)"
   log "---- scenario $sc"
   "scenario_$sc"
 done

@@ -25,6 +25,7 @@ TITLES = {
     "7": "7 scaling, c=1, upstream 0 ms",
     "8": "8 embeddings, 16-input batch, upstream 0 ms",
     "9": "9 Responses API (/v1/responses), upstream 0 ms",
+    "10": "10 Messages API (/v1/messages) passed through to Anthropic, upstream 0 ms",
     "tracing": "tracing: OpenTelemetry on (switchboard+otel) vs off, upstream 0 ms",
 }
 TRACED = "switchboard+otel"
@@ -285,7 +286,7 @@ def rows_tracing(tb, sc, title, case, meta):
 
 
 def row_builder(sc, case):
-    if sc in ("8", "9"):
+    if sc in ("8", "9", "10"):
         return rows_latency if case.endswith("c=1") else rows_throughput
     if sc == "tracing":
         return rows_tracing

@@ -187,6 +187,9 @@ def test_count_tokens(sdk, anthropic_emu):
     ({"model": "gpt-4o-mini", "max_tokens": "5",
       "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
     ([1, 2], "object"),
+    ({"model": "gpt-4o-mini", "max_tokens": 5, "temperature": 3,  # the plain fast path
+      "messages": [{"role": "user", "content": "hi"}]}, "temperature"),
+    ({"model": "", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}, "model"),
 ])
 def test_bad_input_is_an_anthropic_400(http, body, message):
     r = http.post("/v1/messages", json=body)
