@@ -218,3 +218,50 @@ def test_no_traceparent_upstream_by_default(traced, collector, openai_emu):
     proxy = traced()
     http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(), headers=ADMIN)
     assert "traceparent" not in openai_emu.calls[-1].headers
+
+
+def test_every_face_gets_its_server_span(traced, collector):
+    proxy = traced()
+    faces = {
+        "trace-embeddings": ("/v1/embeddings", {"model": "text-embedding-3-small",
+                                                "input": ["one", "two"]}, "embeddings"),
+        "trace-completions": ("/v1/completions", {"model": "gpt-3.5-turbo-instruct",
+                                                  "prompt": "one two", "max_tokens": 8},
+                              "text_completion"),
+        "trace-messages": ("/v1/messages", {"model": "gpt-4o-mini", "max_tokens": 20, "messages": [
+            {"role": "user", "content": "hi"}]}, "chat"),
+    }
+    for request_id, (path, body, _) in faces.items():
+        answer = http.request("POST", f"{proxy.base_url}{path}", json=body,
+                              headers={**ADMIN, "x-request-id": request_id})
+        assert answer.status == 200, answer.data
+    spans = collector.wait_for(lambda found: all(_has_request(r)(found) for r in faces))
+    for request_id, (path, _, operation) in faces.items():
+        server = _server_span(spans, request_id)
+        assert server["name"] == f"POST {path}"
+        assert server["attributes"]["gen_ai.operation.name"] == operation
+        assert server["attributes"]["switchboard.api"] == path.rsplit("/", 1)[1]
+        attempts = [s for s in _children(spans, server) if s["kind"] == 3]
+        assert attempts and attempts[0]["attributes"]["gen_ai.operation.name"] == operation
+
+
+def test_spans_flushed_on_graceful_stop(traced, collector):
+    proxy = traced(OTEL_BSP_SCHEDULE_DELAY="600000")  # the batch would wait 10 minutes
+    http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
+                 headers={**ADMIN, "x-request-id": "trace-flushed"})
+    assert not _has_request("trace-flushed")(collector.spans)
+    proxy.stop()
+    assert _server_span(collector.wait_for(_has_request("trace-flushed"), 5), "trace-flushed")
+
+
+def test_json_logs_carry_the_trace(traced, collector):
+    proxy = traced(SWITCHBOARD_LOG_FORMAT="json", SWITCHBOARD_ACCESS_LOG="-")
+    http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
+                 headers={**ADMIN, "x-request-id": "trace-logged"})
+    server = _server_span(collector.wait_for(_has_request("trace-logged")), "trace-logged")
+    proxy.stop()
+    lines = [json.loads(line) for line in proxy.log().splitlines() if line.strip()]
+    access = [line for line in lines if line.get("request_id") == "trace-logged"
+              and line["message"] == "request"]
+    assert access[0]["trace_id"] == server["trace_id"]
+    assert access[0]["span_id"] == server["span_id"]

@@ -47,7 +47,8 @@ def event_attributes(event, capture_messages: bool) -> dict:
         "switchboard.retries": event.retries,
         "switchboard.fallbacks": event.fallbacks,
         "switchboard.attempts": len(event.attempts) + (1 if event.succeeded else 0),
-        "gen_ai.operation.name": operation_name(getattr(event, "api", None)),
+        "gen_ai.operation.name": operation_name(event.api),
+        "switchboard.api": event.api,
     }
     optional = {
         "gen_ai.request.model": event.requested_model,
@@ -59,7 +60,7 @@ def event_attributes(event, capture_messages: bool) -> dict:
         "switchboard.key_id": event.key_id,
         "switchboard.key_alias": event.key_alias,
         "switchboard.ttft_ms": event.ttft_ms,
-        "switchboard.cost_unknown": getattr(event, "cost_unknown", None) or None,
+        "switchboard.cost_unknown": event.cost_unknown or None,
         "error.type": event.error_type,
     }
     attributes.update({k: v for k, v in optional.items() if v is not None})
