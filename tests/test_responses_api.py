@@ -423,3 +423,16 @@ def test_paths_without_v1(proxy):
     listed = client.get(f"/responses/{created.json['id']}/input_items")
     assert listed.json["object"] == "list" and listed.json["data"][0]["content"] == "hi"
     assert client.delete(f"/responses/{created.json['id']}").json["deleted"] is True
+
+
+def test_cache_serves_a_repeated_request_as_a_new_response(proxy, anthropic_emu):
+    client = proxy("cache: {enabled: true, mode: exact}\n").test_client()
+    body = {"model": CLAUDE, "input": "cache me", "temperature": 0}
+    first = client.post("/v1/responses", json=body)
+    second = client.post("/v1/responses", json=body)
+    assert first.headers["x-switchboard-cache"] == "miss"
+    assert second.headers["x-switchboard-cache"] == "hit" and len(anthropic_emu.calls) == 1
+    assert second.json["id"] != first.json["id"]
+    assert second.json["output"][0]["content"] == first.json["output"][0]["content"]
+    other = client.post("/v1/responses", json={**body, "instructions": "Be brief."})
+    assert other.headers["x-switchboard-cache"] == "miss"
