@@ -223,6 +223,12 @@ def test_max_output_tokens_reached_is_incomplete(sdk):
                                         max_output_tokens=16)  # OpenAI's least
         assert response.status == "incomplete", model
         assert response.incomplete_details.reason == "max_output_tokens"
+        assert response.output[-1].status == "incomplete"
+        events = list(sdk.responses.create(model=model, input="word " * 30, stream=True,
+                                           max_output_tokens=16))
+        assert events[-1].type == "response.incomplete", model
+        assert events[-2].type == "response.output_item.done"
+        assert events[-2].item.status == events[-1].response.output[-1].status == "incomplete"
 
 
 @MODELS

@@ -48,7 +48,7 @@ class EventStream:
                         continue
                     yield from self._delta(choice.get("delta") or {})
                     finish_reason = choice.get("finish_reason") or finish_reason
-            yield from self._close()
+            yield from self._close(status_of(finish_reason)[0])
             yield from self._call_extras()
         except Exception as exc:  # after the first byte: the stream ends as a failed response
             if not isinstance(exc, ProxyError):
@@ -163,7 +163,9 @@ class EventStream:
         yield self._event("response.output_item.done", output_index=index, item=item)
 
     # -- closing an item ------------------------------------------------------------
-    def _close(self) -> Iterator[dict]:
+    def _close(self, status: str = "completed") -> Iterator[dict]:
+        """End the open item; the last one takes the response's status (`incomplete` when the
+        model was cut off)."""
         state, self._open = self._open, None
         if state is None:
             return
@@ -177,8 +179,7 @@ class EventStream:
                 yield self._event("response.reasoning_summary_part.done", **place,
                                   part={"type": "summary_text", "text": state["text"]})
         elif kind == "message":
-            item = message_item(state["id"], state["text"], state["refusal"] or None,
-                                "completed")
+            item = message_item(state["id"], state["text"], state["refusal"] or None, status)
             place = self._text_place(state)
             yield self._event("response.output_text.done", **place, text=state["text"],
                               logprobs=[])
