@@ -104,7 +104,7 @@ def test_a_chunked_body_over_the_limit_gets_413(impatient):
 def test_a_flood_of_idle_and_slow_connections_leaves_room_for_real_requests(start_gunicorn,
                                                                            provider_env):
     """Default settings: two workers of 2,000 connections each. 4,400 idle sockets, slow
-    header senders and slow body senders, then /health and a completion within 1 s."""
+    header senders and slow body senders, then /health and a completion at once."""
     proxy = start_gunicorn(provider_env)
     assert urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions",
                            json=ask(), timeout=60).status == 200  # warm every part
@@ -131,11 +131,12 @@ def test_a_flood_of_idle_and_slow_connections_leaves_room_for_real_requests(star
                                    ("/v1/chat/completions", "POST", ask())):
             started = time.monotonic()  # on a new connection: it must be accepted
             reply = urllib3.PoolManager().request(method, f"{proxy.base_url}{path}", json=body,
-                                                  timeout=urllib3.Timeout(total=5),
+                                                  timeout=urllib3.Timeout(total=15),
                                                   retries=False)
             assert reply.status == 200
-            # 1 s on a quiet machine; without room made, /health never answers in 5 s
-            assert time.monotonic() - started < 2.0, path
+            # well under 1 s alone; the whole suite on two busy cores takes longer, while
+            # without room made /health waits for the 75 s keep-alive of the idle sockets
+            assert time.monotonic() - started < 5.0, path
     finally:
         for sock in flood:
             sock.close()
