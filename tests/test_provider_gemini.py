@@ -11,7 +11,8 @@ import openai
 import pytest
 
 from tests.emulators.contracts import needs_specs
-from tests.emulators.gemini import (CONTRACT, REQUEST, RESPONSE, STATUS, GeminiEmulator, bad_key,
+from tests.emulators.gemini import (BAD_SIGNATURE, CONTRACT, REQUEST, RESPONSE, STATUS,
+                                    GeminiEmulator, api_rules, bad_key, text_signature,
                                     internal, no_key, overloaded, rate_limited)
 from tests.emulators.server import Fault
 from tests.provider_fixtures import NO_RETRY, WEATHER, provider_fixtures, sdk_for, sent
@@ -201,6 +202,32 @@ def test_two_step_tool_conversation(sdk, gemini_emu):
                                      "thoughtSignature": signature}]},
         {"role": "user", "parts": [{"functionResponse": {"name": "get_weather",
                                                          "response": {"content": "sunny"}}}]}]
+
+
+def test_text_signature_comes_back_on_the_message_and_goes_back_on_the_text(sdk, gemini_emu):
+    """Gemini 3 signs an answer without function calls on its text part: the signature rides
+    on the message's extra_content and the next turn sends it back on that text part."""
+    messages = [{"role": "user", "content": "hi"}]
+    message = sdk.chat.completions.create(model="gemini/gemini-3-flash-preview",
+                                          messages=messages).choices[0].message
+    signature = message.model_extra["extra_content"]["google"]["thought_signature"]
+    assert signature and message.content == "Hello! You said: hi"
+    messages += [message.model_dump(exclude_none=True), {"role": "user", "content": "more"}]
+    sdk.chat.completions.create(model="gemini/gemini-3-flash-preview", messages=messages)
+    assert sent(gemini_emu)["contents"][1] == {"role": "model", "parts": [
+        {"text": "Hello! You said: hi", "thoughtSignature": signature}]}
+
+
+def test_emulator_refuses_a_text_signature_moved_or_altered():
+    signed = {"text": "Hello! You said: hi",
+              "thoughtSignature": text_signature("Hello! You said: hi")}
+    user = {"role": "user", "parts": [{"text": "more"}]}
+    moved = {"role": "model", "parts": [signed, {"text": "and more"}]}
+    altered = {"role": "model", "parts": [{**signed, "text": "Hello!"}]}
+    for turn in (moved, altered):
+        assert BAD_SIGNATURE in api_rules({"contents": [user, turn, user]}, "gemini-3-pro")
+    assert api_rules({"contents": [user, {"role": "model", "parts": [signed]}, user]},
+                     "gemini-3-pro") == []
 
 
 def test_parallel_tool_results_and_json_results(sdk, gemini_emu):

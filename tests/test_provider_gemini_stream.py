@@ -332,3 +332,47 @@ def test_stream_reasoning_and_its_tokens(sdk, gemini_emu):
     assert "".join(getattr(c.choices[0].delta, "reasoning_content", None) or ""
                    for c in chunks if c.choices) == "Thinking about the question."
     assert chunks[-1].usage.completion_tokens_details.reasoning_tokens == 4
+
+
+def test_text_signatures_survive_stream_ledger_cache_replay_and_the_next_turn(make_proxy,
+                                                                              write_config,
+                                                                              gemini_emu,
+                                                                              tmp_path):
+    """Gemini 3 signs a plain answer on its text (in a stream, on a last empty text part):
+    the signature reaches the client as delta.extra_content, the assembled answer in the
+    ledger and the cache keeps it, a cached replay returns it, and the next turn sends it
+    back on the model turn's text part (the emulator refuses a moved or altered one)."""
+    client = make_proxy(env={"SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}, config=write_config(
+        "cache: {enabled: true}\nledger: {store_messages: true}\n")).test_client()
+    body = {"model": GEMINI_3, "messages": [{"role": "user", "content": "say hi"}]}
+    signatures = []
+    for expected_cache in ("miss", "hit"):
+        frames, cache = stream_frames(client, body)
+        assert cache == expected_cache
+        deltas = [f["choices"][0]["delta"] for f in frames if f["choices"]]
+        signatures += [d["extra_content"]["google"]["thought_signature"]
+                       for d in deltas if d.get("extra_content")]
+        text = "".join(d.get("content") or "" for d in deltas)
+    assert len(signatures) == 2 and signatures[0] == signatures[1]
+    assert text == "Hello! You said: say hi"
+    [row] = [r for r in client.get("/spend/logs").json["data"] if r["cache"] == "miss"]
+    assert row["response"]["choices"][0]["message"]["extra_content"] == {
+        "google": {"thought_signature": signatures[0]}}
+
+    assistant = {"role": "assistant", "content": text,
+                 "extra_content": {"google": {"thought_signature": signatures[0]}}}
+    follow = {"model": GEMINI_3, "messages": body["messages"] + [
+        assistant, {"role": "user", "content": "again"}]}
+    r = client.post("/v1/chat/completions", json=follow)
+    assert r.status_code == 200, r.json
+    assert sent(gemini_emu)["contents"][1] == {"role": "model", "parts": [
+        {"text": text, "thoughtSignature": signatures[0]}]}
+
+
+def test_translator_keeps_a_signature_on_an_empty_last_text_part():
+    events = [{"candidates": [{"content": {"parts": [{"text": "Hi"}], "role": "model"}}]},
+              {"candidates": [{"content": {"parts": [{"text": "", "thoughtSignature": "c2ln"}],
+                                           "role": "model"}, "finishReason": "STOP"}]}]
+    deltas = [f["choices"] for f in translate(events) if f["choices"]]
+    assert deltas[-1] == [{"index": 0, "delta": {
+        "extra_content": {"google": {"thought_signature": "c2ln"}}}, "finish_reason": "stop"}]

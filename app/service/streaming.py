@@ -121,6 +121,8 @@ class ChunkStream:
                 message["reasoning_content"] = "".join(state["reasoning"])
             if state["thinking_blocks"]:
                 message["thinking_blocks"] = state["thinking_blocks"]
+            if state["extra_content"]:
+                message["extra_content"] = state["extra_content"]
             if state["tool_calls"]:
                 message["tool_calls"] = [state["tool_calls"][k] for k in sorted(state["tool_calls"])]
             if state["function_call"]:
@@ -142,7 +144,8 @@ class ChunkStream:
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = {"content": [], "reasoning": [],
-                                                "thinking_blocks": [], "tool_calls": {},
+                                                "thinking_blocks": [], "extra_content": None,
+                                                "tool_calls": {},
                                                 "function_call": None, "finish_reason": None}
                 choice["delta"] = {"role": "assistant", **(choice.get("delta") or {})}
             self._absorb(state, choice)
@@ -155,6 +158,8 @@ class ChunkStream:
         if delta.get("reasoning_content"):
             state["reasoning"].append(delta["reasoning_content"])
         state["thinking_blocks"] += delta.get("thinking_blocks") or ()
+        if delta.get("extra_content"):   # e.g. Gemini's thought signature on answer text
+            state["extra_content"] = delta["extra_content"]
         for call in delta.get("tool_calls") or ():
             slot = state["tool_calls"].setdefault(call.get("index", 0), {
                 "id": None, "type": "function", "function": {"name": "", "arguments": ""}})
@@ -210,7 +215,7 @@ def replay(completion: dict, include_usage: bool) -> Iterator[dict]:
     for choice in completion["choices"]:
         message = choice.get("message") or {}
         delta: dict[str, Any] = {"role": "assistant"}
-        for key in ("reasoning_content", "thinking_blocks"):
+        for key in ("reasoning_content", "thinking_blocks", "extra_content"):
             if message.get(key):
                 delta[key] = message[key]
         if message.get("content") is not None:

@@ -12,6 +12,7 @@ Errors use Google's RPC shape; a bad key is HTTP 400 API_KEY_INVALID, a missing 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from collections import Counter
@@ -112,8 +113,32 @@ MISSING_SIGNATURE = ("Function call is missing a thought_signature in functionCa
                      "lead to degraded model performance.")
 
 
+BAD_SIGNATURE = "Unable to submit request because the thought signature is not valid."
+
+
+def text_signature(text: str) -> str:
+    """The signature Gemini 3 puts on an answer without function calls (here: tied to the
+    text it signs, so a signature moved to other text or another part is caught)."""
+    return base64.b64encode(f"sig:text:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+                            .encode()).decode()
+
+
+def text_signature_rules(content: dict) -> list[str]:
+    """A text signature sent back must be the one given for that text, on the turn's last
+    text part (where Gemini put it)."""
+    texts = [p for p in content.get("parts") or () if "text" in p]
+    problems = []
+    for position, part in enumerate(texts):
+        signature = part.get("thoughtSignature")
+        if signature and (signature != text_signature(part["text"])
+                          or position != len(texts) - 1):
+            problems.append(BAD_SIGNATURE)
+    return problems
+
+
 def thinking_rules(body: dict, model: str) -> list[str]:
-    """Gemini 3: thinking levels, and every function call sent back with its signature."""
+    """Gemini 3: thinking levels, every function call sent back with its signature, and
+    text signatures sent back unchanged where they were given."""
     problems = []
     config = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
     if not model.startswith("gemini-3"):
@@ -123,6 +148,8 @@ def thinking_rules(body: dict, model: str) -> list[str]:
             problems.append("Budget 0 is invalid. This model only works in thinking mode.")
         return problems
     for content in body.get("contents") or ():
+        if content.get("role") == "model":
+            problems += text_signature_rules(content)
         for part in content.get("parts") or ():
             if content.get("role") == "model" and "functionCall" in part and \
                     not part.get("thoughtSignature"):
@@ -309,9 +336,9 @@ class GeminiEmulator(Emulator):
                 {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH",
                  "blocked": True}]}, "usageMetadata": self.usage(generations, False), **head}]
         elif stream:
-            frames = self.chunks(generations, config, head, kind)
+            frames = self.chunks(generations, config, head, kind, model)
         else:
-            frames = [{"candidates": [self.candidate(g, i, config, kind)
+            frames = [{"candidates": [self.candidate(g, i, config, kind, model)
                                       for i, g in enumerate(generations)],
                        "usageMetadata": self.usage(generations, True, thought_tokens(config)),
                        **head}]
@@ -339,13 +366,16 @@ class GeminiEmulator(Emulator):
         usage["totalTokenCount"] = total
         return usage
 
-    def candidate(self, g: Generation, index: int, config: dict, kind: str | None) -> dict:
+    def candidate(self, g: Generation, index: int, config: dict, kind: str | None,
+                  model: str) -> dict:
         if kind == "safety":
             return {"finishReason": "SAFETY", "index": index, "safetyRatings": [
                 {"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH", "blocked": True}]}
         if kind and kind.startswith("finish:"):    # a failed generation: no content
             return {"finishReason": kind[len("finish:"):], "index": index}
         parts = [{"text": g.text}] if g.text else []
+        if parts and not g.tool_call and model.startswith("gemini-3"):
+            parts[-1]["thoughtSignature"] = text_signature(g.text)
         if (config.get("thinkingConfig") or {}).get("includeThoughts"):
             parts.insert(0, {"text": THOUGHT, "thought": True})
         if g.tool_call:
@@ -372,12 +402,13 @@ class GeminiEmulator(Emulator):
                 "logProbabilitySum": -0.25 * len(chosen)}
 
     def chunks(self, generations: list[Generation], config: dict, head: dict,
-               kind: str | None) -> list[dict]:
-        """The SSE chunks: text piece by piece, a functionCall whole, finishReason on each
-        candidate's last chunk, interim usage with the prompt count, full usage at the end."""
+               kind: str | None, model: str) -> list[dict]:
+        """The SSE chunks: text piece by piece, a text signature on a last empty text part,
+        a functionCall whole, finishReason on each candidate's last chunk, interim usage
+        with the prompt count, full usage at the end."""
         frames = []
         for index, g in enumerate(generations):
-            whole = self.candidate(g, index, config, kind)
+            whole = self.candidate(g, index, config, kind, model)
 
             def frame(candidate: dict) -> dict:
                 if index:   # proto3 JSON leaves out a zero index
@@ -391,6 +422,9 @@ class GeminiEmulator(Emulator):
                 continue
             parts = [p for p in (whole.get("content") or {}).get("parts", ()) if p.get("thought")]
             parts += [{"text": p} for p in stream_pieces(g.text)] or [{"text": ""}]
+            parts += [{"text": "", "thoughtSignature": p["thoughtSignature"]}
+                      for p in (whole.get("content") or {}).get("parts", ())
+                      if "text" in p and p.get("thoughtSignature")]
             parts += [p for p in (whole.get("content") or {}).get("parts", ())
                       if "functionCall" in p]
             for position, part in enumerate(parts):

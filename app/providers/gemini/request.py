@@ -127,7 +127,8 @@ def conversation(messages: list[dict]) -> tuple[list[dict], list[dict]]:
             system += content_parts(message.get("content"), f"messages[{i}].content")
             continue
         if role == "assistant":
-            parts = content_parts(message.get("content"), f"messages[{i}].content")
+            parts = signed_text(message, content_parts(message.get("content"),
+                                                       f"messages[{i}].content"))
             parts += assistant_calls(message, i, call_names)
         elif role == "tool":
             name = call_names.get(message.get("tool_call_id"))
@@ -212,6 +213,16 @@ def data_url(url: str, where: str) -> dict:
     if not head.startswith("data:") or not comma or not head.endswith(";base64") or not mime:
         raise refuse(where, "a data: URL must look like data:<mime type>;base64,<data>")
     return {"mimeType": mime, "data": data}
+
+
+def signed_text(message: dict, parts: list[dict]) -> list[dict]:
+    """An answer's text parts with the thought signature Gemini gave the text back on the
+    last text part, where Gemini put it (see response.py)."""
+    signature = dig(message, "extra_content", "google", "thought_signature")
+    texts = [p for p in parts if "text" in p]
+    if isinstance(signature, str) and signature and texts:
+        texts[-1]["thoughtSignature"] = signature
+    return parts
 
 
 # -- tool calls and results ------------------------------------------------------------

@@ -5,7 +5,9 @@ gets a fresh `call_...` id (an id Gemini does send is kept); the follow-up tool 
 is matched back to the function by name through the assistant message that holds the
 call (see request.py). A part's
 `thoughtSignature` rides along as `extra_content.google.thought_signature`, the field
-Google's own OpenAI-compatible endpoint uses, so that it can be sent back.
+Google's own OpenAI-compatible endpoint uses, so that it can be sent back: on the tool call
+for a functionCall part, on the message (or stream delta) for a text part, where Gemini
+signs an answer without function calls (in a stream often on a last, empty text part).
 """
 from __future__ import annotations
 
@@ -52,6 +54,20 @@ def split_parts(candidate: dict) -> tuple[list[str], list[dict], str]:
     return texts, [p for p in parts if isinstance(p.get("functionCall"), dict)], thoughts
 
 
+def signed(signature: str) -> dict:
+    """The `extra_content` that carries a Gemini thought signature in OpenAI's shape."""
+    return {"google": {"thought_signature": signature}}
+
+
+def text_signature(candidate: dict) -> str | None:
+    """The signature on the candidate's answer text (the last signed text part), if any."""
+    parts = dig(candidate, "content", "parts") or []
+    signatures = [p["thoughtSignature"] for p in parts if isinstance(p.get("text"), str)
+                  and not p.get("thought") and isinstance(p.get("thoughtSignature"), str)
+                  and p["thoughtSignature"]]
+    return signatures[-1] if signatures else None
+
+
 def tool_call(part: dict) -> dict:
     call = part["functionCall"]
     if not isinstance(call.get("name"), str):
@@ -60,7 +76,7 @@ def tool_call(part: dict) -> dict:
             "function": {"name": call["name"],
                          "arguments": json.dumps(call.get("args") or {}, ensure_ascii=False)}}
     if part.get("thoughtSignature"):
-        tool["extra_content"] = {"google": {"thought_signature": part["thoughtSignature"]}}
+        tool["extra_content"] = signed(part["thoughtSignature"])
     return tool
 
 
@@ -115,6 +131,9 @@ def choices(payload: dict, n: int) -> list[dict]:
                                    "content": "".join(texts) if texts else None}
         if thoughts:
             message["reasoning_content"] = thoughts
+        signature = text_signature(candidate)
+        if signature:
+            message["extra_content"] = signed(signature)
         if calls:
             message["tool_calls"] = [tool_call(p) for p in calls]
         choice = {"index": candidate_index(candidate, position), "message": message,
@@ -152,6 +171,9 @@ class StreamState:
         delta: dict[str, Any] = {"reasoning_content": thoughts} if thoughts else {}
         if texts and "".join(texts):
             delta["content"] = "".join(texts)
+        signature = text_signature(candidate)
+        if signature:
+            delta["extra_content"] = signed(signature)
         if calls:
             first = self.calls.get(index, 0)
             delta["tool_calls"] = [{"index": first + k, **tool_call(p)}
