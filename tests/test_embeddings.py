@@ -115,9 +115,11 @@ def test_partial_hit_sends_only_new_inputs(cached, openai_emu):
     client = cached(PATIENT_REDIS)
     first = embed(client, ["alpha", "beta"])
     assert first.headers["x-switchboard-cache"] == "miss"
+    assert first.headers["x-switchboard-cache-hits"] == "0"
     full_cost = float(first.headers["x-switchboard-cost"])
     second = embed(client, ["beta", "gamma", "alpha"])
     assert second.headers["x-switchboard-cache"] == "partial"
+    assert second.headers["x-switchboard-cache-hits"] == "2"
     assert openai_emu.calls[-1].body["input"] == ["gamma"]
     assert [d["embedding"] for d in second.json["data"]] == [
         expected("beta"), expected("gamma"), expected("alpha")]

@@ -18,5 +18,8 @@ def create_embeddings():
     request, encoding = embeddings.to_service(body)
     outcome = service.embed(request, context)
     answer = embeddings.to_client(outcome.response, encoding)
-    return described(Response(dumps(answer), mimetype="application/json"), outcome,
-                     context.started)
+    response = described(Response(dumps(answer), mimetype="application/json"), outcome,
+                         context.started)
+    if outcome.cache != "off":   # how many of the inputs the cache answered
+        response.headers["x-switchboard-cache-hits"] = str(outcome.cached_inputs)
+    return response

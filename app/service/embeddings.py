@@ -150,6 +150,7 @@ class EmbeddingService:
                               bill=Bill.free({"prompt_tokens": 0, "total_tokens": 0}))
         outcome.response = self._answer(outcome.response, found, missing)
         outcome.saved_cost = sum(entry["cost"] for entry in found if entry)
+        outcome.cached_inputs = len(inputs) - len(missing)
         outcome.cache = ("off" if request is None else "miss" if len(missing) == len(inputs)
                          else "hit" if not missing else "partial")
         return outcome

@@ -31,6 +31,7 @@ class Outcome:
     cache_key: str | None = None
     cache_similarity: float | None = None
     saved_cost: float = 0.0                 # what a cache hit saved
+    cached_inputs: int = 0                  # embeddings: inputs answered from the cache
     replayed: dict | None = None            # the cached completion behind a replayed stream
     upstream: Any = None                    # transport.StreamResponse a stream reads from
     native: dict | None = None              # pass-through: the provider's own answer
