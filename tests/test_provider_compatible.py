@@ -68,6 +68,47 @@ def test_mistral_refuses_what_its_contract_lacks_unless_dropped(mistral, mistral
     assert name not in sent(mistral_emu)
 
 
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}}}}
+# A history from OpenAI and Anthropic: ids Mistral refuses, next to one in its own form.
+FOREIGN_HISTORY = [
+    {"role": "user", "content": "weather in Oslo, Rome and Lima"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": call_id, "type": "function",
+         "function": {"name": "get_weather", "arguments": f'{{"city": "{city}"}}'}}
+        for call_id, city in (("call_abc123def456ghi789", "Oslo"),
+                              ("toolu_01A09q90qw90lq917835lq9", "Rome"),
+                              ("D681PevKs", "Lima"))]},
+    {"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "sunny"},
+    {"role": "tool", "tool_call_id": "call_abc123def456ghi789", "content": "rain"},
+    {"role": "tool", "tool_call_id": "D681PevKs", "content": "mild"}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_mistral_gets_foreign_tool_call_ids_as_nine_letters_and_digits(mistral_emu, tmp_path,
+                                                                        stream):
+    """Each id becomes the same 9-character id in the assistant's tool_calls and in the tool
+    message answering it, in every request; an id already in Mistral's form is kept. The
+    emulator refuses any other id, as the live API does."""
+    client = proxy_app({**mistral_emu.proxy_env(),
+                        "SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}).test_client()
+    sent_ids = []
+    for _ in range(2):
+        r = client.post("/v1/chat/completions", json={
+            "model": MISTRAL, "messages": FOREIGN_HISTORY, "tools": [WEATHER], "stream": stream})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        wire = sent(mistral_emu)["messages"]
+        calls = [call["id"] for call in wire[1]["tool_calls"]]
+        answers = [m["tool_call_id"] for m in wire[2:]]
+        sent_ids.append(calls)
+        assert answers == [calls[1], calls[0], calls[2]]
+        assert all(len(i) == 9 and i.isalnum() and i.isascii() for i in calls)
+        assert len(set(calls)) == 3 and calls[2] == "D681PevKs"
+        assert [c["function"] for c in wire[1]["tool_calls"]] == \
+            [c["function"] for c in FOREIGN_HISTORY[1]["tool_calls"]]
+    assert sent_ids[0] == sent_ids[1]
+
+
 @pytest.mark.parametrize("include_usage", [False, True])
 def test_mistral_stream_bills_its_own_usage(mistral, mistral_emu, include_usage):
     options = {"stream_options": {"include_usage": True}} if include_usage else {}

@@ -6,13 +6,15 @@ chat contract refuses fields it does not define (`additionalProperties: false`: 
 Groq) the fields it `accepts`. A field outside them is dropped and named in
 `x-switchboard-dropped-params` when it asks nothing of the model (`user`, a neutral value
 such as `logprobs: false`), and otherwise refused unless `drop_params`. `stream_options` is
-the proxy's own business there (it makes the usage chunk) and is not sent.
+the proxy's own business there (it makes the usage chunk) and is not sent. A provider with
+`short_call_ids` (Mistral) gets tool-call ids of 9 letters and digits (tool_call_ids.py).
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
 from app.providers import legacy_functions
+from app.providers.tool_call_ids import with_short_ids
 from app.providers.base import NEUTRAL_VALUES, Target
 from app.providers.openai import OpenAIProvider
 
@@ -47,7 +49,7 @@ FAMILY: dict[str, dict[str, Any]] = {
                 "renames": {"seed": "random_seed", **MAX_TOKENS}, "fim": "fim/completions",
                 "text_drops": ("messages", "stream_options"),
                 "embedding_renames": {"dimensions": "output_dimension"},
-                "embedding_fields": ("dimensions",),
+                "embedding_fields": ("dimensions",), "short_call_ids": True,
                 "accepts": frozenset({
                     "messages", "frequency_penalty", "guardrails", "max_tokens", "metadata",
                     "n", "parallel_tool_calls", "prediction", "presence_penalty",
@@ -94,6 +96,7 @@ class CompatibleProvider(OpenAIProvider):
         self.renamed_params = dict(row.get("renames", {}))
         self.refuses = dict(row.get("refuses", {}))
         self.accepts = row.get("accepts")
+        self.short_call_ids = row.get("short_call_ids", False)
         self.asks_stream_usage = self.accepts is None or "stream_options" in self.accepts
         self.completions_path = row.get("completions") or row.get("fim")
         self.fim_only = "fim" in row
@@ -152,6 +155,8 @@ class CompatibleProvider(OpenAIProvider):
             body = {k: v for k, v in body.items() if k != "max_tokens"}
         if self._speaks_tools_only:
             body = legacy_functions.as_tools(body)
+        if self.short_call_ids and isinstance(body.get("messages"), list):
+            body = {**body, "messages": with_short_ids(body["messages"])}
         return super().wire_body(body, target)
 
 
