@@ -12,7 +12,7 @@ import pytest
 import urllib3
 
 from tests.emulators.openai import AzureEmulator, OpenAIEmulator
-from tests.provider_fixtures import emulator_fixture, proxy_app
+from tests.provider_fixtures import emulator_fixture, proxy_app, sdk_for
 from tests.provider_fixtures import emulators  # noqa: F401  (the session fixture, for all tests)
 from tests.servers import _stop, fresh_postgres_database, start_postgres, start_redis
 
@@ -51,6 +51,18 @@ def make_client(provider_env):
 @pytest.fixture
 def client(make_client):
     return make_client()
+
+
+@pytest.fixture
+def app(provider_env):
+    """The proxy's Flask app on `provider_env`."""
+    return proxy_app(provider_env)
+
+
+@pytest.fixture
+def sdk(app):
+    """The official openai SDK talking to `app` in process."""
+    return sdk_for(app)
 
 
 from tests.servers import free_port  # noqa: E402  (re-exported for the tests)

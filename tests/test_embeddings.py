@@ -7,24 +7,13 @@ import base64
 import struct
 
 import httpx2
-import openai
 import pytest
 
 from tests.emulators.model import embed_text
 from tests.emulators.operations import text_of
-from tests.provider_fixtures import proxy_app, sdk_for
+from tests.provider_fixtures import proxy_app
 
 MODEL = "text-embedding-3-small"
-
-
-@pytest.fixture
-def app(provider_env):
-    return proxy_app(provider_env)
-
-
-@pytest.fixture
-def sdk(app) -> openai.OpenAI:
-    return sdk_for(app)
 
 
 def expected(item, dimensions=1536) -> list[float]:

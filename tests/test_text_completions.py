@@ -3,22 +3,11 @@ models (plain, streamed, with suffix and echo), a chat model answering a prompt,
 400s for what a chat model cannot do."""
 from __future__ import annotations
 
-import openai
 import pytest
 
-from tests.provider_fixtures import proxy_app, sdk_for, sse_frames
+from tests.provider_fixtures import proxy_app, sse_frames
 
 MODEL = "gpt-3.5-turbo-instruct"
-
-
-@pytest.fixture
-def app(provider_env):
-    return proxy_app(provider_env)
-
-
-@pytest.fixture
-def sdk(app) -> openai.OpenAI:
-    return sdk_for(app)
 
 
 def test_sdk_plain(sdk, openai_emu):
