@@ -11,6 +11,7 @@ request count and in time, and prints one line `RESULT {json}`.
 """
 import argparse
 import asyncio
+import bisect
 import http.client
 import json
 import statistics
@@ -32,13 +33,29 @@ def percentile(sorted_values, p):
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
+# Upper bounds (ms) of the latency histogram's buckets, the same as wrk_chat.lua's; the last
+# bucket takes everything above.
+HIST_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def histogram(sorted_values):
+    """[[upper bound ms or None, % of the values], ...]: where the tail sits, not just how far
+    it goes."""
+    shares, below = [], 0
+    for bound in HIST_MS + (None,):
+        within = len(sorted_values) if bound is None else bisect.bisect_right(sorted_values, bound)
+        shares.append([bound, round(100 * (within - below) / len(sorted_values), 3)])
+        below = within
+    return shares
+
+
 def stats(values):
     s = sorted(values)
     if not s:
         return None
     return {"n": len(s), "mean": round(statistics.fmean(s), 3), "p50": round(percentile(s, 50), 3),
             "p90": round(percentile(s, 90), 3), "p99": round(percentile(s, 99), 3),
-            "max": round(s[-1], 3)}
+            "p99.9": round(percentile(s, 99.9), 3), "max": round(s[-1], 3), "hist": histogram(s)}
 
 
 def body(args, stream=False):

@@ -26,6 +26,11 @@
 #   10 the Messages API (POST /v1/messages, what Claude Code sends): added latency at c=1 and
 #     req/s at MESSAGES_CONC [16], passed through to the mock's Anthropic /v1/messages
 #     (claude-3-5-haiku-20241022); `direct` is the mock's endpoint, LiteLLM its /v1/messages
+#   keys: req/s at KEYS_CONC [16] with a virtual key that has rpm, tpm and a budget (limits
+#     far above the load, so every request is checked and counted, none refused), on the
+#     embedded SQLite (switchboard+keys) and on PostgreSQL + Redis (switchboard+keys-pg,
+#     servers started here when postgres and redis-server are installed), beside the same
+#     Switchboard without a key (switchboard) and direct, interleaved
 #   tracing: scenarios 1 and 2 (c=16) for Switchboard with OpenTelemetry on (OTLP/HTTP to the
 #     mock's /v1/traces sink, every request sampled) beside Switchboard with it off, interleaved
 # Knobs: DURATION [15 s per measurement], WARMUP [3 s], REPEATS [2], PEER [litellm|none],
@@ -45,7 +50,7 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   SCENARIOS=${SCENARIOS:-"1 2 4"}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}
   REPEATS=${REPEATS:-1}; QUIET_TIMEOUT=${QUIET_TIMEOUT:-2}; MEM_REQUESTS=${MEM_REQUESTS:-5000}
 fi
-SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8 9 10 tracing"}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8 9 10 keys tracing"}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-3}
 REPEATS=${REPEATS:-2}
@@ -68,6 +73,7 @@ DEPLOYMENTS=${DEPLOYMENTS:-"1 100 1000"}
 EMBED_CONC=${EMBED_CONC:-16}
 RESPONSES_CONC=${RESPONSES_CONC:-16}
 MESSAGES_CONC=${MESSAGES_CONC:-16}
+KEYS_CONC=${KEYS_CONC:-16}
 export BENCH_API_KEY=${BENCH_API_KEY:-sk-bench}
 OUT_DIR=${OUT_DIR:-/tmp/bench-results/$(date +%Y%m%d-%H%M%S)}
 [[ "$PEER" == litellm || "$PEER" == none ]] || die "PEER must be litellm or none"
@@ -79,12 +85,19 @@ RESULTS=$OUT_DIR/results.jsonl
 log "results -> $OUT_DIR"
 
 MOCK_PORT=$(free_port); SB_PORT=$(free_port); PEER_PORT=$(free_port); OTEL_SB_PORT=$(free_port)
+KEYS_SB_PORT=$(free_port); KEYS_PG_SB_PORT=$(free_port); PG_PORT=$(free_port); REDIS_PORT=$(free_port)
 export MOCK_PORT SB_PORT PEER_PORT
 declare -A URL=([direct]="http://127.0.0.1:$MOCK_PORT" [switchboard]="http://127.0.0.1:$SB_PORT"
-                [switchboard+otel]="http://127.0.0.1:$OTEL_SB_PORT")
-# What a second Switchboard target runs with, beside the plain one.
+                [switchboard+otel]="http://127.0.0.1:$OTEL_SB_PORT"
+                [switchboard+keys]="http://127.0.0.1:$KEYS_SB_PORT"
+                [switchboard+keys-pg]="http://127.0.0.1:$KEYS_PG_SB_PORT")
+# What a second Switchboard target runs with, beside the plain one. The keyed ones take the
+# bench's key as their master key (start-up checks and the "no key" requests use it).
 declare -A SB_TARGET_ENV=([switchboard]="SB_PORT=$SB_PORT"
-  [switchboard+otel]="SB_PORT=$OTEL_SB_PORT OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$MOCK_PORT")
+  [switchboard+otel]="SB_PORT=$OTEL_SB_PORT OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$MOCK_PORT"
+  [switchboard+keys]="SB_PORT=$KEYS_SB_PORT SWITCHBOARD_MASTER_KEY=$BENCH_API_KEY"
+  [switchboard+keys-pg]="SB_PORT=$KEYS_PG_SB_PORT SWITCHBOARD_MASTER_KEY=$BENCH_API_KEY
+    DATABASE_URL=postgresql://switchboard@127.0.0.1:$PG_PORT/postgres REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0")
 declare -A PID=()
 TARGETS=(direct switchboard)
 if [[ "$PEER" == litellm ]]; then TARGETS+=(litellm); URL[litellm]="http://127.0.0.1:$PEER_PORT"; fi
@@ -94,7 +107,7 @@ cleanup() {
   local rc=$? p name
   trap - EXIT INT TERM
   for p in "${HELPERS[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
-  for name in litellm switchboard switchboard+otel mock; do
+  for name in litellm switchboard switchboard+otel switchboard+keys switchboard+keys-pg mock redis postgres; do
     if [[ -n "${PID[$name]:-}" ]]; then log "stopping $name (pid ${PID[$name]})"; stop_group "${PID[$name]}" 15; fi
   done
   exit "$rc"
@@ -150,6 +163,7 @@ start_target() {
   if [[ $name == switchboard* ]]; then
     # shellcheck disable=SC2086  # the target's VAR=value words
     env ${SB_TARGET_ENV[$name]} SB_CONFIG=$config SB_DATA_DIR=$OUT_DIR/$name/data \
+      SB_METRICS_DIR=$OUT_DIR/$name/metrics \
       setsid "$HERE/targets/switchboard.sh" >> "$OUT_DIR/$name/server.log" 2>&1 < /dev/null &
     health=/health
   else
@@ -207,7 +221,9 @@ measure() {
   local sc=$1 case=$2 t=$3 rep=$4; shift 5
   local tag; tag="$sc-${case//[^A-Za-z0-9=.]/_}-$t-r$rep"
   local mon_target=${PID[$t]:-${PID[mock]}}   # direct has no PID of its own: the mock
+  local metrics=$OUT_DIR/$t/metrics before="" share=""
   gate
+  [[ $t != switchboard* ]] || before=$(worker_share snapshot "$metrics")
   "$@" > "$OUT_DIR/raw/$tag.txt" 2>&1 &
   local load=$!
   local servers=() name
@@ -219,9 +235,13 @@ measure() {
   wait "$load" || true
   kill -TERM "$mon" 2>/dev/null || true; wait "$mon" 2>/dev/null || true
   HELPERS=()
-  record "$sc" "$case" "$t" "$rep" "$OUT_DIR/raw/$tag.txt" "$OUT_DIR/raw/$tag.mon.json"
+  [[ $t != switchboard* ]] || share="{\"workers\": $(worker_share since "$metrics" "$before")}"
+  record "$sc" "$case" "$t" "$rep" "$OUT_DIR/raw/$tag.txt" "$OUT_DIR/raw/$tag.mon.json" "$share"
   "$BENCH_PY" "$HERE/summarize.py" --line "$RESULTS" >&2
 }
+
+# requests served per worker (bench/worker_share.py); {} when it cannot tell
+worker_share() { "$ROOT/.venv/bin/python" "$HERE/worker_share.py" "$@" 2>/dev/null || echo "{}"; }
 
 loadgen() { "$BENCH_PY" "$HERE/loadgen.py" "$@" --api-key "$BENCH_API_KEY"; }
 
@@ -403,6 +423,52 @@ scenario_tracing() {
   stop_group "${PID[switchboard+otel]}" 15; PID[switchboard+otel]=""
 }
 
+# start_stores : PostgreSQL and Redis on loopback for switchboard+keys-pg (1 when either
+# is not installed). PostgreSQL runs as its own user when the bench runs as root.
+start_stores() {
+  local initdb postgres run_as=() dir=$OUT_DIR/stores
+  initdb=$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1 || true)
+  postgres=${initdb%initdb}postgres
+  [[ -n "$initdb" && -x "$postgres" ]] && command -v redis-server > /dev/null || return 1
+  mkdir -p "$dir/pgsock" "$dir/redis"
+  if [[ $(id -u) == 0 ]]; then chown -R postgres: "$dir/pgsock" "$dir"; run_as=(runuser -u postgres --); fi
+  "${run_as[@]}" "$initdb" -D "$dir/pgdata" -A trust -U switchboard > "$dir/initdb.log" 2>&1
+  setsid "${run_as[@]}" "$postgres" -D "$dir/pgdata" -p "$PG_PORT" -k "$dir/pgsock" \
+    -c listen_addresses=127.0.0.1 -c max_connections=200 > "$dir/postgres.log" 2>&1 < /dev/null &
+  PID[postgres]=$!
+  setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$dir/redis" > "$dir/redis.log" 2>&1 < /dev/null &
+  PID[redis]=$!
+  local deadline=$((SECONDS + 30))
+  until "$ROOT/.venv/bin/python" -c 'import psycopg, sys; psycopg.connect(sys.argv[1], connect_timeout=2).close()' \
+      "postgresql://switchboard@127.0.0.1:$PG_PORT/postgres" 2>/dev/null; do
+    ((SECONDS < deadline)) || die "PostgreSQL did not start (see $dir/postgres.log)"
+    sleep 0.2
+  done
+}
+
+virtual_key() { # target -> a new key with rpm, tpm and a budget far above what the bench sends
+  curl -s -m 10 -X POST "${URL[$1]}/key/generate" -H "Authorization: Bearer $BENCH_API_KEY" \
+    -H 'Content-Type: application/json' \
+    -d '{"alias": "bench", "rpm_limit": 100000000, "tpm_limit": 100000000000, "max_budget": 1000000}' \
+    | "$BENCH_PY" -c 'import json, sys; print(json.load(sys.stdin)["key"])'
+}
+
+scenario_keys() {
+  start_mock 0 0
+  local keyed=(switchboard+keys) t rep
+  declare -A KEY=()
+  if start_stores; then keyed+=(switchboard+keys-pg)
+  else log "scenario keys: PostgreSQL or redis-server not installed, SQLite only"; fi
+  for t in "${keyed[@]}"; do start_target "$t"; KEY[$t]=$(virtual_key "$t"); done
+  for ((rep = 1; rep <= REPEATS; rep++)); do for t in direct switchboard "${keyed[@]}"; do
+    BENCH_API_KEY=${KEY[$t]:-$BENCH_API_KEY} wrk_measure keys "c=$KEYS_CONC" "$t" "$rep" "$KEYS_CONC" "$DURATION"
+  done; done
+  for t in "${keyed[@]}" postgres redis; do
+    if [[ -n "${PID[$t]:-}" ]]; then stop_group "${PID[$t]}" 15; PID[$t]=""; fi
+  done
+}
+
 # The Responses API: each case is a request body, and the mock endpoint `direct` is measured
 # on with the body that endpoint speaks.
 responses_bodies() {
@@ -455,7 +521,7 @@ for t in "${TARGETS[@]}"; do
   sanity_check "$t"
 done
 for sc in $SCENARIOS; do
-  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-10, tracing)"
+  declare -F "scenario_$sc" > /dev/null || die "unknown scenario $sc (1-10, keys, tracing)"
   log "---- scenario $sc"
   "scenario_$sc"
 done

@@ -26,8 +26,10 @@ TITLES = {
     "8": "8 embeddings, 16-input batch, upstream 0 ms",
     "9": "9 Responses API (/v1/responses), upstream 0 ms",
     "10": "10 Messages API (/v1/messages) passed through to Anthropic, upstream 0 ms",
+    "keys": "keys: a virtual key with rpm, tpm and a budget, upstream 0 ms",
     "tracing": "tracing: OpenTelemetry on (switchboard+otel) vs off, upstream 0 ms",
 }
+KEYED = ("switchboard+keys", "switchboard+keys-pg")
 TRACED = "switchboard+otel"
 
 
@@ -198,10 +200,17 @@ def errors_text(recs):
 def rows_latency(tb, sc, title, case, meta):
     tb.metric(sc, title, case, "latency p50 ms (+added)", field("latency_ms", "p50"), added=True)
     tb.metric(sc, title, case, "latency p99 ms (+added)", field("latency_ms", "p99"), added=True)
+    tb.metric(sc, title, case, "latency p99.9 ms (+added)", field("latency_ms", "p99.9"), added=True)
     tb.metric(sc, title, case, "self-measured overhead p50 ms (x-switchboard-overhead-ms)",
               field("header_ms", "p50"), peer_ratio=False)
     tb.metric(sc, title, case, "CPU ms / request (server tree)", cpu_ms_per_request)
     tb.text(sc, title, case, "errors / requests", errors_text)
+    rows_workers(tb, sc, title, case)
+
+
+def rows_workers(tb, sc, title, case):
+    tb.text(sc, title, case, "requests per worker", worker_shares,
+            targets={t for t in tb.targets if t.startswith(PROXY)})
 
 
 def rows_throughput(tb, sc, title, case, meta):
@@ -211,8 +220,11 @@ def rows_throughput(tb, sc, title, case, meta):
                   lambda r: ideal_pct(r, meta), better="higher", nd=1)
     tb.metric(sc, title, case, "latency p50 ms (+added)", field("latency_ms", "p50"), added=True)
     tb.metric(sc, title, case, "latency p99 ms (+added)", field("latency_ms", "p99"), added=True)
+    tb.metric(sc, title, case, "latency p99.9 ms (+added)", field("latency_ms", "p99.9"), added=True)
+    tb.metric(sc, title, case, "p99 ÷ p50", tail_ratio)
     tb.text(sc, title, case, "errors / requests", errors_text)
     tb.metric(sc, title, case, "CPU ms / request (server tree)", cpu_ms_per_request)
+    rows_workers(tb, sc, title, case)
     if sc in ("5", "8"):
         def counts(rs):
             seen = rs[0]["result"].get("header_counts") or {}
@@ -229,6 +241,7 @@ def rows_throughput(tb, sc, title, case, meta):
 def rows_stream(tb, sc, title, case, meta):
     tb.metric(sc, title, case, "TTFT p50 ms (+added)", field("ttft_ms", "p50"), added=True)
     tb.metric(sc, title, case, "TTFT p99 ms (+added)", field("ttft_ms", "p99"), added=True)
+    tb.metric(sc, title, case, "TTFT p99.9 ms (+added)", field("ttft_ms", "p99.9"), added=True)
     tb.metric(sc, title, case, "stream total p50 ms (+added)", field("total_ms", "p50"), added=True)
     tb.text(sc, title, case, "errors / streams", errors_text)
 
@@ -240,9 +253,11 @@ def rows_burst(tb, sc, title, case, meta):
     tb.text(sc, title, case, "failed streams by kind", error_kinds)
     tb.metric(sc, title, case, "peak streams open at once", field("peak_open_streams"), better="higher", nd=0)
     tb.metric(sc, title, case, "TTFT p99 ms", field("ttft_ms", "p99"))
+    tb.metric(sc, title, case, "TTFT p99.9 ms", field("ttft_ms", "p99.9"))
     tb.metric(sc, title, case, "total p50 − TTFT p50 ms (≈ 0: chunks came bunched)",
               lambda r: paced_ms(r["result"]), peer_ratio=False, nd=0)
     tb.metric(sc, title, case, "whole burst s", field("wall_s"))
+    rows_workers(tb, sc, title, case)
 
 
 def paced_ms(result):
@@ -271,6 +286,46 @@ def rows_startup(tb, sc, title, case, meta):
     tb.metric(sc, title, case, "start-up s (exec -> /health 200)", field("startup_s"), peer_ratio=False)
 
 
+def tail_ratio(rec):
+    p50, p99 = get(rec["result"], "latency_ms", "p50"), get(rec["result"], "latency_ms", "p99")
+    return p99 / p50 if p50 and p99 is not None else None
+
+
+def rows_keys(tb, sc, title, case, meta):
+    """What a key's checks cost: each keyed Switchboard against Switchboard without a key."""
+    rows_throughput(tb, sc, title, case, meta)
+    plain = tb.value(sc, case, PROXY, ok_rps)
+    shown = {t: ratio(tb.value(sc, case, t, ok_rps), plain) for t in KEYED if tb.recs(sc, case, t)}
+    if plain and shown:
+        tb.add(title, case, "req/s with the key ÷ without a key (switchboard)", shown, "–", None)
+
+
+def worker_shares(recs):
+    """Each worker's share of the requests, biggest first, e.g. "52 / 48 %"."""
+    counts = {}
+    for rec in recs:
+        for i, n in enumerate(sorted((rec.get("workers") or {}).values(), reverse=True)):
+            counts[i] = counts.get(i, 0) + n
+    total = sum(counts.values())
+    return " / ".join(f"{100 * counts[i] / total:.0f}" for i in sorted(counts)) + " %" if total else "–"
+
+
+def histograms(recs):
+    """One line per scenario, case and target: the share of requests (or first tokens) in each
+    latency bucket, from the first repeat."""
+    out = ["", "Latency histograms (% of requests per bucket, upper bound in ms; streams: TTFT), "
+           "first repeat:", "", "| scenario | case | target | histogram |", "|---|---|---|---|"]
+    for rec in recs:
+        if rec["repeat"] != 1:
+            continue
+        hist = get(rec["result"], "latency_ms", "hist") or get(rec["result"], "ttft_ms", "hist")
+        if not hist:
+            continue
+        cells = [f"≤{b}: {v:g}" if b is not None else f">{hist[-2][0]}: {v:g}" for b, v in hist if v]
+        out.append(f"| {rec['scenario']} | {rec['case']} | {rec['target']} | {', '.join(cells)} |")
+    return out
+
+
 def rows_tracing(tb, sc, title, case, meta):
     """What tracing costs: the traced proxy against the same proxy untraced, same run."""
     latency = case == "c=1"
@@ -290,6 +345,8 @@ def row_builder(sc, case):
         return rows_latency if case.endswith("c=1") else rows_throughput
     if sc == "tracing":
         return rows_tracing
+    if sc == "keys":
+        return rows_keys
     if sc in ("1", "7"):
         return rows_startup if case.endswith("startup") else rows_latency
     if sc in ("2", "3", "5"):
@@ -336,6 +393,7 @@ def summarize(out_dir):
     lines.append("(+x) = minus `direct` (the mock alone) in the same run. Cells are medians over repeats; "
                  "errors are summed. CPU ms/request counts the server's whole process tree "
                  "(the mock for `direct`).")
+    lines += histograms(recs)
     return "\n".join(lines)
 
 

@@ -25,6 +25,32 @@ if count_header and count_header ~= "" then
   end
 end
 
+-- Upper bounds (ms) of the latency histogram's buckets, as in loadgen.py; the last bucket takes
+-- everything above. Each bucket's share (%) of the requests comes from bisecting
+-- latency:percentile (wrk has no cheap way to count requests below a bound).
+local HIST_MS = {0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000}
+
+local function share_within(latency, ms) -- % of the requests that took at most `ms`
+  if latency.max / 1000 <= ms then return 100 end
+  if latency.min / 1000 > ms then return 0 end
+  local lo, hi = 0, 100
+  for _ = 1, 20 do
+    local mid = (lo + hi) / 2
+    if latency:percentile(mid) / 1000 <= ms then lo = mid else hi = mid end
+  end
+  return lo
+end
+
+local function histogram(latency)
+  local parts, below = {}, 0
+  for i = 1, #HIST_MS + 1 do
+    local within = HIST_MS[i] and share_within(latency, HIST_MS[i]) or 100
+    table.insert(parts, string.format('[%s,%.3f]', HIST_MS[i] and tostring(HIST_MS[i]) or "null", within - below))
+    below = within
+  end
+  return "[" .. table.concat(parts, ",") .. "]"
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   local seconds = summary.duration / 1e6
@@ -38,9 +64,11 @@ function done(summary, latency, requests)
   io.write(string.format(
     'RESULT {"requests":%d,"seconds":%.3f,"rps":%.2f,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},"error_count":%d,' ..
-    '"latency_ms":{"mean":%.3f,"p50":%.3f,"p90":%.3f,"p99":%.3f,"max":%.3f},"header_counts":{%s}}\n',
+    '"latency_ms":{"mean":%.3f,"p50":%.3f,"p90":%.3f,"p99":%.3f,"p99.9":%.3f,"max":%.3f,"hist":%s},' ..
+    '"header_counts":{%s}}\n',
     summary.requests, seconds, summary.requests / seconds,
     e.connect, e.read, e.write, e.status, e.timeout, e.connect + e.read + e.write + e.status + e.timeout,
     latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000, table.concat(parts, ",")))
+    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000, latency.max / 1000,
+    histogram(latency), table.concat(parts, ",")))
 end
