@@ -66,3 +66,46 @@ def test_many_processes_write_at_once(database_url):
         w.join(60)
         assert w.exitcode == 0
     assert db.query("SELECT COUNT(*), COUNT(DISTINCT name) FROM things") == [(200, 4)]
+
+
+GEVENT_LOCK_WAIT = r"""
+import sqlite3, sys, time
+from gevent import monkey
+monkey.patch_all()
+import gevent
+from app.storage.database import Database
+
+path = sys.argv[1]
+db = Database(f"sqlite:///{path}", timeout=3)
+db.migrate("things", [sys.argv[2]])
+holder = sqlite3.connect(path, isolation_level=None)
+holder.execute("BEGIN IMMEDIATE")  # another writer holds SQLite's write lock
+
+def release_later():
+    gevent.sleep(0.3)
+    holder.execute("COMMIT")
+
+def write():
+    started = time.monotonic()
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO things (id, name) VALUES (1, 'waited')")
+    return time.monotonic() - started
+
+releaser = gevent.spawn(release_later)
+writer = gevent.spawn(write)
+gevent.joinall([releaser, writer], timeout=10)
+print("waited", writer.value if writer.successful() else repr(writer.exception))
+"""
+
+
+def test_sqlite_lock_wait_lets_the_gevent_worker_run(tmp_path):
+    """A transaction waiting for another writer's lock sleeps cooperatively: the greenlet
+    that will release the lock (any other request of the worker) still runs. SQLite's own
+    busy wait, in C, froze the whole worker until its timeout."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", GEVENT_LOCK_WAIT, str(tmp_path / "t.db"), STEPS[0]],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    waited = out.stdout.split("waited ", 1)[1].strip()
+    assert 0.25 <= float(waited) < 2, waited

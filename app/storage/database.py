@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -17,6 +18,7 @@ from app.storage.postgres_pool import PostgresPool
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 POOL_SIZE = 16
+LOCK_POLL_SECONDS = (0.0002, 0.005)  # first and longest pause between tries for the write lock
 
 
 class Database:
@@ -94,7 +96,7 @@ class Database:
             return
         with self._sqlite_errors():
             connection = self._sqlite()
-            connection.execute("BEGIN IMMEDIATE")
+            self._begin_immediate(connection)
             try:
                 yield Transaction(self, connection.cursor())
             except BaseException:
@@ -102,6 +104,28 @@ class Database:
                     connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
+
+    def _begin_immediate(self, connection: sqlite3.Connection) -> None:
+        """Take SQLite's write lock, waiting with time.sleep while another connection holds
+        it. SQLite's own busy wait sleeps in C: under gevent that froze every request of the
+        worker (and the greenlet that would have released the lock) for 1-100 ms at each
+        try, the tail of keyed requests, whose limits are counted in a write per request.
+        time.sleep yields to the worker's other greenlets (or, with threads, the GIL)."""
+        deadline = time.monotonic() + self.timeout
+        pause = LOCK_POLL_SECONDS[0]
+        connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(pause * 2, LOCK_POLL_SECONDS[1])
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Rows of one read-only statement."""
