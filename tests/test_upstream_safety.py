@@ -313,3 +313,21 @@ model_list:
     with pytest.raises(ConfigError) as caught:
         proxy_app({"SWITCHBOARD_DATA_DIR": str(tmp_path / "data")}, config)
     assert "model_list[0]" in str(caught.value) and "api_base" in str(caught.value)
+
+
+@pytest.mark.parametrize("variable", ["OPENAI_API_BASE", "MISTRAL_API_BASE", "GEMINI_API_BASE"])
+@pytest.mark.parametrize("base", ["localhost:8000/v1", "http://user:s3cret-pw@example.com/v1",
+                                  "http://example.com/v1/../admin", "http://a b/v1"])
+def test_a_provider_base_url_variable_the_parser_refuses_stops_the_start(tmp_path, variable,
+                                                                         base):
+    """Named at start, like a model_list entry, never echoing what may hold credentials."""
+    with pytest.raises(ConfigError) as caught:
+        proxy_app({"SWITCHBOARD_DATA_DIR": str(tmp_path / "data"), variable: base})
+    assert f"environment variable {variable}" in str(caught.value)
+    assert "s3cret" not in str(caught.value) and base not in str(caught.value)
+
+
+def test_provider_base_url_variables_the_parser_takes_start(tmp_path):
+    app = proxy_app({"SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
+                     "OPENAI_API_BASE": "http://127.0.0.1:9/v1", "MISTRAL_API_BASE": ""})
+    assert app.test_client().get("/health").status_code == 200

@@ -37,6 +37,17 @@ LIST_MODELS_HINT = "GET /v1/models lists the model names this proxy serves"
 _MODEL_NAME = re.compile(r"[\x20-\x7e]+")  # printable ASCII
 
 
+def check_base(api_base: str | None, where: str) -> None:
+    """A base URL the URL parser refuses is a ConfigError at start naming where it was set
+    (said once, not by every request's failure); the parser's message never echoes the URL,
+    which may hold credentials."""
+    try:
+        if api_base:
+            parse_url(api_base)
+    except UnsafeUpstream as exc:
+        raise ConfigError(f"{where} {exc}") from None
+
+
 def is_pattern(model_name: str) -> bool:
     return "*" in model_name or "?" in model_name
 
@@ -53,12 +64,10 @@ class Router:
             if base and registry.get(base) is None:
                 raise ConfigError(f"{where}: params.base_model: {base!r} is not in the model "
                                   f"registry")
-            api_base = settings.env_value(deployment.params.get("api_base"))
-            try:
-                if api_base:
-                    parse_url(api_base)
-            except UnsafeUpstream as exc:  # said at start, not by every request's failure
-                raise ConfigError(f"{where}: params.api_base {exc}") from None
+            check_base(settings.env_value(deployment.params.get("api_base")),
+                       f"{where}: params.api_base")
+        for name in sorted({p.base_env for p in PROVIDERS.values() if p.base_env}):
+            check_base(settings.env.get(name), f"environment variable {name}")
         # model_name patterns (`claude-*`, `*haiku*`), the most specific first: the one that
         # matches the fewest model names the registry knows (`*haiku*` before `claude-*`),
         # then the one with more literal characters. An exact model_name always wins.
