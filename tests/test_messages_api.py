@@ -247,3 +247,45 @@ def test_fallback_from_claude_to_gpt_in_one_request(sdk, anthropic_emu):
     assert raw.headers["x-switchboard-provider"] == "openai"
     assert raw.headers["x-switchboard-attempted-fallbacks"] == "1"
     assert reply.content[0].text == "Hello! You said: hello there"
+
+
+def chunk(delta: dict, finish: str | None = None) -> bytes:
+    return sse({"id": "chatcmpl-r1", "object": "chat.completion.chunk", "created": 1,
+                "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+
+def test_translated_reasoning_is_a_thinking_block(http, openai_emu):
+    """A model's reasoning (reasoning_content) comes back as a thinking block, plain and as
+    thinking_delta + signature_delta before the text block, in Anthropic's order."""
+    openai_emu.fail_next(Fault(reply=Reply(200, {
+        "id": "chatcmpl-r1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {
+            "role": "assistant", "content": "42", "reasoning_content": "6 times 7"}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}})))
+    body = {"model": "gpt-4o-mini", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "6*7?"}]}
+    plain = http.post("/v1/messages", json=body).json
+    assert [b["type"] for b in plain["content"]] == ["thinking", "text"]
+    assert plain["content"][0]["thinking"] == "6 times 7" and plain["content"][1]["text"] == "42"
+
+    openai_emu.fail_next(Fault(reply=Reply(200, events=[
+        chunk({"role": "assistant", "reasoning_content": "6 times"}),
+        chunk({"reasoning_content": " 7"}), chunk({"content": "42"}), chunk({}, "stop"),
+        sse({"id": "chatcmpl-r1", "object": "chat.completion.chunk", "created": 1,
+             "model": "gpt-4o-mini", "choices": [],
+             "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}}),
+        b"data: [DONE]\n\n"], content_type="text/event-stream")))
+    events = sse_events(http.post("/v1/messages", json={**body, "stream": True})
+                        .get_data(as_text=True))
+    kinds = [(e, d.get("delta", {}).get("type") or d.get("content_block", {}).get("type"))
+             for e, d in events]
+    assert kinds == [("message_start", None), ("ping", None),
+                     ("content_block_start", "thinking"),
+                     ("content_block_delta", "thinking_delta"),
+                     ("content_block_delta", "thinking_delta"),
+                     ("content_block_delta", "signature_delta"), ("content_block_stop", None),
+                     ("content_block_start", "text"), ("content_block_delta", "text_delta"),
+                     ("content_block_stop", None), ("message_delta", None),
+                     ("message_stop", None)]
+    assert events[-2][1]["usage"]["output_tokens"] == 4
