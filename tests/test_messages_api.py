@@ -289,3 +289,17 @@ def test_translated_reasoning_is_a_thinking_block(http, openai_emu):
                      ("content_block_stop", None), ("message_delta", None),
                      ("message_stop", None)]
     assert events[-2][1]["usage"]["output_tokens"] == 4
+
+
+def test_server_tools_pass_to_claude_and_are_refused_or_dropped_elsewhere(http, anthropic_emu,
+                                                                          openai_emu):
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
+    body = {"max_tokens": 64, "messages": [{"role": "user", "content": "hello there"}],
+            "tools": [search, WEATHER]}
+    r = http.post("/v1/messages", json={**body, "model": "claude-sonnet-4-5"})
+    assert r.status_code == 200 and anthropic_emu.calls[-1].body["tools"][0] == search
+    r = http.post("/v1/messages", json={**body, "model": "gpt-4o-mini"})
+    assert r.status_code == 400 and "web_search_20250305" in r.json["error"]["message"]
+    r = http.post("/v1/messages", json={**body, "model": "gpt-4o-mini", "drop_params": True})
+    assert r.status_code == 200
+    assert [t["function"]["name"] for t in openai_emu.calls[-1].body["tools"]] == ["get_weather"]

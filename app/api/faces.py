@@ -85,7 +85,8 @@ def serve(face: Face, validate: Callable[[Any], dict[str, Any]]) -> Response:
     service, params, context = admitted(translated, face.name)
     call = calls[0]
     call.params = params
-    operation = Passthrough(call.native) if call.native else face.operation
+    drop = params.get("drop_params", service.settings.drop_params)
+    operation = Passthrough(call.native, drop) if call.native else face.operation
     outcome = service.complete(params, context, operation)
     if outcome.chunks is not None:
         response = event_stream(face.stream(outcome, call))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.errors import UnsupportedParamsError
 from app.providers.base import NativeRequest, Provider, Target, UpstreamResponse
 from app.service.operations import Operation, OperationView
 from app.service.streaming import NativeReader
@@ -45,9 +46,13 @@ class NativeView(OperationView):
 
 
 class Passthrough(Operation):
-    def __init__(self, native: NativeRequest):
+    """`drop`: the request's drop_params (else the config's): an unsupported parameter the
+    translation left out is then only dropped, not refused."""
+
+    def __init__(self, native: NativeRequest, drop: bool = False):
         self.native = native
         self.name = native.api
+        self.drop = drop
 
     def prepare(self, provider: Provider, params: dict[str, Any],
                 target: Target) -> tuple[Any, dict[str, Any]]:
@@ -55,8 +60,9 @@ class Passthrough(Operation):
             # No usage chunk: the native stream carries its own usage.
             return NativeView(provider, self.native), {
                 k: v for k, v in params.items() if k != "stream_options"}
-        if self.native.refusal is not None:
-            raise self.native.refusal
+        refusal = self.native.refusal
+        if refusal is not None and not (self.drop and isinstance(refusal, UnsupportedParamsError)):
+            raise refusal
         return provider, params
 
     def call(self, upstream, provider, params: dict[str, Any], target: Target, timeout: float,
