@@ -12,7 +12,7 @@ import pytest
 import urllib3
 
 from tests.emulators.openai import AzureEmulator, OpenAIEmulator
-from tests.provider_fixtures import emulator_fixture, proxy_app, sdk_for
+from tests.provider_fixtures import app_maker, emulator_fixture, proxy_app, sdk_for
 from tests.provider_fixtures import emulators  # noqa: F401  (the session fixture, for all tests)
 from tests.servers import _stop, fresh_postgres_database, start_postgres, start_redis
 
@@ -43,8 +43,10 @@ def write_config(tmp_path):
 @pytest.fixture
 def make_client(provider_env):
     """A Flask test client for a proxy built from `provider_env` plus overrides and a config."""
+    make_app = app_maker(provider_env)
+
     def make(env: dict | None = None, config: str | None = None):
-        return proxy_app({**provider_env, **(env or {})}, config).test_client()
+        return make_app(env, config).test_client()
     return make
 
 

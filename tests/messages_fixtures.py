@@ -11,7 +11,7 @@ import pytest
 
 from tests.emulators.anthropic import CONTRACT, ERROR, EVENT, MESSAGE, AnthropicEmulator
 from tests.emulators.gemini import GeminiEmulator
-from tests.provider_fixtures import emulator_fixture, proxy_app
+from tests.provider_fixtures import app_maker, emulator_fixture
 
 anthropic_emu = emulator_fixture(AnthropicEmulator, "anthropic_emu")
 gemini_emu = emulator_fixture(GeminiEmulator, "gemini_emu")
@@ -51,9 +51,7 @@ def messages_env(anthropic_emu, openai_emu, gemini_emu, tmp_path) -> dict[str, s
 
 @pytest.fixture
 def make_app(messages_env):
-    def make(env: dict | None = None, config: str | None = None):
-        return proxy_app({**messages_env, **(env or {})}, config)
-    return make
+    return app_maker(messages_env)
 
 
 @pytest.fixture

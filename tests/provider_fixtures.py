@@ -59,6 +59,14 @@ def proxy_app(env: dict[str, str], config: str | None = None):
     return create_app(CompletionService(load_settings(env, config)))
 
 
+def app_maker(base: dict[str, str]):
+    """`make(env=None, config=None)`: a proxy app on `base` plus env overrides, and an
+    optional config file (the shape of every test module's app-making fixture)."""
+    def make(env: dict | None = None, config: str | None = None):
+        return proxy_app({**base, **(env or {})}, config)
+    return make
+
+
 def sdk_for(app) -> openai.OpenAI:
     """The official openai SDK talking to a proxy app in process (no retries of its own)."""
     return openai.OpenAI(base_url="http://proxy.test/v1", api_key="x", max_retries=0,
@@ -77,11 +85,7 @@ def provider_fixtures(emulator_class: type[Emulator], prefix: str) -> tuple:
     @pytest.fixture
     def make_proxy(request):
         """A proxy app on the provider's env plus overrides, and an optional config file."""
-        base = request.getfixturevalue(env_name)
-
-        def make(env: dict | None = None, config: str | None = None):
-            return proxy_app({**base, **(env or {})}, config)
-        return make
+        return app_maker(request.getfixturevalue(env_name))
 
     @pytest.fixture
     def proxy(make_proxy):

@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable
 
-from flask import Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request
 
 from app.api.auth import admit, identify, leased
 from app.api.body import read_json_body
 from app.api.cache import apply_cache_control
+from app.api.face_paths import claim
 from app.errors import ProxyError
 from app.faces import Face
 from app.jsonfast import dumps
@@ -70,6 +71,21 @@ def described(response: Response, outcome, started: float) -> Response:
     overhead = (time.perf_counter() - started - outcome.upstream_seconds) * 1000
     headers["x-switchboard-overhead-ms"] = f"{max(0.0, overhead):.2f}"
     return response
+
+
+def face_blueprint(name: str, face: Face, paths: tuple[str, ...],
+                   validate: Callable[[Any], dict[str, Any]]) -> Blueprint:
+    """The blueprint of a face that is one `serve` view: POST at each of `paths`, which are
+    claimed for the face (its error shape, its name in the ledger)."""
+    claim(face, *paths)
+    blueprint = Blueprint(name, __name__)
+
+    def view() -> Response:
+        return serve(face, validate)
+
+    for path in paths:
+        blueprint.add_url_rule(path, endpoint=name, view_func=view, methods=["POST"])
+    return blueprint
 
 
 def serve(face: Face, validate: Callable[[Any], dict[str, Any]]) -> Response:

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flask import Blueprint, current_app, request
+from flask import current_app, request
 
 from app.api.body import read_json_body
 from app.api.face_paths import claim
-from app.api.faces import serve
+from app.api.faces import face_blueprint
 from app.api.message_schemas import validate_count_tokens_request, validate_messages_request
 from app.faces.messages import MESSAGES
 
-bp = Blueprint("messages", __name__)
-PATHS = ("/v1/messages", "/messages")
+bp = face_blueprint("messages", MESSAGES, ("/v1/messages", "/messages"),
+                    validate_messages_request)
 COUNT_PATHS = ("/v1/messages/count_tokens", "/messages/count_tokens")
-claim(MESSAGES, *PATHS, *COUNT_PATHS)
-
-
-@bp.post(PATHS[0])
-@bp.post(PATHS[1])
-def messages():
-    return serve(MESSAGES, validate_messages_request)
+claim(MESSAGES, *COUNT_PATHS)
 
 
 @bp.post(COUNT_PATHS[0])
