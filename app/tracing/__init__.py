@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 log = logging.getLogger("switchboard")
 
+SMALL_BATCH = 32  # spans encoded and sent at once, unless OTEL_BSP_MAX_EXPORT_BATCH_SIZE says
 _lock = threading.Lock()
 _wanted: dict | None = None  # the service name, once tracing is on in this process tree
 _pid: int | None = None
@@ -60,7 +61,11 @@ def _start() -> None:
             return
         OTLPSpanExporter, Resource, TracerProvider, BatchSpanProcessor = _sdk()
         _provider = TracerProvider(resource=Resource.create(_wanted))  # OTEL_TRACES_SAMPLER
-        _provider.add_span_processor(BatchSpanProcessor(_counted(OTLPSpanExporter())))
+        # Small batches: under gevent the exporter shares the workers' event loop, and
+        # encoding 512 spans at once (the SDK's default) held every request for tens of ms.
+        batch = int(os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") or SMALL_BATCH)
+        _provider.add_span_processor(BatchSpanProcessor(_counted(OTLPSpanExporter()),
+                                                        max_export_batch_size=batch))
         _tracer = _provider.get_tracer("switchboard")
         _pid = os.getpid()
 
