@@ -147,6 +147,12 @@ class GunicornProxy:
         return self.log_path.read_text(errors="replace")
 
 
+@pytest.fixture(params=["gevent", "gthread"])
+def worker_class(request) -> str:
+    """Both worker classes gunicorn.conf.py supports, for tests that drive real clients."""
+    return request.param
+
+
 @pytest.fixture
 def start_gunicorn(tmp_path):
     started: list[GunicornProxy] = []

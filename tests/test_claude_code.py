@@ -48,10 +48,11 @@ def run_claude(claude: str, proxy, key: str, prompt: str, home: Path) -> dict:
 
 
 @pytest.fixture
-def gunicorn_proxy(messages_env, start_gunicorn, write_config, tmp_path):
+def gunicorn_proxy(messages_env, start_gunicorn, write_config, tmp_path, worker_class):
     def start(config: str):
         return start_gunicorn({**messages_env, "SWITCHBOARD_MASTER_KEY": MASTER,
-                               "SWITCHBOARD_CONFIG": write_config(config)})
+                               "SWITCHBOARD_CONFIG": write_config(config),
+                               "SWITCHBOARD_WORKER_CLASS": worker_class})
     return start
 
 

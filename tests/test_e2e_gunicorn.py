@@ -7,8 +7,8 @@ import urllib3
 
 
 @pytest.fixture
-def proxy(start_gunicorn, provider_env):
-    return start_gunicorn(provider_env)
+def proxy(start_gunicorn, provider_env, worker_class):
+    return start_gunicorn({**provider_env, "SWITCHBOARD_WORKER_CLASS": worker_class})
 
 
 def sdk(proxy) -> openai.OpenAI:
@@ -35,6 +35,15 @@ def test_sdk_stream(proxy):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Hello! You said: count the words"
     assert chunks[-1].usage.total_tokens > 0
+
+
+def test_langchain_chat_and_stream(proxy):
+    from langchain_openai import ChatOpenAI
+    chat = ChatOpenAI(model="gpt-4", base_url=f"{proxy.base_url}/v1", api_key="unused",
+                      max_retries=0)
+    assert chat.invoke("hello langchain").content == "Hello! You said: hello langchain"
+    assert "".join(c.content for c in chat.stream("stream it")) == \
+        "Hello! You said: stream it"
 
 
 def test_sdk_errors(proxy):

@@ -31,11 +31,12 @@ CONFIG = """model_list:
 
 
 @pytest.fixture
-def gateway(start_gunicorn, provider_env, anthropic_emu, tmp_path):
+def gateway(start_gunicorn, provider_env, anthropic_emu, tmp_path, worker_class):
     config = tmp_path / "switchboard.yaml"
     config.write_text(CONFIG)
     return start_gunicorn({**provider_env, **anthropic_emu.proxy_env(),
                            "SWITCHBOARD_CONFIG": str(config),
+                           "SWITCHBOARD_WORKER_CLASS": worker_class,
                            "SWITCHBOARD_MASTER_KEY": MASTER})
 
 
