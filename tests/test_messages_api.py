@@ -9,6 +9,7 @@ import anthropic
 import pytest
 
 from tests.emulators.anthropic import anthropic_error
+from tests.emulators.gemini import google_error
 from tests.emulators.server import Fault, Reply, sse
 from tests.messages_fixtures import (anthropic_emu, gemini_emu, http, app, make_app,  # noqa: F401
                                      messages_env, sdk, sdk_for, sse_events)
@@ -175,6 +176,30 @@ def test_count_tokens(sdk, anthropic_emu):
     local = sdk.messages.count_tokens(model="gpt-4o-mini", system="Be brief.",
                                       messages=[{"role": "user", "content": "one two three"}])
     assert 6 < local.input_tokens < 30
+
+
+def test_count_tokens_asks_gemini_for_gemini_models(sdk, gemini_emu):
+    """Gemini's countTokens gets the whole translated prompt (system, turns, tools); the
+    emulator counts one token per word plus one per turn."""
+    counted = sdk.messages.count_tokens(
+        model="gemini-2.5-flash", system="Be brief.", tools=[WEATHER],
+        messages=[{"role": "user", "content": "one two three"},
+                  {"role": "assistant", "content": "four"}, {"role": "user", "content": "five"}])
+    call = gemini_emu.calls[-1]
+    assert call.path == "/v1beta/models/gemini-2.5-flash:countTokens"
+    prompt = call.body["generateContentRequest"]
+    assert prompt["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert prompt["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
+    assert counted.input_tokens == (2 + 3 + 1 + 1) + 4
+
+
+def test_count_tokens_falls_back_to_a_local_count_when_gemini_fails(sdk, gemini_emu):
+    words = "antidisestablishmentarianism supercalifragilisticexpialidocious"
+    gemini_emu.fail_next(Fault(reply=google_error(503, "UNAVAILABLE", "The model is overloaded.")))
+    counted = sdk.messages.count_tokens(model="gemini-2.5-flash",
+                                        messages=[{"role": "user", "content": words}])
+    assert gemini_emu.calls[-1].path.endswith(":countTokens")
+    assert counted.input_tokens > 2 + 1   # tiktoken's count, not the emulator's word count
 
 
 # -- errors ----------------------------------------------------------------------------

@@ -293,6 +293,20 @@ class Provider:
     def text_stream_translator(self, body: dict[str, Any], target: Target) -> "StreamTranslator":
         raise unsupported_operation(self.name, target, "text completions")
 
+    def counts_prompts(self, target: Target) -> bool:
+        """True where the provider has its own endpoint counting a chat prompt's input tokens
+        (used by count_tokens before the local tiktoken estimate)."""
+        return False
+
+    def build_count_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        """The provider's token-count call for the OpenAI chat request `body`."""
+        raise unsupported_operation(self.name, target, "token count")
+
+    def parse_count_response(self, response: UpstreamResponse, body: dict[str, Any],
+                             target: Target) -> int:
+        """The input tokens a token-count answer gives."""
+        raise unsupported_operation(self.name, target, "token count")
+
     def speaks(self, api: str, target: Target) -> bool:
         """Whether `target` takes requests of the face `api` as they are (pass-through);
         override when it depends on the deployment."""

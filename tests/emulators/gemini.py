@@ -1,4 +1,5 @@
-"""Google Gemini emulator: generateContent and streamGenerateContent?alt=sse, v1beta.
+"""Google Gemini emulator: generateContent, streamGenerateContent?alt=sse and countTokens,
+v1beta.
 
 Requests are checked against `GenerateContentRequest` of the converted Gemini contract
 (gemini/openapi.json, OAS 3.0; see WIRE-FORMATS §2.3 point 4 for its path-pattern
@@ -18,7 +19,8 @@ import re
 from collections import Counter
 
 from tests.emulators.contracts import Contract, load_spec, specs_available
-from tests.emulators.model import Generation, Tool, Turn, embed_text, generate, stream_pieces
+from tests.emulators.model import (Generation, Tool, Turn, count_prompt, embed_text, generate,
+                                   stream_pieces)
 from tests.emulators.server import Call, Emulator, Reply
 
 SPEC = "gemini/openapi.json"
@@ -28,7 +30,9 @@ REQUEST_SCHEMA = "#/components/schemas/GenerateContentRequest"   # what REQUEST 
 RESPONSE = "/components/schemas/GenerateContentResponse"
 STATUS = "/components/schemas/Status"
 ROUTE = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent|"
-                   r"batchEmbedContents)$")
+                   r"batchEmbedContents|countTokens)$")
+COUNT_REQUEST = CONTRACT.request_body_pointer("/models/{modelsId}:countTokens")
+COUNT_RESPONSE = "/components/schemas/CountTokensResponse"
 EMBED_REQUEST = CONTRACT.request_body_pointer("/models/{modelsId}:batchEmbedContents")
 EMBED_RESPONSE = "/components/schemas/BatchEmbedContentsResponse"
 EMBED_MODELS = re.compile(r"^(gemini-embedding-[0-9a-z.-]+|text-embedding-\d+)$")
@@ -276,15 +280,47 @@ class GeminiEmulator(Emulator):
             self.check_contract([f"alt={call.query.get('alt')} (the proxy reads SSE)"], "query")
         if not isinstance(call.body, dict):
             return self.error(google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload."))
-        problems = CONTRACT.errors(REQUEST, call.body)
-        if not problems and specs_available():
-            problems = unknown_fields(call.body, {"$ref": REQUEST_SCHEMA})
-        problems = problems or api_rules(call.body, model)
+        if method == "countTokens":
+            return self.count(call, model)
+        problems = self.request_problems(call.body, REQUEST, REQUEST_SCHEMA, model)
         if problems:
-            self.check_contract(problems, f"request to {call.path}")
-            return self.error(google_error(400, "INVALID_ARGUMENT",
-                                           "Invalid JSON payload received. " + "; ".join(problems)))
+            return self.refuse(call, problems)
         return self.answer(call.body, model, stream)
+
+    @staticmethod
+    def request_problems(body: dict, pointer: str, schema: str, model: str) -> list[str]:
+        """What the contract, proto JSON and the live API refuse in a generate request."""
+        problems = CONTRACT.errors(pointer, body)
+        if not problems and specs_available():
+            problems = unknown_fields(body, {"$ref": schema})
+        return problems or api_rules(body, model)
+
+    def refuse(self, call: Call, problems: list[str]) -> Reply:
+        self.check_contract(problems, f"request to {call.path}")
+        return self.error(google_error(400, "INVALID_ARGUMENT",
+                                       "Invalid JSON payload received. " + "; ".join(problems)))
+
+    def count(self, call: Call, model: str) -> Reply:
+        """countTokens: `contents` alone, or a whole `generateContentRequest` (never both),
+        counted as generateContent counts its prompt."""
+        body = call.body
+        problems = CONTRACT.errors(COUNT_REQUEST, body)
+        if not problems and specs_available():
+            problems = unknown_fields(body, {"$ref": "#/components/schemas/CountTokensRequest"})
+        prompt = body.get("generateContentRequest")
+        if problems:
+            return self.refuse(call, problems)
+        if prompt is not None:
+            if "contents" in body:
+                problems.append("contents and generateContentRequest are mutually exclusive")
+            if prompt.get("model") != f"models/{model}":
+                problems.append(f"generateContentRequest.model must be models/{model}")
+        problems = problems or api_rules(prompt or body, model)
+        if problems:
+            return self.refuse(call, problems)
+        answer = {"totalTokens": count_prompt(model_turns(prompt or body))}
+        self.check_answer(CONTRACT.errors(COUNT_RESPONSE, answer), "count response")
+        return Reply(200, answer)
 
     def embed(self, call: Call, model: str) -> Reply:
         """batchEmbedContents: one vector per request, at most BATCH_LIMIT requests."""

@@ -41,11 +41,16 @@ def count_words(text: str) -> int:
     return len(text.split())
 
 
+def count_prompt(turns: list[Turn]) -> int:
+    """A prompt's tokens: its words, plus one per turn."""
+    return sum(count_words(t.text) for t in turns) + len(turns)
+
+
 def generate(turns: list[Turn], tools: list[Tool] = (), tool_choice: str | None = None,
              max_tokens: int | None = None, stop: list[str] | None = None,
              call_number: int = 1) -> Generation:
     """tool_choice: None/'auto', 'none', 'required' (any tool), or a tool name."""
-    prompt_tokens = sum(count_words(t.text) for t in turns) + len(turns)
+    prompt_tokens = count_prompt(turns)
     last_user = next((t.text for t in reversed(turns) if t.role == "user"), "")
     if turns and turns[-1].role == "tool":
         return _text(f"The tool returned: {turns[-1].text}", prompt_tokens, max_tokens, stop)

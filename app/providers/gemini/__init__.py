@@ -83,6 +83,25 @@ class GeminiProvider(Provider):
                                  target: Target) -> dict:
         return embed.parse_response(response, target)
 
+    def counts_prompts(self, target: Target) -> bool:
+        return True
+
+    def build_count_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        """countTokens with the whole GenerateContentRequest, so that the system instruction
+        and the tools count too (`contents` alone would leave them out)."""
+        model = target.upstream_model.removeprefix("models/")
+        request = {"model": f"models/{model}", **wire_body(body, target.upstream_model)}
+        return UpstreamRequest("POST", self.url(target, False, "countTokens"),
+                               self.headers(target), {"generateContentRequest": request})
+
+    def parse_count_response(self, response: UpstreamResponse, body: dict[str, Any],
+                             target: Target) -> int:
+        total = response.payload.get("totalTokens", 0) if isinstance(response.payload, dict) \
+            else None
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise ValueError("the token count has no totalTokens")
+        return total
+
     def parse_response(self, response: UpstreamResponse, body: dict[str, Any],
                        target: Target) -> dict | FollowUp:
         payload = response.payload
