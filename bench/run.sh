@@ -37,7 +37,9 @@
 #   MOCK_IMPL [nginx if installed, else aiohttp],
 #   QUIET_MAX_BUSY [40] / QUIET_TIMEOUT [10]: before each measurement wait (bounded) until the
 #   shared machine is at most that busy; OUT_DIR [/tmp/bench-results/<timestamp>];
-#   BENCH_SKIP_SETUP=1 skips setup.sh.
+#   BENCH_SKIP_SETUP=1 skips setup.sh; BASELINE=<git rev> also runs Switchboard as it was at
+#   that commit (target switchboard@base, its code from `git archive`, the same venv), interleaved
+#   with today's, so "before and after" share one run.
 # Everything listens on 127.0.0.1; every load is bounded in time (and count); every process
 # started here is stopped by its PID / process group on exit, Ctrl-C included.
 set -euo pipefail
@@ -101,13 +103,20 @@ declare -A SB_TARGET_ENV=([switchboard]="SB_PORT=$SB_PORT"
 declare -A PID=()
 TARGETS=(direct switchboard)
 if [[ "$PEER" == litellm ]]; then TARGETS+=(litellm); URL[litellm]="http://127.0.0.1:$PEER_PORT"; fi
+if [[ -n "${BASELINE:-}" ]]; then
+  BASE_SRC=$OUT_DIR/baseline-src; mkdir -p "$BASE_SRC"
+  git -C "$ROOT" archive "$BASELINE" | tar -x -C "$BASE_SRC" || die "BASELINE: no commit $BASELINE"
+  ln -s "$ROOT/.venv" "$BASE_SRC/.venv"
+  BASE_SB_PORT=$(free_port); TARGETS+=(switchboard@base)
+  URL[switchboard@base]="http://127.0.0.1:$BASE_SB_PORT"; SB_TARGET_ENV[switchboard@base]="SB_PORT=$BASE_SB_PORT"
+fi
 HELPERS=()   # load generators / monitors running in the background right now
 
 cleanup() {
   local rc=$? p name
   trap - EXIT INT TERM
   for p in "${HELPERS[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
-  for name in litellm switchboard switchboard+otel switchboard+keys switchboard+keys-pg mock redis postgres; do
+  for name in litellm switchboard switchboard@base switchboard+otel switchboard+keys switchboard+keys-pg mock redis postgres; do
     if [[ -n "${PID[$name]:-}" ]]; then log "stopping $name (pid ${PID[$name]})"; stop_group "${PID[$name]}" 15; fi
   done
   exit "$rc"
@@ -137,6 +146,7 @@ version_of() { "$1" -c "import importlib.metadata as m; print(m.version('$2'))" 
   echo "realistic_latency_ms: $REALISTIC_LATENCY_MS"
   echo "stream: ${STREAM_CHUNKS} chunks ${STREAM_INTERVAL_MS} ms apart"
   echo "scenarios: $SCENARIOS; duration ${DURATION}s (+${WARMUP}s warm-up), repeats $REPEATS"
+  [[ -z "${BASELINE:-}" ]] || echo "baseline: switchboard@base = $(git -C "$ROOT" rev-parse --short "$BASELINE")"
   echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$OUT_DIR/meta.txt"
 
@@ -156,7 +166,8 @@ start_mock() { # latency_ms interval_ms
 
 # start_target NAME [SB_CONFIG] : start (or restart) a proxy; records its start-up time
 start_target() {
-  local name=$1 config=${2:-} t0 ready health
+  local name=$1 config=${2:-} t0 ready health src=$ROOT
+  [[ $name != switchboard@base ]] || src=$BASE_SRC
   if [[ -n "${PID[$name]:-}" ]]; then stop_group "${PID[$name]}" 15; PID[$name]=""; fi
   mkdir -p "$OUT_DIR/$name"
   t0=$(date +%s.%N)
@@ -164,7 +175,7 @@ start_target() {
     # shellcheck disable=SC2086  # the target's VAR=value words
     env ${SB_TARGET_ENV[$name]} SB_CONFIG=$config SB_DATA_DIR=$OUT_DIR/$name/data \
       SB_METRICS_DIR=$OUT_DIR/$name/metrics \
-      setsid "$HERE/targets/switchboard.sh" >> "$OUT_DIR/$name/server.log" 2>&1 < /dev/null &
+      setsid "$src/bench/targets/switchboard.sh" >> "$OUT_DIR/$name/server.log" 2>&1 < /dev/null &
     health=/health
   else
     RUN_DIR="$OUT_DIR/$name" setsid "$HERE/targets/litellm.sh" >> "$OUT_DIR/$name/server.log" 2>&1 < /dev/null &
