@@ -89,3 +89,48 @@ def test_refusal_turn_reaches_anthropic_within_its_contract(make_client, both_en
             *USER, {"role": "assistant", "content": None, "refusal": "I can't help."},
             {"role": "user", "content": "ok"}]})
     assert r.status_code == 200, r.json
+
+
+# -- the embeddings and text completions faces -------------------------------------------
+EMBEDDING_NULLABLE = ("encoding_format", "dimensions", "user")
+TEXT_NULLABLE = ("suffix", "max_tokens", "temperature", "top_p", "n", "stop", "stream",
+                 "stream_options", "echo", "logprobs", "seed", "user", "presence_penalty",
+                 "frequency_penalty", "logit_bias", "best_of")
+
+
+def test_sdk_none_for_every_embeddings_param_is_not_given(client, openai_emu):
+    reply = sdk_for(client.application).embeddings.create(
+        model="text-embedding-3-small", input="ping", **{n: None for n in EMBEDDING_NULLABLE})
+    assert len(reply.data) == 1 and reply.data[0].embedding
+    upstream = sent(openai_emu)
+    assert upstream["input"] and not {k for k, v in upstream.items() if v is None}, upstream
+    assert "dimensions" not in upstream
+
+
+@pytest.mark.parametrize("model", ["gpt-3.5-turbo-instruct", "gpt-4o-mini"],
+                         ids=["completion-model", "chat-model"])
+def test_sdk_none_for_every_completions_param_is_not_given(client, openai_emu, model):
+    reply = sdk_for(client.application).completions.create(
+        model=model, prompt="say ping", **{n: None for n in TEXT_NULLABLE})
+    assert reply.object == "text_completion" and reply.choices[0].text
+    upstream = sent(openai_emu)
+    assert not {k for k, v in upstream.items() if v is None}, upstream
+
+
+def test_raw_nulls_on_embeddings_and_completions(client, openai_emu):
+    r = client.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "ping",
+                                            "input_type": None, "metadata": None,
+                                            **{n: None for n in EMBEDDING_NULLABLE}})
+    assert r.status_code == 200, r.json
+    assert isinstance(r.json["data"][0]["embedding"], list)   # encoding_format null: floats
+    r = client.post("/v1/completions", json={"model": "gpt-3.5-turbo-instruct", "prompt": None,
+                                             **{n: None for n in TEXT_NULLABLE}})
+    assert r.status_code == 200, r.json
+    assert r.json["object"] == "text_completion"            # stream: null is not a stream
+    assert sent(openai_emu)["prompt"] == "<|endoftext|>"     # OpenAI's default for a null prompt
+
+
+def test_null_input_is_still_400(client, openai_emu):
+    r = client.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": None})
+    assert r.status_code == 400 and r.json["error"]["param"] == "input"
+    assert not openai_emu.calls

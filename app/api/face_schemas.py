@@ -6,8 +6,8 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate
 
 from app.api.schemas import (ProxyOptionsSchema, Stop, StrictBoolean, StrictInteger,
-                             StrictNumber, StrictObject, StrictString, invalid_request,
-                             require_object)
+                             StrictNumber, StrictObject, StrictString, invalid_request, nullable,
+                             require_object, without_nulls)
 
 
 class TextsOrTokens(fields.Field):
@@ -38,49 +38,69 @@ def _token(value: Any) -> bool:
 
 
 class EmbeddingRequestSchema(ProxyOptionsSchema):
+    """OpenAI's embeddings request; null for an optional field means "not given", as on the
+    chat path (OpenAI's own server accepts it; the openai SDK may send it)."""
+
     input = TextsOrTokens(required=True)
-    encoding_format = StrictString(validate=validate.OneOf(
+    encoding_format = StrictString(allow_none=True, validate=validate.OneOf(
         ("float", "base64"), error="must be float or base64"))
-    dimensions = StrictInteger(validate=validate.Range(min=1, error="must be at least 1"))
-    user = StrictString()
-    input_type = StrictString()
+    dimensions = StrictInteger(allow_none=True, validate=validate.Range(
+        min=1, error="must be at least 1"))
+    user = StrictString(allow_none=True)
+    input_type = StrictString(allow_none=True)
 
 
 class TextCompletionRequestSchema(ProxyOptionsSchema):
+    """OpenAI's legacy completions request; its spec marks every optional field nullable."""
+
     prompt = TextsOrTokens(required=True)
     suffix = StrictString(allow_none=True)
     max_tokens = StrictInteger(allow_none=True, validate=validate.Range(
         min=1, error="must be at least 1"))
-    temperature = StrictNumber(validate=validate.Range(0, 2, error="must be between 0 and 2"))
-    top_p = StrictNumber(validate=validate.Range(0, 1, error="must be between 0 and 1"))
-    n = StrictInteger(validate=validate.Range(min=1, max=128, error="must be between 1 and 128"))
+    temperature = StrictNumber(allow_none=True, validate=validate.Range(
+        0, 2, error="must be between 0 and 2"))
+    top_p = StrictNumber(allow_none=True, validate=validate.Range(
+        0, 1, error="must be between 0 and 1"))
+    n = StrictInteger(allow_none=True, validate=validate.Range(
+        min=1, max=128, error="must be between 1 and 128"))
     stop = Stop(allow_none=True)
-    stream = StrictBoolean()
+    stream = StrictBoolean(allow_none=True)
     stream_options = StrictObject(allow_none=True)
-    echo = StrictBoolean()
+    echo = StrictBoolean(allow_none=True)
     logprobs = StrictInteger(allow_none=True, validate=validate.Range(
         0, 5, error="must be between 0 and 5"))
     seed = StrictInteger(allow_none=True)
-    user = StrictString()
-    presence_penalty = StrictNumber(validate=validate.Range(-2, 2, error="must be between -2 and 2"))
-    frequency_penalty = StrictNumber(validate=validate.Range(-2, 2, error="must be between -2 and 2"))
+    user = StrictString(allow_none=True)
+    presence_penalty = StrictNumber(allow_none=True, validate=validate.Range(
+        -2, 2, error="must be between -2 and 2"))
+    frequency_penalty = StrictNumber(allow_none=True, validate=validate.Range(
+        -2, 2, error="must be between -2 and 2"))
     logit_bias = StrictObject(allow_none=True)
-    best_of = StrictInteger(validate=validate.Range(min=1, max=20, error="must be between 1 and 20"))
+    best_of = StrictInteger(allow_none=True, validate=validate.Range(
+        min=1, max=20, error="must be between 1 and 20"))
 
 
 _EMBEDDING = EmbeddingRequestSchema()
+_EMBEDDING_NULLABLE = nullable(_EMBEDDING)
 _TEXT = TextCompletionRequestSchema()
+_TEXT_NULLABLE = nullable(_TEXT)
+# What OpenAI's spec gives a null prompt (nullable, though required).
+DEFAULT_PROMPT = "<|endoftext|>"
 
 
 def validate_embedding_request(body: Any) -> dict[str, Any]:
+    """The valid body with its "not given" nulls taken out."""
     errors = _EMBEDDING.validate(require_object(body))
     if errors:
         raise invalid_request(errors)
-    return body
+    return without_nulls(body, _EMBEDDING_NULLABLE)
 
 
 def validate_text_completion_request(body: Any) -> dict[str, Any]:
+    """The valid body with its "not given" nulls taken out (a null prompt is the default)."""
+    if isinstance(body, dict) and "prompt" in body and body["prompt"] is None:
+        body = {**body, "prompt": DEFAULT_PROMPT}
     errors = _TEXT.validate(require_object(body))
     if errors:
         raise invalid_request(errors)
-    return body
+    return without_nulls(body, _TEXT_NULLABLE)

@@ -190,6 +190,18 @@ class ChatRequestSchema(ProxyOptionsSchema):
                     raise ValidationError({position: {".".join(path): ["is required"]}}, key)
 
 
+def nullable(schema: Schema) -> frozenset[str]:
+    """The fields of `schema` where null means "not given" (declared with allow_none)."""
+    return frozenset(name for name, field in schema.fields.items() if field.allow_none)
+
+
+def without_nulls(body: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """`body` without the nulls of the fields `names` (a copy only when there are any)."""
+    if not any(value is None and key in names for key, value in body.items()):
+        return body
+    return {k: v for k, v in body.items() if v is not None or k not in names}
+
+
 _SCHEMA = ChatRequestSchema()
 _MESSAGE_FIELDS = MessageSchema().fields
 # Fields checked one by one on the fast path (their own validators, no schema machinery).
@@ -197,7 +209,7 @@ _SCALAR_FIELDS = {name: field for name, field in _SCHEMA.fields.items()
                   if not isinstance(field, (fields.List, fields.Nested))}
 _COMPOUND_FIELDS = frozenset(_SCHEMA.fields) - set(_SCALAR_FIELDS) - {"messages"}
 # Where null means "not given": taken out of a valid body (top level, assistant messages).
-_NULLABLE = frozenset(name for name, field in _SCHEMA.fields.items() if field.allow_none) | {
+_NULLABLE = nullable(_SCHEMA) | {
     # Fields this schema passes through unchecked that OpenAI's spec also lets be null.
     "audio", "modalities", "moderation", "prediction", "prompt_cache_key",
     "prompt_cache_retention", "reasoning_effort", "safety_identifier", "service_tier", "store",
@@ -278,15 +290,11 @@ def invalid_request(errors: Any, wording: dict[str, str] | None = None) -> Inval
 
 def _without_nulls(body: dict[str, Any]) -> dict[str, Any]:
     """The valid body with its "not given" nulls taken out (a copy only when there are any)."""
-    dropped = [name for name in _NULLABLE if name in body and body[name] is None]
     messages = body["messages"]
-    cleaned = [{k: v for k, v in message.items() if v is not None or k not in _NULLABLE_IN_MESSAGE}
-               if not _NULLABLE_IN_MESSAGE.isdisjoint(message) else message
-               for message in messages]
-    if not dropped and all(a is b for a, b in zip(cleaned, messages)):
-        return body
-    body = {k: v for k, v in body.items() if k not in dropped}
-    body["messages"] = cleaned
+    cleaned = [without_nulls(message, _NULLABLE_IN_MESSAGE) for message in messages]
+    body = without_nulls(body, _NULLABLE)
+    if any(a is not b for a, b in zip(cleaned, messages)):
+        body = {**body, "messages": cleaned}
     return body
 
 
