@@ -75,6 +75,7 @@ class _ConfigFile(Schema):
     request_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     connect_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     stream_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    messages_ping_interval = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     max_request_bytes = fields.Integer(validate=validate.Range(min=1))
     timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     num_retries = fields.Integer(validate=validate.Range(min=0, max=10))
@@ -132,6 +133,7 @@ class Settings:
     request_timeout: float = DEFAULT_TIMEOUT_SECONDS
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT_SECONDS
+    messages_ping_interval: float = 5.0   # a translated Messages stream's longest silence
     num_retries: int = DEFAULT_NUM_RETRIES
     fallbacks: dict[str, list[str]] = field(default_factory=dict)
     default_fallbacks: list[str] = field(default_factory=list)
@@ -201,7 +203,8 @@ def _env_number(env: Mapping[str, str], name: str, cast, default):
 
 _PASSED_THROUGH = ("num_retries", "fallbacks", "default_fallbacks", "context_window_fallbacks",
                    "routing_strategy", "allowed_fails", "fail_window", "cooldown_time",
-                   "key_store_timeout", "key_cache_seconds", "redis_timeout")
+                   "key_store_timeout", "key_cache_seconds", "redis_timeout",
+                   "messages_ping_interval")
 
 
 def load_settings(env: Mapping[str, str] | None = None, config_path: str | None = None) -> Settings:

@@ -102,7 +102,8 @@ def serve(face: Face, validate: Callable[[Any], dict[str, Any]]) -> Response:
     call = calls[0]
     call.params = params
     drop = params.get("drop_params", service.settings.drop_params)
-    operation = Passthrough(call.native, drop) if call.native else face.operation
+    operation = (Passthrough(call.native, drop, face.keepalive(service.settings))
+                 if call.native else face.operation)
     outcome = service.complete(params, context, operation)
     if outcome.chunks is not None:
         response = event_stream(face.stream(outcome, call))

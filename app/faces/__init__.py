@@ -73,6 +73,11 @@ class Face:
     def stream(self, outcome: Outcome, request: FaceRequest) -> Iterator[bytes]:
         raise NotImplementedError
 
+    def keepalive(self, settings) -> float | None:
+        """Seconds of upstream silence after which `stream` gets streaming.IDLE among the
+        chunks of a translated stream (to send the format's keep-alive event), or None."""
+        return None
+
     def error_body(self, error: ProxyError, request_id: str | None = None) -> dict[str, Any]:
         """OpenAI's error body unless the face has its own."""
         return error.to_dict()

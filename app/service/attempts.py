@@ -167,7 +167,7 @@ class AttemptRunner:
             with spans.current(span):
                 if call_params.get("stream"):
                     chunks = self.upstream.stream(provider, call_params, target, timeout,
-                                                  outcome, ends_by)
+                                                  outcome, ends_by, operation.idle_every(provider))
                     outcome.chunks = self._tracked(chunks, target, started, span, outcome)
                 else:
                     outcome.response = operation.call(self.upstream, provider, call_params,

@@ -56,6 +56,11 @@ class Operation:
         """What, besides the params, tells this operation's cached answers apart."""
         return None
 
+    def idle_every(self, provider) -> float | None:
+        """Seconds of upstream silence after which a stream this attempt reads yields
+        streaming.IDLE (a face keeping its client's connection alive), or None."""
+        return None
+
 
 CHAT = Operation()
 

@@ -47,12 +47,16 @@ class NativeView(OperationView):
 
 class Passthrough(Operation):
     """`drop`: the request's drop_params (else the config's): an unsupported parameter the
-    translation left out is then only dropped, not refused."""
+    translation left out is then only dropped, not refused. `keepalive`: seconds of silence
+    after which a translated stream yields streaming.IDLE, for a face whose format has a
+    keep-alive event (a passed-through stream carries the provider's own)."""
 
-    def __init__(self, native: NativeRequest, drop: bool = False):
+    def __init__(self, native: NativeRequest, drop: bool = False,
+                 keepalive: float | None = None):
         self.native = native
         self.name = native.api
         self.drop = drop
+        self.keepalive = keepalive
 
     def prepare(self, provider: Provider, params: dict[str, Any],
                 target: Target) -> tuple[Any, dict[str, Any]]:
@@ -76,3 +80,6 @@ class Passthrough(Operation):
         """What the translation leaves out still tells two answers apart."""
         return {"api": self.native.api, **{k: v for k, v in self.native.body.items()
                                           if k not in NATIVE_DELIVERY}}
+
+    def idle_every(self, provider) -> float | None:
+        return None if isinstance(provider, NativeView) else self.keepalive

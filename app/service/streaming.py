@@ -16,20 +16,39 @@ from app.service.sse import decoder_for
 from app.service.transport import TransportError
 
 
+# What a stream read with `idle_every` yields when the upstream has been silent that long:
+# a face's cue to keep its client's connection alive (the Messages face's `ping`).
+IDLE = object()
+
+
 def read_events(response, stream_format: str, provider: Provider, stall_timeout: float,
-                ends_by: float | None = None):
+                ends_by: float | None = None, idle_every: float | None = None):
     """(event, data) pairs from an open upstream stream, as soon as each arrives; no gap
-    longer than `stall_timeout`, and nothing after `ends_by` (time.monotonic()) when given."""
+    longer than `stall_timeout`, and nothing after `ends_by` (time.monotonic()) when given.
+    With `idle_every`, IDLE after each `idle_every` seconds of silence within a gap: the
+    wait for the next piece is cut into ticks, so no thread or timer is needed."""
     decoder = decoder_for(stream_format)
+    heard = time.monotonic()
     try:
         while True:
+            now = time.monotonic()
+            wait = stall_timeout - (now - heard)
             if ends_by is not None:
-                response.stall_timeout = min(stall_timeout, ends_by - time.monotonic())
-                if response.stall_timeout <= 0:
+                if ends_by <= now:
                     raise _ran_out(provider)
-            piece = response.read1()
+                wait = min(wait, ends_by - now)
+            ticking = idle_every is not None and idle_every < wait
+            response.stall_timeout = idle_every if ticking else wait
+            try:
+                piece = response.read1()
+            except TransportError as exc:
+                if ticking and exc.timed_out:
+                    yield IDLE
+                    continue
+                raise
             if not piece:
                 break
+            heard = time.monotonic()
             yield from decoder.feed(piece)
     except TransportError as exc:
         if exc.timed_out and ends_by is not None and time.monotonic() >= ends_by:
@@ -84,8 +103,11 @@ class ChunkStream:
         if isinstance(translator, NativeReader):
             yield from self._passthrough(events, translator.reader)
             return
-        for event, data in events:
-            for fragment in translator.on_event(event, data):
+        for event in events:
+            if event is IDLE:
+                yield IDLE
+                continue
+            for fragment in translator.on_event(*event):
                 yield from self._emit(fragment)
         yield from self._finish(translator)
 

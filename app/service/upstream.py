@@ -92,10 +92,13 @@ class UpstreamCaller:
             request.from_upstream = True
 
     def stream(self, provider: Provider, params: dict[str, Any], target: Target, timeout: float,
-                outcome: Outcome, ends_by: float | None = None) -> Iterator[dict]:
+                outcome: Outcome, ends_by: float | None = None,
+                idle_every: float | None = None) -> Iterator[dict]:
         """Open the upstream stream and read up to the first chunk, so that an early failure is
         still a plain HTTP error; the rest is read as the client consumes it, until `ends_by`
-        (a time.monotonic() value) when given."""
+        (a time.monotonic() value) when given. With `idle_every`, streaming.IDLE comes
+        whenever the upstream has been silent that long, also before the first chunk (the
+        response then starts, and a later failure is in-band)."""
         started = time.perf_counter()
         deadline = time.monotonic() + timeout
         request = self.call(provider, params, target, timeout, outcome)
@@ -124,7 +127,8 @@ class UpstreamCaller:
         stream = ChunkStream(provider.name, target.upstream_model, include_usage,
                              lambda completion: settle(target, params, completion))
         outcome.stream, outcome.upstream = stream, response
-        events = read_events(response, provider.stream_format, provider, stall, ends_by)
+        events = read_events(response, provider.stream_format, provider, stall, ends_by,
+                             idle_every)
         chunks = self._guarded(stream.chunks(events, provider.stream_translator(params, target)),
                                response, provider, target)
         first = next(chunks, None)

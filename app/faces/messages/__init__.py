@@ -44,6 +44,9 @@ class MessagesFace(Face):
         writer = EventWriter(request.body["model"], prompt, stops(request.body))
         return guarded(writer.frames(outcome.chunks))
 
+    def keepalive(self, settings) -> float | None:
+        return settings.messages_ping_interval
+
     def error_body(self, error: ProxyError, request_id: str | None = None) -> dict[str, Any]:
         return answers.error_body(error, request_id)
 

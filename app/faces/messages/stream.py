@@ -5,8 +5,11 @@ Translated, the sequence is Anthropic's: `message_start` (usage with the prompt'
 count, counted before the answer as Anthropic does), `ping`, then per content block
 `content_block_start`, its deltas (`thinking_delta` + `signature_delta`, `text_delta`,
 `input_json_delta`) and `content_block_stop`, one block open at a time, then
-`message_delta` with `stop_reason` and the final usage, and `message_stop`. A failure
-after the first event is an `error` event, so a cut stream never looks finished.
+`message_delta` with `stop_reason` and the final usage, and `message_stop`. While the
+upstream is silent (a slow first token, a long reasoning phase) a `ping` goes out every
+`messages_ping_interval` seconds, as Anthropic sends them; a silence before the first chunk
+starts the stream with `message_start`. A failure after the first event is an `error`
+event, so a cut stream never looks finished.
 """
 from __future__ import annotations
 
@@ -17,13 +20,17 @@ from app.errors import ClientDisconnected, ProxyError
 from app.faces.messages.response import (error_body, message_id, reasoning_of, skeleton,
                                          stop_reason, text_block, thinking_block, usage_of)
 from app.jsonfast import dumps
-from app.providers.base import NativeEvent, StopScanner
+from app.providers.base import NativeEvent, StopScanner, completion_id
+from app.service.streaming import IDLE
 
 log = logging.getLogger("switchboard")
 
 
 def frame(event: str, payload: dict) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+
+
+PING = frame("ping", {"type": "ping"})
 
 
 def error_frame(error: ProxyError) -> bytes:
@@ -67,8 +74,11 @@ class EventWriter:
 
     def frames(self, chunks: Iterable[dict]) -> Iterator[bytes]:
         for chunk in chunks:
+            if chunk is IDLE:  # the upstream is silent: Anthropic's keep-alive
+                yield from self._start(completion_id()) if not self.started else (PING,)
+                continue
             if not self.started:
-                yield from self._start(chunk)
+                yield from self._start(chunk.get("id"))
             if chunk.get("usage"):
                 self.usage = chunk["usage"]
             for choice in (chunk.get("choices") or [])[:1]:
@@ -82,12 +92,12 @@ class EventWriter:
             "stop_details": None, "container": None}, "usage": usage})
         yield frame("message_stop", {"type": "message_stop"})
 
-    def _start(self, chunk: dict) -> Iterator[bytes]:
+    def _start(self, identifier: str | None) -> Iterator[bytes]:
         self.started = True
         usage = {**usage_of(None), "input_tokens": self.input_tokens, "output_tokens": 1}
-        message = skeleton(message_id(chunk.get("id")), self.model, [], None, None, usage)
+        message = skeleton(message_id(identifier), self.model, [], None, None, usage)
         yield frame("message_start", {"type": "message_start", "message": message})
-        yield frame("ping", {"type": "ping"})
+        yield PING
 
     def _choice(self, choice: dict) -> Iterator[bytes]:
         if self.scanner.hit:
