@@ -39,7 +39,9 @@
 #   shared machine is at most that busy; OUT_DIR [/tmp/bench-results/<timestamp>];
 #   BENCH_SKIP_SETUP=1 skips setup.sh; BASELINE=<git rev> also runs Switchboard as it was at
 #   that commit (target switchboard@base, its code from `git archive`, the same venv), interleaved
-#   with today's, so "before and after" share one run.
+#   with today's, so "before and after" share one run. HUBWATCH_MS: run Switchboard under
+#   gevent's monitor thread and add to the summary what held a worker's hub longer than that
+#   (bench/hubwatch.py; a diagnosis: the monitor's reports cost time themselves).
 # Everything listens on 127.0.0.1; every load is bounded in time (and count); every process
 # started here is stopped by its PID / process group on exit, Ctrl-C included.
 set -euo pipefail
@@ -78,6 +80,11 @@ MESSAGES_CONC=${MESSAGES_CONC:-16}
 KEYS_CONC=${KEYS_CONC:-16}
 export BENCH_API_KEY=${BENCH_API_KEY:-sk-bench}
 OUT_DIR=${OUT_DIR:-/tmp/bench-results/$(date +%Y%m%d-%H%M%S)}
+HUBWATCH_MS=${HUBWATCH_MS:-}
+HUBWATCH_ENV=""
+if [[ -n "$HUBWATCH_MS" ]]; then
+  HUBWATCH_ENV="GEVENT_MONITOR_THREAD_ENABLE=1 GEVENT_MAX_BLOCKING_TIME=$(awk -v ms="$HUBWATCH_MS" 'BEGIN{print ms / 1000}')"
+fi
 [[ "$PEER" == litellm || "$PEER" == none ]] || die "PEER must be litellm or none"
 
 [[ "${BENCH_SKIP_SETUP:-0}" == 1 ]] || PEER=$PEER "$HERE/setup.sh"
@@ -173,7 +180,7 @@ start_target() {
   t0=$(date +%s.%N)
   if [[ $name == switchboard* ]]; then
     # shellcheck disable=SC2086  # the target's VAR=value words
-    env ${SB_TARGET_ENV[$name]} SB_CONFIG=$config SB_DATA_DIR=$OUT_DIR/$name/data \
+    env ${SB_TARGET_ENV[$name]} ${HUBWATCH_ENV:-} SB_CONFIG=$config SB_DATA_DIR=$OUT_DIR/$name/data \
       SB_METRICS_DIR=$OUT_DIR/$name/metrics \
       setsid "$src/bench/targets/switchboard.sh" >> "$OUT_DIR/$name/server.log" 2>&1 < /dev/null &
     health=/health
@@ -538,5 +545,12 @@ for sc in $SCENARIOS; do
 done
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT_DIR/meta.txt"
 "$BENCH_PY" "$HERE/summarize.py" "$OUT_DIR" > "$OUT_DIR/summary.md"
+if [[ -n "$HUBWATCH_ENV" ]]; then
+  for log_file in "$OUT_DIR"/switchboard*/server.log; do
+    printf '\n## %s: what held a worker'"'"'s hub longer than %s ms\n\n' \
+      "$(basename "$(dirname "$log_file")")" "$HUBWATCH_MS" >> "$OUT_DIR/summary.md"
+    "$ROOT/.venv/bin/python" "$HERE/hubwatch.py" "$log_file" >> "$OUT_DIR/summary.md"
+  done
+fi
 cat "$OUT_DIR/summary.md"
 log "summary -> $OUT_DIR/summary.md"

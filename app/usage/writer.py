@@ -1,5 +1,7 @@
 """A background writer per process: items are enqueued on the request path (a lock and an
 append) and written in batches by one thread, so a database round trip never delays a reply.
+Under gevent that thread is a greenlet, so each batch is written on a native thread
+(app/offload.py): a write blocking in C would otherwise hold up every request of the worker.
 
 Nothing is dropped:
 - a full queue blocks the enqueuing thread until the writer has made room (back-pressure:
@@ -21,6 +23,8 @@ import time
 import weakref
 from typing import Any, Callable, Sequence
 
+from app.offload import NativeThread
+
 log = logging.getLogger("switchboard.writer")
 
 IDLE_EXIT_SECONDS = 10.0    # an idle writer thread ends; the next item starts a new one
@@ -37,6 +41,7 @@ class BatchWriter:
         """`write` stores a batch or raises (then the same batch is retried)."""
         self.name = name
         self._write = write
+        self._native = NativeThread()
         self.healthy = True         # False while writes fail
         self.batch_size, self.flush_interval, self.queue_size = batch_size, flush_interval, queue_size
         self._reset()
@@ -143,7 +148,7 @@ class BatchWriter:
         delay = 0.1
         while batch:
             try:
-                self._write(batch)
+                self._native.call(self._write, batch)
                 self.healthy = True
                 return
             except Exception as exc:
