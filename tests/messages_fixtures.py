@@ -61,6 +61,10 @@ def app(make_app):
 
 @pytest.fixture
 def http(app):
+    return checked_client(app)
+
+
+def checked_client(app):
     """A Flask test client whose Messages answers are held to Anthropic's schemas."""
     client = app.test_client()
     original = client.open

@@ -4,6 +4,7 @@ usage read from the native answer for the bill and the ledger's `api` column."""
 from __future__ import annotations
 
 from app.config import load_settings
+from app.faces.messages import MESSAGES
 from app.providers.base import NativeEvent, NativeRequest
 from app.service.completion import CompletionService
 from app.service.events import RequestContext
@@ -39,7 +40,7 @@ def test_native_body_passes_through_and_is_billed(anthropic_emu, provider_env):
     native = NativeRequest("messages", NATIVE, {"anthropic-beta": "context-1m-2025-08-07",
                                                 "anthropic-version": "2023-06-01"})
     outcome = svc.complete(dict(PARAMS), RequestContext(api="messages"),
-                           Passthrough(native))
+                           Passthrough(native, MESSAGES))
     call = anthropic_emu.calls[-1]
     assert call.body == NATIVE  # untouched: system blocks, cache_control, top_k, metadata
     assert call.headers["anthropic-beta"] == "context-1m-2025-08-07"
@@ -60,7 +61,7 @@ def test_native_stream_events_pass_unchanged(anthropic_emu, provider_env):
     svc = service(env_of(anthropic_emu, provider_env))
     native = NativeRequest("messages", {**NATIVE, "stream": True})
     outcome = svc.complete({**PARAMS, "stream": True}, RequestContext(api="messages"),
-                           Passthrough(native))
+                           Passthrough(native, MESSAGES))
     events = list(outcome.chunks)
     assert all(isinstance(e, NativeEvent) for e in events)
     assert [e.event for e in events][0] == "message_start"
@@ -76,7 +77,7 @@ def test_fallback_from_native_to_translated_in_one_request(anthropic_emu, openai
     svc = service(env_of(anthropic_emu, provider_env))
     native = NativeRequest("messages", {**NATIVE, "model": "claude-sonnet-4-5"})
     outcome = svc.complete({**PARAMS, "fallbacks": ["gpt-4o-mini"], "num_retries": 0},
-                           RequestContext(api="messages"), Passthrough(native))
+                           RequestContext(api="messages"), Passthrough(native, MESSAGES))
     assert not outcome.passthrough and outcome.native is None
     assert outcome.target.provider == "openai" and outcome.trail.fallbacks == 1
     assert openai_emu.calls[-1].body["messages"][0] == {"role": "system", "content": "Be brief."}

@@ -102,7 +102,7 @@ def serve(face: Face, validate: Callable[[Any], dict[str, Any]]) -> Response:
     call = calls[0]
     call.params = params
     drop = params.get("drop_params", service.settings.drop_params)
-    operation = (Passthrough(call.native, drop, face.keepalive(service.settings))
+    operation = (Passthrough(call.native, face, drop, face.keepalive(service.settings))
                  if call.native else face.operation)
     outcome = service.complete(params, context, operation)
     if outcome.chunks is not None:

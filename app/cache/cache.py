@@ -73,7 +73,7 @@ class Cache:
         return answer
 
     def store(self, request: CacheRequest, response: dict[str, Any], model: str, provider: str,
-              cost: float) -> None:
+              cost: float, native: dict[str, Any] | None = None) -> None:
         if request.options.get("no-store") or not storable(response):
             return
         if not self.faults.available():
@@ -81,7 +81,7 @@ class Cache:
         try:
             key = exact_key(request)
             entry = orjson.dumps({"response": response, "model": model, "provider": provider,
-                                  "cost": cost, "stored_at": time.time()})
+                                  "cost": cost, "stored_at": time.time(), "native": native})
         except (TypeError, ValueError):
             return
         try:
@@ -181,4 +181,4 @@ class Cache:
         if max_age is not None and time.time() - entry["stored_at"] > max_age:
             return None
         return CachedAnswer(entry["response"], status, key, entry["model"], entry["provider"],
-                            entry["cost"], similarity)
+                            entry["cost"], similarity, entry.get("native"))

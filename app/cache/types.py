@@ -1,4 +1,5 @@
-"""What the service and a response cache exchange. The cache stores OpenAI-format results."""
+"""What the service and a response cache exchange. The cache stores OpenAI-format results
+(and, beside a passed-through one, the provider's own answer)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ class CachedAnswer:
     provider: str
     cost: float                      # what producing it cost: saved by this hit
     similarity: float | None = None  # semantic hits only
+    native: dict[str, Any] | None = None  # a pass-through's own answer, kept with it
 
 
 class ResponseCache(Protocol):
@@ -31,5 +33,7 @@ class ResponseCache(Protocol):
         """A stored answer for this request, or None (also when reading is turned off)."""
 
     def store(self, request: CacheRequest, response: dict[str, Any], model: str, provider: str,
-              cost: float) -> None:
-        """Keep a finished answer (unless the request said no-store)."""
+              cost: float, native: dict[str, Any] | None = None) -> None:
+        """Keep a finished answer (unless the request said no-store); `native`: what a
+        pass-through provider answered in the client's own format (JSON), served on a hit
+        of the same face instead of a translation of `response`."""

@@ -22,6 +22,9 @@ A face (a `Face` subclass, in `app/faces/<name>.py`, knowing nothing of Flask):
   dicts to translate. A failure raised while iterating becomes the face's in-band error, so
   a cut stream never looks finished.
 - `error_body(error)` / `error_status(error)`: a `ProxyError` in the face's own error shape.
+- `native_answer(kept)` / `native_events(kept)` (faces with a native format): a cache hit
+  on an entry a pass-through stored gets the provider's own answer again, as a body or as
+  the events of a stream, with this request's own id (app/service/passthrough.py).
 
 Adding a face:
 1. `app/faces/<name>.py` (or a package): a `Face` subclass with `name` = the ledger's `api`
@@ -71,6 +74,14 @@ class Face:
         raise NotImplementedError
 
     def stream(self, outcome: Outcome, request: FaceRequest) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def native_answer(self, kept) -> dict[str, Any]:
+        """A kept pass-through answer (`passthrough.NativeAnswer`) as this request's body."""
+        raise NotImplementedError
+
+    def native_events(self, kept) -> Iterator:
+        """A kept pass-through answer as this request's stream of NativeEvents."""
         raise NotImplementedError
 
     def keepalive(self, settings) -> float | None:

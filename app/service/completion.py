@@ -91,7 +91,8 @@ class CompletionService:
             connection = take_client_connection(params, requested, self.router)
             cache_request = None if connection else self._cache_request(
                 requested, params, options, context, operation.cache_scope())
-            outcome = self._traced_lookup(cache_request, params) if cache_request else None
+            outcome = (self._traced_lookup(cache_request, params, operation) if cache_request
+                       else None)
             if outcome is None:
                 outcome = self.runner(connection).run(requested, params, options, trail,
                                                       context.models, operation)
@@ -103,10 +104,10 @@ class CompletionService:
             if context.client is not None and outcome.upstream is not None:
                 outcome.upstream.watch(context.client)  # a hang-up ends the upstream call
             outcome.chunks = self._published(outcome.chunks, outcome, body, context,
-                                             cache_request)
+                                             cache_request, operation)
         else:
             if cache_request and outcome.cache == "miss":
-                self._store(cache_request, outcome, outcome.response)
+                self._store(cache_request, outcome, outcome.response, operation.kept(outcome))
             self.events.publish(build_event(context, body, outcome, trail))
         return outcome
 
@@ -157,15 +158,18 @@ class CompletionService:
             params = {**params, "scope": scope}
         return CacheRequest(requested, params, controls, context.key_id)
 
-    def _traced_lookup(self, request: CacheRequest, params: dict[str, Any]) -> Outcome | None:
+    def _traced_lookup(self, request: CacheRequest, params: dict[str, Any],
+                       operation: Operation) -> Outcome | None:
         with spans.step("switchboard.cache.lookup") as span:
-            outcome = self._cached(request, params)
+            outcome = self._cached(request, params, operation)
             if span is not None:
                 span.set_attribute("switchboard.cache", outcome.cache if outcome else "miss")
             return outcome
 
-    def _cached(self, request: CacheRequest, params: dict[str, Any]) -> Outcome | None:
-        """An Outcome served from the cache, or None. A broken cache is a miss, never a failure."""
+    def _cached(self, request: CacheRequest, params: dict[str, Any],
+                operation: Operation) -> Outcome | None:
+        """An Outcome served from the cache, or None. A broken cache is a miss, never a failure.
+        A pass-through's own answer kept with the entry answers a hit of its face."""
         try:
             answer = self.cache.lookup(request)
         except Exception:
@@ -179,34 +183,43 @@ class CompletionService:
         outcome = Outcome(response, target, cache=answer.status, cache_key=answer.key,
                           cache_similarity=answer.similarity, saved_cost=answer.cost,
                           bill=Bill.free(response.get("usage") or {}))
-        if params.get("stream"):
+        stream = bool(params.get("stream"))
+        native = operation.cached(answer.native, stream) if answer.native else None
+        outcome.passthrough = native is not None
+        if stream:
             include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
-            outcome.chunks, outcome.response = replay(response, include_usage), None
-            outcome.replayed = response
+            outcome.chunks = native if native is not None else replay(response, include_usage)
+            outcome.response, outcome.replayed = None, response
+        elif native is not None:
+            outcome.native = native
         return outcome
 
-    def _store(self, request: CacheRequest, outcome: Outcome, response: dict) -> None:
+    def _store(self, request: CacheRequest, outcome: Outcome, response: dict,
+               native: dict | None = None) -> None:
         """Keep a finished answer; errors, cut streams and filtered answers never get here or
         are refused by the cache itself."""
         if any(c.get("finish_reason") == "content_filter" for c in response.get("choices") or ()):
             return
         try:
             self.cache.store(request, response, outcome.target.model, outcome.target.provider,
-                             outcome.bill.cost if outcome.bill else 0.0)
+                             outcome.bill.cost if outcome.bill else 0.0, native=native)
         except Exception:
             log.exception("cache store failed")
 
     def _published(self, chunks: Iterator[dict], outcome: Outcome, body: dict[str, Any],
-                   context: RequestContext, cache_request: CacheRequest | None) -> Iterator[dict]:
+                   context: RequestContext, cache_request: CacheRequest | None,
+                   operation: Operation) -> Iterator[dict]:
         """Pass the stream through; publish its event when it ends, however it ends, and cache
-        it once it has finished whole."""
+        it once it has finished whole (a pass-through's own events with it)."""
         error: ProxyError | None = None
+        storing = cache_request and outcome.cache == "miss" and outcome.stream is not None
+        events: list = []
         try:
-            yield from chunks
-            if cache_request and outcome.cache == "miss" and outcome.stream is not None:
+            yield from recorded(chunks, events) if storing and outcome.passthrough else chunks
+            if storing:
                 completed = outcome.stream.completion()
                 completed["usage"] = outcome.stream.bill.usage
-                self._store(cache_request, outcome, completed)
+                self._store(cache_request, outcome, completed, operation.kept(outcome, events))
         except GeneratorExit:
             error = ClientDisconnected()
             raise
@@ -215,3 +228,10 @@ class CompletionService:
             raise
         finally:
             self.events.publish(build_event(context, body, outcome, outcome.trail, error))
+
+
+def recorded(items: Iterator, into: list) -> Iterator:
+    """`items` passed on, each also added to `into`."""
+    for item in items:
+        into.append(item)
+        yield item

@@ -56,6 +56,16 @@ class Operation:
         """What, besides the params, tells this operation's cached answers apart."""
         return None
 
+    def kept(self, outcome, events=()) -> dict[str, Any] | None:
+        """What the cache keeps beside the chat.completion of `outcome` (JSON; `events`: a
+        stream's own events), or None."""
+        return None
+
+    def cached(self, kept: dict[str, Any], stream: bool):
+        """What `kept` gives a hit of this operation: the client's answer (a body, or an
+        iterator of NativeEvents for a stream), or None to answer from the chat.completion."""
+        return None
+
     def idle_every(self, provider) -> float | None:
         """Seconds of upstream silence after which a stream this attempt reads yields
         streaming.IDLE (a face keeping its client's connection alive), or None."""

@@ -6,18 +6,43 @@ retries, cooldowns and deadlines work across both.
 A passed-through answer is still read by the provider (as a chat.completion, or chunk
 fragments for a stream) for usage, cost, limits, the ledger and the cache; the client gets
 the provider's own answer (`outcome.native`) or its own events (`NativeEvent`s).
+
+The cache keeps the chat.completion, and beside it the provider's own answer (`kept`: its
+body, or its stream's events as they came); a hit of the same face serves that again
+(`cached`), through the face's `NativeFormat`, so nothing the translation cannot carry
+(signatures, citations, cache usage, new block types) is lost on a hit.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Protocol
 
 from app.errors import UnsupportedParamsError
-from app.providers.base import NativeRequest, Provider, Target, UpstreamResponse
+from app.providers.base import NativeEvent, NativeRequest, Provider, Target, UpstreamResponse
 from app.service.operations import Operation, OperationView
 from app.service.streaming import NativeReader
 
 # Native body fields already in the translated request, or only about delivery.
 NATIVE_DELIVERY = ("model", "messages", "stream")
+
+
+@dataclass
+class NativeAnswer:
+    """A passed-through answer as the cache keeps it: the provider's body, or the events of
+    its stream exactly as they came."""
+
+    body: dict[str, Any] | None = None
+    events: list[NativeEvent] | None = None
+
+
+class NativeFormat(Protocol):
+    """What a face knows of its own format for serving a kept answer again (app/faces):
+    the answer with this request's own id, as a body or as the events of a stream (each
+    assembled from, or re-streamed as, the other form when kept in that one)."""
+
+    def native_answer(self, kept: NativeAnswer) -> dict[str, Any]: ...
+
+    def native_events(self, kept: NativeAnswer) -> Iterator[NativeEvent]: ...
 
 
 class NativeView(OperationView):
@@ -46,15 +71,16 @@ class NativeView(OperationView):
 
 
 class Passthrough(Operation):
-    """`drop`: the request's drop_params (else the config's): an unsupported parameter the
+    """`face`: the client's format (for cache hits). `drop`: the request's drop_params (else the config's): an unsupported parameter the
     translation left out is then only dropped, not refused. `keepalive`: seconds of silence
     after which a translated stream yields streaming.IDLE, for a face whose format has a
     keep-alive event (a passed-through stream carries the provider's own)."""
 
-    def __init__(self, native: NativeRequest, drop: bool = False,
+    def __init__(self, native: NativeRequest, face: NativeFormat, drop: bool = False,
                  keepalive: float | None = None):
         self.native = native
         self.name = native.api
+        self.face = face
         self.drop = drop
         self.keepalive = keepalive
 
@@ -83,3 +109,17 @@ class Passthrough(Operation):
 
     def idle_every(self, provider) -> float | None:
         return None if isinstance(provider, NativeView) else self.keepalive
+
+    def kept(self, outcome, events: Iterable[NativeEvent] = ()) -> dict[str, Any] | None:
+        if not outcome.passthrough:
+            return None  # translated: the cache's chat.completion is the whole answer
+        if outcome.native is not None:
+            return {"api": self.name, "body": outcome.native}
+        return {"api": self.name, "events": [[e.event, e.data] for e in events]}
+
+    def cached(self, kept: dict[str, Any], stream: bool):
+        if kept.get("api") != self.name:
+            return None
+        answer = NativeAnswer(kept.get("body"), None if kept.get("events") is None else
+                              [NativeEvent(*event) for event in kept["events"]])
+        return self.face.native_events(answer) if stream else self.face.native_answer(answer)

@@ -10,10 +10,11 @@ from typing import Any, Iterator, Mapping
 
 from app.errors import ProxyError
 from app.faces import Face, FaceRequest
-from app.faces.messages import response as answers
+from app.faces.messages import native, response as answers
 from app.faces.messages.request import Translation, chat_params, native_body
 from app.faces.messages.stream import EventWriter, guarded, native_frames
-from app.providers.base import NativeRequest
+from app.providers.base import NativeEvent, NativeRequest
+from app.service.passthrough import NativeAnswer
 from app.service.outcome import Outcome
 from app.usage.tokens import count_messages
 
@@ -43,6 +44,12 @@ class MessagesFace(Face):
                                 params.get("tools"))
         writer = EventWriter(request.body["model"], prompt, stops(request.body))
         return guarded(writer.frames(outcome.chunks))
+
+    def native_answer(self, kept: NativeAnswer) -> dict[str, Any]:
+        return native.answer(kept)
+
+    def native_events(self, kept: NativeAnswer) -> Iterator[NativeEvent]:
+        return native.events(kept)
 
     def keepalive(self, settings) -> float | None:
         return settings.messages_ping_interval
