@@ -13,14 +13,16 @@ from typing import Any, Iterator, Mapping
 
 from app.errors import InvalidRequestError, UnsupportedParamsError
 from app.faces import Face, FaceRequest
+from app.faces.responses import native
 from app.faces.responses.answer import issued_by_proxy, response_from_completion, response_id
 from app.faces.responses.request import (WEB_SEARCH_TOOLS, ToolNames, bad, chat_request,
                                          check_call_outputs, input_items)
 from app.faces.responses.stream import EventStream
 from app.jsonfast import dumps, loads
-from app.providers.base import NativeRequest
+from app.providers.base import NativeEvent, NativeRequest
 from app.service.completion import as_proxy_error
 from app.service.outcome import Outcome
+from app.service.passthrough import NativeAnswer
 from app.storage.responses import Owner, ResponseStore
 
 API = "responses"
@@ -114,6 +116,12 @@ class ResponsesFace(Face):
         if outcome.passthrough:
             return self._native_frames(outcome.chunks, request.body)
         return self._translated_frames(outcome.chunks, request.body)
+
+    def native_answer(self, kept: NativeAnswer) -> dict[str, Any]:
+        return native.answer(kept, self.identifier)
+
+    def native_events(self, kept: NativeAnswer) -> Iterator[NativeEvent]:
+        return native.events(kept, self.identifier)
 
     def _translated_frames(self, chunks, body: dict[str, Any]) -> Iterator[bytes]:
         events = EventStream(body, self.names, self.identifier)
