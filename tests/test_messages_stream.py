@@ -1,6 +1,7 @@
-"""Translated Messages streams while the answer is slow: `ping` events whenever the upstream
-is silent (before its first chunk and between chunks), under both gunicorn worker classes,
-with the anthropic SDK reading the stream through them."""
+"""Translated Messages streams: `ping` events whenever the upstream is silent (before its
+first chunk and between chunks, under both gunicorn worker classes, with the anthropic SDK
+reading the stream), and the usage: the prompt counted as the target counts it in
+`message_start`, the upstream's own counts in `message_delta` and in the ledger."""
 from __future__ import annotations
 
 import time
@@ -9,6 +10,8 @@ import anthropic
 import pytest
 import urllib3
 
+from app.usage.ledger import ledger_of
+from app.usage.spend import LogFilter, Spend, Window
 from tests.emulators.server import Fault, Reply, sse
 from tests.messages_fixtures import (anthropic_emu, gemini_emu, http, app, make_app,  # noqa: F401
                                      messages_env, sdk_for, sse_events)
@@ -96,3 +99,40 @@ def test_pings_under_gunicorn_with_the_sdk(messages_env, start_gunicorn, worker_
     assert arrivals[b"message_start"][0] < first_block - 0.5  # not held for the first token
     assert len([t for t in arrivals[b"ping"] if t < first_block]) >= 3
     assert arrivals[b"message_stop"]
+
+
+# -- usage ----------------------------------------------------------------------------
+def test_message_start_counts_the_prompt_as_the_target_does(http):
+    """OpenAI models: tiktoken with the model's own encoding, as count_tokens answers."""
+    body = {"model": "gpt-4o-mini", "max_tokens": 64, "system": "Réponds en français, brièvement.",
+            "messages": [{"role": "user", "content": "Combien de pattes a une araignée ? 🕷"}]}
+    counted = http.post("/v1/messages/count_tokens", json=body).json["input_tokens"]
+    events = sse_events(http.post("/v1/messages", json={**body, "stream": True})
+                        .get_data(as_text=True))
+    assert events[0][1]["message"]["usage"]["input_tokens"] == counted
+    assert counted > 10
+
+
+def test_the_final_usage_is_the_upstreams_and_the_ledger_records_it(app, http, openai_emu):
+    usage = {"prompt_tokens": 50, "completion_tokens": 4, "total_tokens": 54,
+             "prompt_tokens_details": {"cached_tokens": 20}}
+    openai_emu.fail_next(Fault(reply=Reply(200, events=[
+        sse({"id": "chatcmpl-u", "object": "chat.completion.chunk", "created": 1,
+             "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {
+                 "role": "assistant", "content": "Eight legs."}, "finish_reason": None}]}),
+        sse({"id": "chatcmpl-u", "object": "chat.completion.chunk", "created": 1,
+             "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {},
+                                                  "finish_reason": "stop"}]}),
+        sse({"id": "chatcmpl-u", "object": "chat.completion.chunk", "created": 1,
+             "model": "gpt-4o-mini", "choices": [], "usage": usage}),
+        b"data: [DONE]\n\n"], content_type="text/event-stream")))
+    with sdk_for(app).messages.stream(**{k: v for k, v in ASK.items() if k != "stream"}) as s:
+        final = s.get_final_message()
+    assert (final.usage.input_tokens, final.usage.cache_read_input_tokens,
+            final.usage.output_tokens) == (30, 20, 4)  # the estimate replaced
+    service = app.extensions["switchboard"]
+    ledger = ledger_of(service)
+    assert ledger.flush(10)
+    rows, _ = Spend(ledger.database).logs(Window(), LogFilter(api="messages"), 10)
+    assert [(r["prompt_tokens"], r["cached_tokens"], r["completion_tokens"]) for r in rows] \
+        == [(50, 20, 4)]
