@@ -290,3 +290,67 @@ def test_a_read_only_data_folder_loses_no_row(start_gunicorn, provider_env, slow
     assert load.statuses() == {200}
     counts = wait_rows(sqlite_counts(data), answered, limit=20)
     assert_one_row_each(counts, answered)
+
+
+def postgres_family(server: dict) -> list[int]:
+    """The postmaster and every server process it started (the sessions' backends)."""
+    family = [postmaster_pid(server)]
+    for pid in family:
+        family += [int(child) for child in
+                   Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return family
+
+
+def test_a_frozen_postgres_is_waited_on_no_longer_than_the_bound(own_postgres, start_gunicorn,
+                                                                 provider_env, slow_upstream,
+                                                                 worker_class):
+    """SIGSTOP: the server's kernel keeps ACKing and its own timeouts never fire, so only the
+    proxy's side can end a wait. Verified keys keep working from the key cache, a key never
+    seen gets 503 at once, and every answered request has its row after SIGCONT. (The proxy
+    is stopped before its PostgreSQL: own_postgres comes first.)"""
+    database = fresh_postgres_database(own_postgres["url"])
+    proxy = start_gunicorn({**provider_env, "DATABASE_URL": database,
+                            "SWITCHBOARD_MASTER_KEY": MASTER,
+                            "SWITCHBOARD_WORKER_CLASS": worker_class})
+    http = urllib3.PoolManager(retries=False)
+
+    def ask(key: str, request_id: str | None = None):
+        return http.request("POST", f"{proxy.base_url}/v1/chat/completions",
+                            headers={"Authorization": f"Bearer {key}",
+                                     "x-request-id": request_id or uuid.uuid4().hex},
+                            json={"model": "gpt-4o-mini", "messages": [
+                                {"role": "user", "content": "hi"}]}, timeout=15)
+
+    key, stranger = (http.request("POST", f"{proxy.base_url}/key/generate", json={},
+                                  headers=ADMIN).json()["key"] for _ in range(2))
+    warm(proxy, {"Authorization": f"Bearer {key}"})
+    frozen_for = 20.0 if LONG else 4.0
+    with Load(proxy.base_url, {"Authorization": f"Bearer {key}"}, threads=4) as load:
+        time.sleep(1.5)                          # both workers verify the key
+        frozen = postgres_family(own_postgres)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(frozen_for / 2)
+            started = time.monotonic()
+            refused = ask(stranger, "stranger-while-frozen")
+            refused_after = time.monotonic() - started
+            time.sleep(frozen_for / 2)
+        finally:
+            # runuser (as root) stops itself when its child stops: it must go on to reap it
+            for pid in [*frozen, own_postgres["process"].pid]:
+                os.kill(pid, signal.SIGCONT)
+        thawed = time.monotonic()
+        while ask(stranger).status != 200:       # a key never seen works once the store is back
+            assert time.monotonic() - thawed < 1.0 + SLACK
+            time.sleep(0.05)
+        time.sleep(0.5)
+
+    assert refused.status == 503 and refused.json()["error"]["code"] == "key_store_unavailable"
+    assert refused_after < KEY_STORE_BOUND + SLACK, refused_after
+    assert load.statuses() == {200}, load.statuses()
+    slowest = max(seconds for _, seconds, _ in load.results.values())
+    assert slowest < KEY_STORE_BOUND + UPSTREAM_SECONDS + SLACK, slowest
+    answered = load.answered() + ["stranger-while-frozen"]
+    counts = wait_rows(postgres_counts(database), answered, limit=30)
+    assert_one_row_each(counts, answered)

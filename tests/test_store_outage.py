@@ -128,6 +128,36 @@ def test_readiness_names_a_ledger_it_cannot_use(store):
     assert client.get("/health/readiness").status_code == 200
 
 
+
+def test_a_request_waits_on_the_key_store_no_longer_than_its_own_timeout(keyed, postgres_url,
+                                                                         write_config):
+    """The store's own bound is 2 s (the default); a request's `timeout: 1` cuts it to 1 s.
+    Authentication still answers before the body is judged: a bad key with a bad body is
+    a 401."""
+    client = keyed({"DATABASE_URL": postgres_url}, write_config("key_cache_seconds: 60\n"))
+    known, stranger = generate(client)["key"], generate(client)["key"]
+    assert timed_ask(client, known)[0].status_code == 200
+    hurried = {**ask(), "timeout": 1}
+    lock = TableLock(postgres_url)
+    try:
+        for key, status in ((known, 200), (stranger, 503)):
+            started = time.monotonic()
+            response = client.post("/v1/chat/completions", json=hurried, headers=bearer(key))
+            assert response.status_code == status, response.json
+            assert time.monotonic() - started < 1.0 + 0.5
+    finally:
+        lock.release()
+    deadline = time.monotonic() + 1.0                  # the store is back within a second
+    while timed_ask(client, stranger)[0].status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    wrong = client.post("/v1/chat/completions", data=b'{"model": ', headers={
+        **bearer("sk-sb-" + "x" * 40), "Content-Type": "application/json"})
+    assert wrong.status_code == 401, wrong.json
+    bad_body = client.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "timeout": 1},
+                           headers=bearer(known))
+    assert bad_body.status_code == 400 and bad_body.json["error"]["param"] == "messages"
+
 @pytest.fixture
 def own_redis(tmp_path):
     """A redis-server of this test's own, to freeze."""

@@ -19,7 +19,9 @@ import time
 
 from flask import Flask, Response, current_app, g, request
 from marshmallow import RAISE, Schema, fields
+from werkzeug.exceptions import HTTPException
 
+from app.api.body import read_json_body
 from app.api.face_paths import PATH_FACES, face_for
 from app.config import ConfigError
 from app.errors import ProxyError
@@ -28,6 +30,7 @@ from app.keys.store import KeyRecord
 from app.service.completion import CompletionService
 from app.service.events import RequestContext
 from app.service.upstream import protect_secret
+from app.storage.deadline import waits_until
 from app.tracing import spans
 
 log = logging.getLogger("switchboard")
@@ -76,6 +79,24 @@ def presented_token() -> tuple[str | None, str | None]:
     return token, None
 
 
+def own_deadline(path: str) -> float | None:
+    """When the request's own `timeout` (seconds, in the body of a completion-type request)
+    runs out, counted from now; None without one. It bounds the request's waits on the key
+    store as much as the store's own bound does. The body is parsed here, once (the view
+    reuses it); a body that does not parse sets no bound, and its error comes after
+    authentication's, as OpenAI orders them."""
+    if request.method != "POST" or (path not in COMPLETION_PATHS and path not in PATH_FACES):
+        return None
+    try:
+        body = read_json_body()
+    except (ProxyError, HTTPException):
+        return None
+    timeout = body.get("timeout") if isinstance(body, dict) else None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        return None
+    return time.monotonic() + timeout
+
+
 def identify(context: RequestContext) -> None:
     """Name the calling virtual key in the request context: its id and alias (never the
     key), and the models it may reach."""
@@ -88,7 +109,8 @@ def admit(body: dict, context: RequestContext) -> None:
     """Hold a virtual key's request to its models, budget and rate limits (403 / 429)."""
     key = g.get("virtual_key")
     if key is not None:
-        with spans.step("switchboard.key.limits", **{"switchboard.key_id": key.id}):
+        with spans.step("switchboard.key.limits", **{"switchboard.key_id": key.id}), \
+                waits_until(g.get("own_deadline")):
             g.admission = current_app.extensions[EXTENSION].admit(key, body, context)
 
 
@@ -150,8 +172,9 @@ def install(app: Flask, service: CompletionService) -> None:
                                 "invalid_api_key" if problem else "api_key_required"), path)
         if master is not None and hmac.compare_digest(token.encode(), master.encode()):
             return
+        g.own_deadline = own_deadline(path)
         try:
-            with spans.step("switchboard.key.check"):
+            with spans.step("switchboard.key.check"), waits_until(g.own_deadline):
                 key = keys.authenticate(token)
         except ProxyError as error:   # the key store cannot be reached: 503
             reject(error, path)

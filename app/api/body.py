@@ -1,7 +1,8 @@
-"""Reading a request body as JSON, the same way on every endpoint."""
+"""Reading a request body as JSON, the same way on every endpoint, once per request."""
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
+from werkzeug.exceptions import HTTPException
 
 from app.api.keepalive import STREAM_FLAG
 from app.api.limits import check_depth, check_value_count
@@ -10,7 +11,22 @@ from app.jsonfast import loads
 
 
 def read_json_body():
-    """The request body as JSON, with 415 for another content type and 400 for bad JSON."""
+    """The request body as JSON, with 415 for another content type and 400 for bad JSON.
+    Read and parsed at the first call; later calls give the same body (or raise the same
+    error): authentication looks at the body's own `timeout` before the view reads it."""
+    outcome = g.get("json_body")
+    if outcome is None:
+        try:
+            outcome = g.json_body = (_parse(), None)
+        except (ProxyError, HTTPException) as error:
+            outcome = g.json_body = (None, error)
+    body, error = outcome
+    if error is not None:
+        raise error
+    return body
+
+
+def _parse():
     mimetype = request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise ProxyError("Send the body as JSON with Content-Type: application/json "

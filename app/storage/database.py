@@ -14,6 +14,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from app.storage.deadline import bounded
 from app.storage.postgres_pool import PostgresPool
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -25,8 +26,9 @@ class Database:
     """Connections are made lazily and per process, so one Database built before gunicorn
     forks its workers is safe to use in each of them.
 
-    `timeout` bounds every wait on the database: SQLite's busy_timeout, PostgreSQL's
-    statement_timeout and lock_timeout, connecting, and waiting for a free connection. A
+    `timeout` bounds every wait on the database (the caller's own deadline too, when sooner:
+    app/storage/deadline.py): SQLite's busy_timeout, PostgreSQL's statement_timeout and
+    lock_timeout, connecting, waiting for a free connection, and for each answer. A
     connection that fails is dropped, and the next use connects anew: a database that comes
     back is used again at once, never left broken until restart."""
 
@@ -111,7 +113,7 @@ class Database:
         worker (and the greenlet that would have released the lock) for 1-100 ms at each
         try, the tail of keyed requests, whose limits are counted in a write per request.
         time.sleep yields to the worker's other greenlets (or, with threads, the GIL)."""
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + bounded(self.timeout)
         pause = LOCK_POLL_SECONDS[0]
         connection.execute("PRAGMA busy_timeout = 0")
         try:

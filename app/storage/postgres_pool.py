@@ -3,20 +3,48 @@
 A failed connection is dropped, with every idle one beside it (a restarted server has cut
 them all), and the next use connects anew: there is no background reconnect schedule to wait
 out, so the first request after the database returns is served. Every wait is bounded by the
-pool's timeout: for a free connection, for connecting, and (server side) for each statement
-(`statement_timeout`) and each lock (`lock_timeout`).
+pool's timeout (or the request's own, when sooner: app/storage/deadline.py): for a free
+connection, for connecting, for each statement and lock on the server (`statement_timeout`,
+`lock_timeout`), and on the client for every answer (`BoundedConnection`), since a frozen
+server (SIGSTOP, a stalled VM) fires none of its own timeouts while its kernel keeps ACKing.
 """
 from __future__ import annotations
 
 import math
 import threading
+import time
 from contextlib import contextmanager, suppress
 from typing import Any, Iterator, Sequence
 
 import psycopg
 from psycopg import pq
 
+from app.storage.deadline import bounded
+
 LIBPQ_MIN_CONNECT_TIMEOUT = 2   # libpq reads anything lower as 2 s
+POLL_SECONDS = 0.1              # psycopg's own interval between looks at the socket
+
+
+class BoundedConnection(psycopg.Connection):
+    """A connection that gives up on the server at `deadline` (time.monotonic()), set at each
+    checkout. Every statement, commit and rollback waits in `wait`, which psycopg bounds when
+    given a timeout; a wait cut short leaves the connection mid-protocol, so it is closed."""
+
+    deadline: float = math.inf
+
+    def wait(self, gen, interval: float = POLL_SECONDS, timeout: float | None = None):
+        left = max(0.0, self.deadline - time.monotonic())
+        try:
+            return super().wait(gen, interval, left if timeout is None else min(timeout, left))
+        except psycopg.OperationalError:
+            if time.monotonic() < self.deadline:
+                raise
+            self.close()
+            raise StoreTimeout("the database did not answer within the wait's bound") from None
+
+
+class StoreTimeout(psycopg.OperationalError):
+    """The database did not answer in time (frozen, or held by a lock past the bound)."""
 
 
 class _DeadReusedConnection(psycopg.OperationalError):
@@ -54,6 +82,8 @@ class PostgresPool:
         with self._checkout() as (connection, reused):
             try:
                 rows = connection.execute(statement, params).fetchall()
+            except StoreTimeout:
+                raise   # the wait's whole bound is spent: no second try
             except psycopg.OperationalError as exc:
                 if retry and reused and (connection.closed or connection.broken):
                     raise _DeadReusedConnection() from exc
@@ -63,11 +93,13 @@ class PostgresPool:
 
     @contextmanager
     def _checkout(self) -> Iterator[tuple[psycopg.Connection, bool]]:
-        if not self._slots.acquire(timeout=self.timeout):
-            raise psycopg.OperationalError(
-                f"no database connection became free within {self.timeout:g} s")
+        bound = bounded(self.timeout)
+        deadline = time.monotonic() + bound
+        if not self._slots.acquire(timeout=bound):
+            raise StoreTimeout(f"no database connection became free within {bound:g} s")
         try:
             connection, reused = self._take()
+            connection.deadline = deadline
             try:
                 yield connection, reused
             except BaseException as exc:
@@ -81,7 +113,7 @@ class PostgresPool:
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
-        return psycopg.connect(self.url, **self._options), False
+        return BoundedConnection.connect(self.url, **self._options), False
 
     def _give_back(self, connection: psycopg.Connection) -> None:
         if connection.closed or connection.broken:
