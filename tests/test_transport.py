@@ -216,6 +216,28 @@ def test_calls_wait_cooperatively_under_gevent(server):
     assert server.peak == 8  # all eight were in flight at once
 
 
+@pytest.mark.parametrize("server", [("slow", 0.3)], indirect=True)
+def test_hundreds_of_calls_in_flight_keep_their_connections_for_the_next_ones(server):
+    """A gevent worker holds hundreds of slow calls at once: the next round reuses every
+    connection the last one opened instead of connecting anew (a small pool closed all but
+    64 of them after each call)."""
+    script = textwrap.dedent(f"""
+        from gevent import monkey; monkey.patch_all()
+        import gevent
+        from app.providers.base import UpstreamRequest
+        from app.service.transport import Transport
+        transport = Transport()
+        request = UpstreamRequest("POST", {server.url!r}, {{}}, {{"q": 1}})
+        for _ in range(2):
+            jobs = [gevent.spawn(transport.send, request, 20) for _ in range(150)]
+            gevent.joinall(jobs, raise_error=True)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert server.peak == 150 and server.connections == 150
+
+
 @pytest.mark.parametrize("value", ["sk-x\r\nContent-Length: 0\r\n\r\nGET /smuggled HTTP/1.1",
                                    "sk-x\nX-Forged: 1", "sk-x\rX", "sk-\x00x", "sk-\u00e9"])
 def test_a_header_value_that_could_end_its_line_is_never_sent(server, value):
