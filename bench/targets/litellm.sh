@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the peer, LiteLLM (1.91.1 from $PEER_VENV), in the foreground; exec, so the caller's PID
 # is its main process. Three models pointing at the mock (gpt-3.5-turbo, text-embedding-3-small,
-# and an Anthropic one for the Responses scenario's translation); no database; the client
+# and an Anthropic one for scenario 9's translation and scenario 10's /v1/messages); no database; the client
 # key is checked in memory against the master key. Env: PEER_PORT, MOCK_PORT, RUN_DIR,
 # PEER_VENV [/tmp/peer-venv-old], PEER_WORKERS [2], BENCH_API_KEY [sk-bench].
 set -euo pipefail
