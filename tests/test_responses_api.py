@@ -163,6 +163,36 @@ def test_fallback_from_openai_to_claude_then_continue(proxy, openai_emu, anthrop
 
 
 @MODELS
+def test_item_reference_resolves_stored_items(model, sdk, openai_emu):
+    """Items of a stored response (an output item, a listed input item) referenced by id
+    from any provider; the referenced items reach the upstream, never the reference."""
+    first = sdk.responses.create(model=CLAUDE, input="call get_weather", tools=[WEATHER])
+    [call] = [item for item in first.output if item.type == "function_call"]
+    second = sdk.responses.create(model=model, tools=[WEATHER], input=[
+        {"type": "item_reference", "id": call.id},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}])
+    assert second.output_text == "The tool returned: sunny"
+    [asked] = sdk.responses.input_items.list(first.id).data
+    third = sdk.responses.create(model=model, input=[{"type": "item_reference", "id": asked.id}])
+    assert third.output_text == "Hello! You said: call get_weather"
+    if model == OPENAI:
+        sent = openai_emu.calls[-1].body
+        assert sent["input"][0]["content"] == "call get_weather"
+        assert "item_reference" not in json.dumps(sent)
+
+
+@pytest.mark.parametrize("model", [CLAUDE, GEMINI])
+def test_item_reference_to_an_unknown_item_is_400(model, sdk, anthropic_emu, gemini_emu):
+    calls = len(anthropic_emu.calls) + len(gemini_emu.calls)
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.responses.create(model=model, input=[
+            {"role": "user", "content": "hi"}, {"type": "item_reference", "id": "msg_nowhere"}])
+    error = refused.value.body
+    assert error["param"] == "input[1].id" and "msg_nowhere" in error["message"]
+    assert len(anthropic_emu.calls) + len(gemini_emu.calls) == calls
+
+
+@MODELS
 def test_stream_events_numbered_with_consistent_ids(model, sdk):
     with sdk.responses.stream(model=model, input="hello stream") as stream:
         events = list(stream)

@@ -47,6 +47,19 @@ def test_each_key_sees_only_its_own(keyed, database_env):
     assert [row["api"] for row in rows] == ["responses"]
 
 
+def test_item_references_see_only_the_keys_own_items(keyed, database_env):
+    client = keyed(database_env)
+    alice, bob = (generate(client, alias=name) for name in ("alice", "bob"))
+    first = create(client, bearer(alice["key"]), input="my name is Ada")
+    reference = {"type": "item_reference", "id": first["output"][0]["id"]}
+    refused = client.post("/v1/responses", headers=bearer(bob["key"]), json={
+        "model": MODEL, "input": [reference, {"role": "user", "content": "who am I"}]})
+    assert refused.status_code == 400 and refused.json["error"]["param"] == "input[0].id"
+    allowed = create(client, bearer(alice["key"]),
+                     input=[reference, {"role": "user", "content": "who am I"}])
+    assert allowed["status"] == "completed"
+
+
 def test_virtual_keys_reach_the_responses_paths_only(keyed):
     client = keyed()
     key = generate(client)["key"]

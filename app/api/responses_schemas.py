@@ -96,8 +96,14 @@ class ReasoningItem(_Open):
     encrypted_content = StrictString(allow_none=True)
 
 
+class ItemReference(_Open):
+    type = StrictString()
+    id = StrictString(required=True, validate=validate.Length(min=1, error="must not be empty"))
+
+
 ITEM_SCHEMAS = {"message": MessageItem(), "function_call": FunctionCallItem(),
-                "function_call_output": FunctionCallOutputItem(), "reasoning": ReasoningItem()}
+                "function_call_output": FunctionCallOutputItem(), "reasoning": ReasoningItem(),
+                "item_reference": ItemReference()}
 
 
 class Input(fields.Field):

@@ -2,6 +2,8 @@
 
 A stored response keeps its answer and the whole context it was answered from (earlier
 turns included), so `previous_response_id` continues the conversation on any provider.
+Each item of a stored response (its output and its listed input items) is indexed by id,
+so an `item_reference` input item finds it.
 Each row belongs to the virtual key that made it (NULL: the master key or an open proxy);
 rows older than the retention are never served and are purged.
 """
@@ -22,6 +24,10 @@ MIGRATIONS = [
      "id TEXT PRIMARY KEY, key_id TEXT, created_at DOUBLE PRECISION NOT NULL, "
      "response TEXT NOT NULL, input_items TEXT NOT NULL)",
      "CREATE INDEX IF NOT EXISTS stored_responses_created_at ON stored_responses (created_at)"],
+    ["CREATE TABLE IF NOT EXISTS stored_response_items ("
+     "item_id TEXT PRIMARY KEY, response_id TEXT NOT NULL)",
+     "CREATE INDEX IF NOT EXISTS stored_response_items_response "
+     "ON stored_response_items (response_id)"],
 ]
 PURGE_EVERY_SECONDS = 3600.0
 ITEM_ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco",
@@ -74,6 +80,11 @@ class StoredResponse:
         """The items a follow-up continues from: this response's context and its output."""
         return [*self.input_items, *self.response.get("output", [])]
 
+    def items(self) -> list[dict[str, Any]]:
+        """Every item of this response with an id: the listed input items, then the output."""
+        return [*self.listed_items(),
+                *(item for item in self.response.get("output", []) if item.get("id"))]
+
 
 class ResponseStore:
     def __init__(self, database: Database, retention_days: float):
@@ -90,10 +101,17 @@ class ResponseStore:
 
     def save(self, response: dict[str, Any], input_items: list[dict[str, Any]],
              key_id: str | None) -> None:
-        self.database.execute(
-            "INSERT INTO stored_responses (id, key_id, created_at, response, input_items) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (response["id"], key_id, time.time(), json.dumps(response), json.dumps(input_items)))
+        stored = StoredResponse(response, input_items, key_id)
+        with self.database.transaction() as tx:
+            tx.execute(
+                "INSERT INTO stored_responses (id, key_id, created_at, response, input_items) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (response["id"], key_id, time.time(), json.dumps(response),
+                 json.dumps(input_items)))
+            # An item seen before (an earlier output sent back as input) keeps its first home.
+            tx.executemany("INSERT INTO stored_response_items (item_id, response_id) "
+                           "VALUES (?, ?) ON CONFLICT (item_id) DO NOTHING",
+                           [(item["id"], response["id"]) for item in stored.items()])
         self._purge_now_and_then()
 
     def get(self, response_id: str, owner: Owner) -> StoredResponse | None:
@@ -106,6 +124,20 @@ class ResponseStore:
         key_id, response, input_items = rows[0]
         return StoredResponse(json.loads(response), json.loads(input_items), key_id)
 
+    def item(self, item_id: str, owner: Owner) -> dict[str, Any] | None:
+        """The stored item with this id if its response is live and `owner` may see it."""
+        rows = self.database.query(
+            "SELECT response_id FROM stored_response_items WHERE item_id = ?", (item_id,))
+        stored = self.get(rows[0][0], owner) if rows else None
+        if stored is None:
+            return None
+        return next((item for item in stored.items() if item["id"] == item_id), None)
+
+    def known_item(self, item_id: str) -> bool:
+        """Whether any key stored an item with this id (see `known`)."""
+        return bool(self.database.query(
+            "SELECT 1 FROM stored_response_items WHERE item_id = ?", (item_id,)))
+
     def known(self, response_id: str) -> bool:
         """Whether any key stored this response (so it is never passed on to OpenAI for
         another key to continue)."""
@@ -115,13 +147,18 @@ class ResponseStore:
     def delete(self, response_id: str, owner: Owner) -> bool:
         if self.get(response_id, owner) is None:
             return False
-        return self.database.execute("DELETE FROM stored_responses WHERE id = ?",
-                                     (response_id,)) > 0
+        with self.database.transaction() as tx:
+            tx.execute("DELETE FROM stored_response_items WHERE response_id = ?", (response_id,))
+            return tx.execute("DELETE FROM stored_responses WHERE id = ?", (response_id,)) > 0
 
     def purge(self) -> int:
         """Remove responses older than the retention; the number removed."""
-        return self.database.execute("DELETE FROM stored_responses WHERE created_at < ?",
-                                     (self._oldest(),))
+        with self.database.transaction() as tx:
+            removed = tx.execute("DELETE FROM stored_responses WHERE created_at < ?",
+                                 (self._oldest(),))
+            tx.execute("DELETE FROM stored_response_items WHERE response_id NOT IN "
+                       "(SELECT id FROM stored_responses)")
+        return removed
 
     def _oldest(self) -> float:
         return time.time() - self.retention

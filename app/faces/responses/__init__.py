@@ -1,8 +1,9 @@
 """The `responses` face: OpenAI's Responses API (`POST /v1/responses`) around the service.
 
-One face instance serves one request. It resolves `previous_response_id` from the
-response store (the whole earlier context, so the conversation continues on any
-provider), hands the service both the translated chat request and the client's own body
+One face instance serves one request. It resolves `previous_response_id` and
+`item_reference` input items from the response store (the whole earlier context, or the
+referenced items, so the conversation continues on any provider; a key sees only what it
+stored itself), hands the service both the translated chat request and the client's own body
 (OpenAI, Azure and servers declaring `api: responses` get that body as it is), and turns
 the outcome back into a `response` object or event stream, which it stores when the
 request asks (`store`, true by default).
@@ -55,10 +56,14 @@ class ResponsesFace(Face):
         left out of the translation instead, and named in x-switchboard-dropped-params)."""
         native_body = {k: v for k, v in body.items() if k not in PROXY_OPTIONS}
         history, refusal = self._history(body)
-        self.context = history + input_items(body)
+        items, resolved, missing = self._referenced(input_items(body))
+        refusal = refusal or missing
+        self.context = history + items
         if self.expanded:
             native_body["input"] = self.context
             native_body.pop("previous_response_id", None)
+        elif resolved:
+            native_body["input"] = items
         if refusal is None:  # else OpenAI holds the earlier turns
             check_call_outputs(self.context)
         tools = body.get("tools") or []
@@ -96,6 +101,29 @@ class ResponsesFace(Face):
         if issued_by_proxy(previous) or (self.store and self.store.known(previous)):
             raise missing
         return [], missing  # OpenAI's own id: only OpenAI can continue it
+
+    def _referenced(self, items: list[dict]) -> tuple[list[dict], bool,
+                                                       InvalidRequestError | None]:
+        """(the items with each `item_reference` to a stored item replaced by that item,
+        whether any was, the refusal a translating attempt raises for one only OpenAI may
+        know). A reference to an item this proxy stored for another key is refused here."""
+        resolved, missing, out = False, None, []
+        for position, item in enumerate(items):
+            if item.get("type") != "item_reference":
+                out.append(item)
+                continue
+            found = self.store.item(item["id"], self.owner) if self.store else None
+            if found is not None:
+                out.append(found)
+                resolved = True
+                continue
+            error = bad(f"Item with id '{item['id']}' not found.", f"input[{position}].id",
+                        "item_not_found")
+            if self.store and self.store.known_item(item["id"]):
+                raise error
+            missing = missing or error
+            out.append(item)
+        return out, resolved, missing
 
     # -- answer ---------------------------------------------------------------------
     def answer(self, outcome: Outcome, request: FaceRequest) -> dict[str, Any]:
