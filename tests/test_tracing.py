@@ -245,8 +245,28 @@ def test_every_face_gets_its_server_span(traced, collector):
         assert attempts and attempts[0]["attributes"]["gen_ai.operation.name"] == operation
 
 
-def test_spans_flushed_on_graceful_stop(traced, collector):
-    proxy = traced(OTEL_BSP_SCHEDULE_DELAY="600000")  # the batch would wait 10 minutes
+def test_key_check_span_only_when_a_key_is_checked(traced, collector):
+    """An open proxy takes any token that is not a virtual key as the SDK's placeholder and
+    checks nothing: no span. A virtual key's token is looked up, refused here: its span."""
+    proxy = traced(SWITCHBOARD_MASTER_KEY="")
+    for request_id, token in (("trace-placeholder", "sk-placeholder"),
+                              ("trace-unknown-key", "sk-sb-0000000000000000_wrong")):
+        http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
+                     headers={**bearer(token), "x-request-id": request_id})
+    spans = collector.wait_for(lambda found: _has_request("trace-placeholder")(found)
+                               and _has_request("trace-unknown-key")(found))
+    placeholder = _children(spans, _server_span(spans, "trace-placeholder"))
+    assert [s["name"] for s in placeholder] == ["chat gpt-4o-mini"]
+    refused = _server_span(spans, "trace-unknown-key")
+    assert refused["attributes"]["http.response.status_code"] == 401
+    assert [s["name"] for s in _children(spans, refused)] == ["switchboard.key.check"]
+
+
+def test_spans_flushed_on_graceful_stop(traced, collector, worker_class):
+    """Under gevent each batch is exported from a thread of gevent's pool, under gthread from
+    the batch processor's own thread: either way the queue is sent on a graceful stop."""
+    proxy = traced(OTEL_BSP_SCHEDULE_DELAY="600000",  # the batch would wait 10 minutes
+                   SWITCHBOARD_WORKER_CLASS=worker_class)
     http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
                  headers={**ADMIN, "x-request-id": "trace-flushed"})
     assert not _has_request("trace-flushed")(collector.spans)

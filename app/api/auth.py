@@ -172,6 +172,8 @@ def install(app: Flask, service: CompletionService) -> None:
                                 "invalid_api_key" if problem else "api_key_required"), path)
         if master is not None and hmac.compare_digest(token.encode(), master.encode()):
             return
+        if master is None and not token.startswith("sk-sb-"):
+            return  # open proxy: any other token is just the SDK's placeholder, never a key
         g.own_deadline = own_deadline(path)
         try:
             with spans.step("switchboard.key.check"), waits_until(g.own_deadline):
@@ -179,8 +181,6 @@ def install(app: Flask, service: CompletionService) -> None:
         except ProxyError as error:   # the key store cannot be reached: 503
             reject(error, path)
         if key is None:
-            if master is None and not token.startswith("sk-sb-"):
-                return  # open proxy: any other token is just the SDK's placeholder
             reject(unauthorized("Incorrect API key provided.", "invalid_api_key"), path)
         if key.expired(time.time()):
             reject(unauthorized(f"The API key {key.label} has expired.", "key_expired"), path, key)

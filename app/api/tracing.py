@@ -7,7 +7,6 @@ Installed only when tracing is on (app/tracing); the proxy then answers with its
 """
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Iterable
 
 from flask import Flask, g, request
@@ -44,18 +43,22 @@ class ServerSpans:
     answer (so the service's spans are its children), ended when the body is closed."""
 
     def __init__(self, app, on_end: Callable[[dict], None]):
+        from opentelemetry.context import Context
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
         self.app, self.on_end = app, on_end
+        self.root = Context()  # the parent of a request that sent no `traceparent`
         self.propagator = TraceContextTextMapPropagator()
         self.getter = _EnvironGetter()
 
     def __call__(self, environ, start_response):
         from opentelemetry import context, trace
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
-        parent = self.propagator.extract(environ, getter=self.getter)
+        # Most clients send no `traceparent`: the span is then a root, with nothing to parse.
+        parent = (self.propagator.extract(environ, getter=self.getter)
+                  if "HTTP_TRACEPARENT" in environ else self.root)
         span = tracing.tracer().start_span(f"{method} {path}", context=parent,
-                                      kind=trace.SpanKind.SERVER,
-                                      attributes={"http.request.method": method, "url.path": path})
+                                           kind=trace.SpanKind.SERVER,
+                                           attributes={"http.request.method": method, "url.path": path})
         environ[SPAN_KEY] = span
         span_context = trace.set_span_in_context(span, parent)
         ours = list(spans.w3c_headers(span_context).items())
@@ -77,7 +80,7 @@ class ServerSpans:
             raise
         finally:
             context.detach(token)
-        return _EndsSpan(body, lambda: self._end(environ, span))
+        return _EndsSpan(body, self, environ, span)
 
     def _end(self, environ: dict, span) -> None:
         try:
@@ -89,8 +92,8 @@ class ServerSpans:
 class _EndsSpan:
     """The answer's body; closing it (after the last byte, or a client that left) ends the span."""
 
-    def __init__(self, body: Iterable[bytes], end: Callable[[], None]):
-        self.body, self.end = body, end
+    def __init__(self, body: Iterable[bytes], middleware: ServerSpans, environ: dict, span):
+        self.body, self.middleware, self.environ, self.span = body, middleware, environ, span
 
     def __iter__(self):
         return iter(self.body)
@@ -101,7 +104,7 @@ class _EndsSpan:
             if close is not None:
                 close()
         finally:
-            self.end()
+            self.middleware._end(self.environ, self.span)
 
 
 class _OpenSpans:
@@ -110,21 +113,17 @@ class _OpenSpans:
 
     def __init__(self, capture_messages: bool):
         self.capture_messages = capture_messages
-        self._spans: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._spans: dict[str, Any] = {}  # one get, set or pop at a time: atomic, no lock
 
     def open(self, request_id: str, span) -> None:
-        with self._lock:
-            self._spans[request_id] = span
+        self._spans[request_id] = span
 
     def close(self, request_id: str | None) -> None:
-        with self._lock:
-            self._spans.pop(request_id, None)
+        self._spans.pop(request_id, None)
 
     def describe(self, event) -> None:
         """Event subscriber: the outcome onto the request's span."""
-        with self._lock:
-            span = self._spans.get(event.request_id)
+        span = self._spans.get(event.request_id)
         if span is None:
             return
         from opentelemetry import trace

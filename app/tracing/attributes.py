@@ -41,12 +41,10 @@ def event_attributes(event, capture_messages: bool) -> dict:
     """What the finished request's event tells: answer, usage, cost, cache, key, route."""
     response = event.response if isinstance(event.response, dict) else {}
     attributes: dict[str, Any] = {
-        "switchboard.request_id": event.request_id,
         "switchboard.cache": event.cache,
         "switchboard.cost": event.cost,
         "switchboard.retries": event.retries,
         "switchboard.fallbacks": event.fallbacks,
-        "switchboard.attempts": len(event.attempts) + (1 if event.succeeded else 0),
         "gen_ai.operation.name": operation_name(event.api),
         "switchboard.api": event.api,
     }

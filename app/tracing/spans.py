@@ -1,9 +1,14 @@
 """The spans the service and the key checks open inside a request's server span: one CLIENT
 span per upstream attempt (retries and fallbacks are siblings), one per cache lookup and per
-key check. Every function returns at once, doing nothing, when tracing is off."""
+key check. Every function returns at once, doing nothing, when tracing is off.
+
+Each costs the hot path as little as the SDK allows: spans are started with `start_span` and
+made current (a context attach) only where something inside reads the current span, i.e. an
+attempt whose `traceparent` goes upstream."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
@@ -21,26 +26,37 @@ def propagate_upstream(enabled: bool) -> None:
 
 @contextmanager
 def step(name: str, **attributes: Any) -> Iterator[Any]:
-    """An INTERNAL span around one step of the request (cache lookup, key check)."""
+    """An INTERNAL span around one step of the request (cache lookup, key check); an exception
+    leaving the block is recorded on it as its status and an event."""
     tracer = tracing.tracer()
     if tracer is None:
         yield None
         return
-    with tracer.start_as_current_span(name, attributes=attributes) as span:
+    span = tracer.start_span(name, attributes=attributes or None)
+    try:
         yield span
+    except BaseException as exc:
+        from opentelemetry.trace import Status, StatusCode
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        span.end()
 
 
 @contextmanager
 def current(span) -> Iterator[None]:
-    """`span` as the current span inside the block (so the upstream call can name it in a
-    `traceparent`); nothing when tracing is off."""
-    if span is None:
+    """`span` as the current span inside the block, so that the upstream call can name it in
+    a `traceparent`; nothing when tracing is off or nothing goes upstream."""
+    if span is None or not _propagate_upstream:
         yield
         return
-    from opentelemetry import trace
-    with trace.use_span(span, end_on_exit=False, record_exception=False,
-                        set_status_on_exception=False):
+    from opentelemetry import context, trace
+    token = context.attach(trace.set_span_in_context(span))
+    try:
         yield
+    finally:
+        context.detach(token)
 
 
 def start_attempt(target, params: Mapping[str, Any], api: str | None, number: int):
@@ -55,12 +71,17 @@ def start_attempt(target, params: Mapping[str, Any], api: str | None, number: in
     provider = provider_name(target.provider)
     if provider:
         attributes["gen_ai.provider.name"] = provider
-    if target.api_base:
-        host = urlsplit(target.api_base).hostname
-        if host:
-            attributes["server.address"] = host
+    host = _host(target.api_base)
+    if host:
+        attributes["server.address"] = host
     name = f"{attributes['gen_ai.operation.name']} {target.upstream_model}"
     return tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+
+@lru_cache(maxsize=256)
+def _host(api_base: str | None) -> str | None:
+    """`server.address`: the deployment's host (a handful of bases, parsed once each)."""
+    return urlsplit(api_base).hostname if api_base else None
 
 
 def end_attempt(span, error=None, response: Mapping[str, Any] | None = None) -> None:
@@ -108,9 +129,15 @@ def upstream_headers() -> dict[str, str]:
     return w3c_headers()
 
 
+_propagator = None
+
+
 def w3c_headers(context=None) -> dict[str, str]:
     """`traceparent` (and `tracestate`) for `context`, or for the current span."""
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    global _propagator
+    if _propagator is None:
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+        _propagator = TraceContextTextMapPropagator()
     carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier, context=context)
+    _propagator.inject(carrier, context=context)
     return carrier
