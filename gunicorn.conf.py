@@ -9,6 +9,8 @@ Worker classes (SWITCHBOARD_WORKER_CLASS):
 - gthread: WEB_CONCURRENCY processes x SWITCHBOARD_THREADS threads (default 512); each open
   stream or in-flight request holds one thread. For code added to the proxy that blocks
   in C without releasing the loop.
+Both are gunicorn's, with deadlines on slow clients and room near the connection limit
+(app/gunicorn_clients.py).
 
 Metrics: GET /metrics adds up every worker's values (prometheus_client's multiprocess mode):
 each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR. prometheus_client picks
@@ -48,6 +50,8 @@ if worker_class == "gevent":
     from gevent import monkey
     monkey.patch_all()
     worker_class = "app.gunicorn_worker.GeventWorker"  # gunicorn's, with a prompt graceful stop
+elif worker_class == "gthread":
+    worker_class = "app.gunicorn_thread_worker.ThreadWorker"  # gunicorn's, with client deadlines
 
 from app.gunicorn_errors import install as answer_parse_errors_in_json  # noqa: E402
 

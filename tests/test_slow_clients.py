@@ -1,7 +1,7 @@
-"""Slow, idle and oversized clients against real gunicorn, from raw sockets: a request's
-headers and body must arrive in time (408 and closed otherwise), a flood of idle and slow
-connections cannot lock out a real request or /health, and a chunked body over the limit
-gets 413."""
+"""Slow, idle and oversized clients against real gunicorn, under both worker classes, from
+raw sockets: a request's headers and body must arrive in time (408 and closed otherwise), a
+flood of idle and slow connections cannot lock out a real request or /health, and a chunked
+body over the limit gets 413."""
 from __future__ import annotations
 
 import json
@@ -36,8 +36,9 @@ def error_of(reply: bytes) -> dict:
 
 
 @pytest.fixture
-def impatient(start_gunicorn, provider_env):
-    return start_gunicorn({**provider_env, "SWITCHBOARD_HEADER_TIMEOUT": "1",
+def impatient(start_gunicorn, provider_env, worker_class):
+    return start_gunicorn({**provider_env, "SWITCHBOARD_WORKER_CLASS": worker_class,
+                           "SWITCHBOARD_HEADER_TIMEOUT": "1",
                            "SWITCHBOARD_BODY_TIMEOUT": "1",
                            "SWITCHBOARD_MAX_REQUEST_BYTES": "2000"})
 
@@ -102,10 +103,11 @@ def test_a_chunked_body_over_the_limit_gets_413(impatient):
 
 
 def test_a_flood_of_idle_and_slow_connections_leaves_room_for_real_requests(start_gunicorn,
-                                                                           provider_env):
+                                                                           provider_env,
+                                                                           worker_class):
     """Default settings: two workers of 2,000 connections each. 4,400 idle sockets, slow
     header senders and slow body senders, then /health and a completion at once."""
-    proxy = start_gunicorn(provider_env)
+    proxy = start_gunicorn({**provider_env, "SWITCHBOARD_WORKER_CLASS": worker_class})
     assert urllib3.request("POST", f"{proxy.base_url}/v1/chat/completions",
                            json=ask(), timeout=60).status == 200  # warm every part
     flood: list[socket.socket] = []
