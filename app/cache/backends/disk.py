@@ -9,6 +9,11 @@ semantic log: record n under "log:<n>", its number taken from the "log:seq" coun
 same transaction, so a reader never sees a number without its record. diskcache reopens
 its SQLite connections after a fork, so a cache built in gunicorn's master works in every
 worker. Timeouts are short: a locked or broken database is a fault, never a long wait.
+
+Writes run on a native thread of their own (app/offload.py): waiting for SQLite's write lock,
+which another worker may hold, sleeps in C, and under gevent that froze every request of the
+worker (a hit refreshing its entry, the counters' write once a second) for as long. Reads
+never wait for the lock (WAL) and stay where they are.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from typing import NamedTuple
 import diskcache
 
 from app.cache.backends import LOG_LIMIT, LogPage, Record
+from app.offload import NativeThread
 
 TIMEOUT = 1.0           # seconds SQLite may wait for a lock
 REFRESH = 1.0           # seconds within which reads of an entry count as one use
@@ -45,6 +51,7 @@ class DiskBackend:
         self._meta = None
         self._lock = threading.Lock()
         self._refreshed: dict[str, float] = {}
+        self._writes = NativeThread()
 
     def _open(self):
         """Open lazily: a folder that cannot be created is a fault on use, not a crash at start."""
@@ -78,11 +85,15 @@ class DiskBackend:
                 self._refreshed.clear()
             self._refreshed[key] = now
         try:
-            with entries.transact():            # not if deleted or flushed since the read
-                if key in entries:
-                    entries.set(key, value, expire=expires - now, tag=now)
+            self._writes.call(self._rewrite, entries, key, value, expires, now)
         except diskcache.Timeout:
             pass
+
+    @staticmethod
+    def _rewrite(entries, key: str, value: bytes, expires: float, now: float) -> None:
+        with entries.transact():                # not if deleted or flushed since the read
+            if key in entries:
+                entries.set(key, value, expire=expires - now, tag=now)
 
     def put(self, key: str, value: bytes, ttl: float) -> None:
         """Each write evicts the least recently used entry when over the bound (diskcache's
@@ -90,6 +101,9 @@ class DiskBackend:
         large). When that is not room enough (the new entry is larger), `cull` evicts in
         tens, oldest first, down to the bound: only with more than ten entries, so the new
         one stays."""
+        self._writes.call(self._put, key, value, ttl)
+
+    def _put(self, key: str, value: bytes, ttl: float) -> None:
         entries, _ = self._open()
         entries.set(key, value, expire=ttl, tag=time.time())
         if entries.volume() > self.max_bytes and len(entries) > CULL_BATCH:
@@ -108,6 +122,9 @@ class DiskBackend:
             meta.incr("generation")
 
     def add_counts(self, counts: dict[str, int]) -> None:
+        self._writes.call(self._add_counts, counts)
+
+    def _add_counts(self, counts: dict[str, int]) -> None:
         _, meta = self._open()
         with meta.transact():
             for name, count in counts.items():
@@ -121,6 +138,9 @@ class DiskBackend:
         return found
 
     def append(self, record: Record) -> None:
+        self._writes.call(self._append, record)
+
+    def _append(self, record: Record) -> None:
         _, meta = self._open()
         with meta.transact():
             number = meta.incr("log:seq")
