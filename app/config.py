@@ -100,6 +100,7 @@ class _ConfigFile(Schema):
     # The proxy's own stores (app/keys/availability.py, app/storage/redis_client.py).
     key_store_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     key_cache_seconds = fields.Float(validate=validate.Range(min=0))
+    key_refresh_seconds = fields.Float(validate=validate.Range(min=0))
     redis_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
 
 
@@ -148,6 +149,7 @@ class Settings:
     data_dir: str = "data"     # embedded storage: SQLite database, disk cache
     key_store_timeout: float = 2.0     # longest wait on the key store, seconds
     key_cache_seconds: float = 60.0    # verified keys keep working this long in a store outage
+    key_refresh_seconds: float = 1.0   # a key is read from the store again after this long
     redis_timeout: float = 0.05        # longest wait on one Redis call, seconds
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -203,8 +205,8 @@ def _env_number(env: Mapping[str, str], name: str, cast, default):
 
 _PASSED_THROUGH = ("num_retries", "fallbacks", "default_fallbacks", "context_window_fallbacks",
                    "routing_strategy", "allowed_fails", "fail_window", "cooldown_time",
-                   "key_store_timeout", "key_cache_seconds", "redis_timeout",
-                   "messages_ping_interval")
+                   "key_store_timeout", "key_cache_seconds", "key_refresh_seconds",
+                   "redis_timeout", "messages_ping_interval")
 
 
 def load_settings(env: Mapping[str, str] | None = None, config_path: str | None = None) -> Settings:

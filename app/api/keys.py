@@ -1,8 +1,8 @@
 """/key/*: create, inspect, change and revoke virtual keys (master key only).
 
 A key is returned once, by /key/generate; afterwards it is named by its id. Revocation
-deletes the key's row, and every request reads its key's row, so it takes effect at once
-in every worker and instance that shares the database.
+deletes the key's row; every worker of this instance reads its keys anew at once, other
+instances within key_refresh_seconds (app/keys/availability.py).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from app.api.key_schemas import KeyDelete, KeyLookup, KeySettings, KeyUpdate
 from app.api.schemas import invalid_request, require_object
 from app.errors import InvalidRequestError, ProxyError
 from app.jsonfast import dumps
+from app.keys.service import KeyService
 from app.keys.store import KeyRecord, KeyStore
 
 bp = Blueprint("keys", __name__)
@@ -28,8 +29,12 @@ KEY_HEADER = "x-switchboard-key"  # /key/info: the key to look up, when not in t
 _DIGITS = re.compile(r"^[0-9]{1,16}$")
 
 
+def _keys() -> KeyService:
+    return current_app.extensions["switchboard.keys"]
+
+
 def _store() -> KeyStore:
-    return current_app.extensions["switchboard.keys"].store
+    return _keys().store
 
 
 def _json(value: Any) -> Response:
@@ -93,6 +98,7 @@ def update():
     changes = _loaded(_UPDATE)
     record = _named(changes.pop("key_id", None), changes.pop("key", None))
     updated = _store().update(record.id, changes)
+    _keys().changed()
     if updated is None:
         raise _not_found()
     return _json(updated.info(time.time()))
@@ -111,6 +117,7 @@ def delete():
         raise InvalidRequestError("Name the keys: key_id, key_ids, key or keys.",
                                   param="key_ids", code="missing_required_parameter")
     deleted = store.delete(ids)
+    _keys().changed()
     if not deleted:
         raise _not_found()
     return _json({"deleted": deleted})

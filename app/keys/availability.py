@@ -7,8 +7,9 @@ it back in use, well within a second of the store's return.
 
 `KeyCache` holds each key verified in the last `key_cache_seconds` (shared by the workers of
 an instance), with what this process has spent on it since, so a key's budget is still
-enforced during an outage: last known spend plus this worker's spend since. Every request re-reads its key while the store is
-up, so a revocation reaches an instance whose store is down within that same bound.
+enforced during an outage: last known spend plus this worker's spend since. While the store
+is up a key is read anew at least every `key_refresh_seconds`, so a revocation reaches an
+instance whose store is down within `key_cache_seconds`.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 from app.errors import ProxyError
@@ -26,6 +28,7 @@ log = logging.getLogger("switchboard.keys")
 PROBE_SECONDS = 0.2
 SHARE_FRACTION = 0.25         # a key's shared entry is refreshed after this part of the bound
 SHARE_TIMEOUT_SECONDS = 0.05  # longest wait on the shared store's lock
+CHANGES = "changes"           # grows by a byte at each key change made on this instance
 
 
 def store_unavailable() -> ProxyError:
@@ -74,30 +77,88 @@ class KeyCache:
     """Verified keys, in this process's memory and in a small store under the data directory
     that every worker of the instance shares (a key verified by one worker keeps working in
     all of them). The shared copy is refreshed at most every SHARE_FRACTION of the bound, so
-    the request path writes to disk rarely; it is read only while the store is unreachable."""
+    the request path writes to disk rarely; it is read only while the store is unreachable.
 
-    def __init__(self, seconds: float, folder: str | os.PathLike):
+    The same memory serves the request path: a key read from the store in the last
+    `fresh_seconds` is not read again. A change made through this instance's admin API
+    (update, delete) ends that freshness in every worker at once: it appends a byte to the
+    CHANGES file, whose size each request checks (one stat). A change made through another
+    instance is seen within `fresh_seconds`, and a limited key's own admission reads its row
+    anyway (app/keys/sql_counters.py), so a deleted or changed limited key is seen at once."""
+
+    def __init__(self, seconds: float, folder: str | os.PathLike, fresh_seconds: float = 0.0):
         self.seconds = seconds
+        self.fresh_seconds = fresh_seconds
         self.folder = folder
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[KeyRecord, float]] = {}   # token hash -> (key, verified)
+        self._fresh: dict[str, tuple[KeyRecord, float]] = {}     # token hash -> (key, read at)
         self._shared_at: dict[str, float] = {}                   # token hash -> last shared
         self._spent: dict[str, float] = {}                       # key id -> spent since verified
         self._shared = None
+        self._changes = Path(folder) / CHANGES
+        self._changes_seen: tuple[int, int] | None = None        # (inode, size) last seen
+        self._changed_at = 0.0                                   # when a change was last seen
 
     @staticmethod
     def _slot(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
 
-    def verified(self, token: str, key: KeyRecord | None) -> None:
-        """What the store just said of `token`: its key, or None (unknown, revoked)."""
+    def fresh(self, token: str) -> KeyRecord | None:
+        """The key `token` named when this process read it from the store, if that was in the
+        last `fresh_seconds` and after the last change to any key made on this instance."""
+        entry = self._fresh.get(self._slot(token))
+        if entry is None:
+            return None
+        key, read_at = entry
+        if time.time() - read_at > self.fresh_seconds or read_at <= self._last_change():
+            return None
+        return key
+
+    def _last_change(self) -> float:
+        try:
+            stat = os.stat(self._changes)
+            seen = (stat.st_ino, stat.st_size)
+        except OSError:
+            seen = None
+        if seen != self._changes_seen:
+            self._changes_seen, self._changed_at = seen, time.time()
+        return self._changed_at
+
+    def changed(self) -> None:
+        """A key was changed or deleted here: every worker of the instance reads keys anew."""
+        self._changed_at = time.time()
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            fd = os.open(self._changes, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                         0o600)
+            try:
+                os.write(fd, b".")
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("cannot tell the other workers of a key change (%s); they see it "
+                        "within key_refresh_seconds", exc)
+
+    def forget(self, key_id: str) -> None:
+        """The key changed since it was read: read it anew on its next request."""
+        with self._lock:
+            for slot in [slot for slot, (key, _) in self._fresh.items() if key.id == key_id]:
+                del self._fresh[slot]
+
+    def verified(self, token: str, key: KeyRecord | None, read_at: float) -> None:
+        """What the store said of `token` (read when the request began, `read_at`): its key,
+        or None (unknown, revoked)."""
         slot, now = self._slot(token), time.time()
         with self._lock:
             if key is None:
                 known = self._entries.pop(slot, None) is not None
+                self._fresh.pop(slot, None)
                 self._shared_at.pop(slot, None)
             else:
                 self._entries[slot] = (key, now)
+                if self.fresh_seconds:
+                    self._fresh[slot] = (key, read_at)
                 self._spent[key.id] = 0.0
                 share = now - self._shared_at.get(slot, 0.0) >= self.seconds * SHARE_FRACTION
                 if share:

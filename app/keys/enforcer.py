@@ -134,7 +134,7 @@ class Enforcer:
 
     def _release(self, admission: Admission) -> None:
         if admission.sql_lease:
-            self.sql.release(admission.sql_lease)
+            self.sql.release(admission.key.id, admission.sql_lease)
 
     def extend(self, admission: Admission) -> None:
         """The request is still running (a long stream): its slot and reservation last

@@ -50,7 +50,8 @@ class KeyService:
         self._lock = threading.Lock()
         self._store: KeyStore | None = None
         self._enforcer: Enforcer | None = None
-        self.cache = KeyCache(settings.key_cache_seconds, Path(settings.data_dir) / KEY_CACHE_DIR)
+        self.cache = KeyCache(settings.key_cache_seconds, Path(settings.data_dir) / KEY_CACHE_DIR,
+                              settings.key_refresh_seconds)
         self.guard = StoreGuard(self.ping, self._settle_held)
         self._held: dict[str, float] = {}    # key id -> spend not yet settled in the store
 
@@ -89,13 +90,17 @@ class KeyService:
     def authenticate(self, token: str) -> KeyRecord | None:
         """The live key `token` names, or None; from the store, or (while the store cannot be
         reached) from keys verified recently; 503 key_store_unavailable otherwise."""
+        key = self.cache.fresh(token)
+        if key is not None:
+            return key
         if self.guard.up:
+            read_at = time.time()
             try:
                 key = self.store.authenticate(token)
             except Exception as exc:
                 self.guard.failed(exc)
             else:
-                self.cache.verified(token, key)
+                self.cache.verified(token, key, read_at)
                 return key
         key = self.cache.get(token)
         if key is None:
@@ -107,12 +112,22 @@ class KeyService:
         cannot be reached: its models, and its budget as this process knows it."""
         if self.guard.up:
             try:
-                return self.enforcer.admit(key, body, context)
-            except ProxyError:
+                admission = self.enforcer.admit(key, body, context)
+            except ProxyError as error:
+                if error.code == "invalid_api_key":  # deleted since it was read
+                    self.cache.forget(key.id)
                 raise
             except Exception as exc:
                 self.guard.failed(exc)
+            else:
+                if admission is not None and admission.stale:
+                    self.cache.forget(key.id)
+                return admission
         return self._admit_offline(key, body)
+
+    def changed(self) -> None:
+        """Keys were changed or deleted through this instance: all its workers read anew."""
+        self.cache.changed()
 
     def held(self, admission: Admission | None, chunks: Iterator) -> Iterator:
         """Pass a stream through, extending its admission's lease while chunks flow (no gap
@@ -154,6 +169,8 @@ class KeyService:
                 raise ConnectionError("the key store is unreachable")
             self.enforcer.settle(event)
         except Exception as exc:
+            if self.guard.up:
+                self.guard.failed(exc)
             if event.cost:
                 with self._lock:
                     self._held[event.key_id] = self._held.get(event.key_id, 0.0) + event.cost

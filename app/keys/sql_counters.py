@@ -1,31 +1,83 @@
-"""Budgets (always) and, without Redis, rate limits, in the SQL database every worker and
-instance shares.
+"""Budgets (and, without Redis, rpm / tpm / max_parallel_requests) counted in the SQL store.
 
-An admission is one transaction that locks the key (the key's row on PostgreSQL; SQLite
-has a single writer), reads what the key has used, refuses or counts, and commits; so
-two requests can never both take the last slot. Each admitted request holds a lease row
-with its reserved cost until its event settles it.
+Each key's row carries its counters: spend, the cost `reserved` by its requests in flight,
+their number `in_flight`, and the current one-minute window's requests and tokens. Admitting
+a request is one conditional UPDATE of that row: it counts the request only where every
+limit still holds, so two requests can never both take the last slot, and the row is
+locked only for that one statement (never across round trips). On PostgreSQL the same
+statement also inserts the request's lease row and the whole admission is one round trip;
+settling is one more. SQLite runs the two statements in one short write transaction.
+
+A lease row per request (its reserved cost and when it lapses) is what lets a crashed
+worker's reservation lapse: leases past their time are subtracted from the counters when
+they could refuse a request (when an admission fails), never on the request path otherwise.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
+
 from app.errors import ProxyError
-from app.keys.limits import (REQUESTS, TOKENS, Admission, Usage, budget_exceeded, budget_fits,
+from app.keys.limits import (PARALLEL, Admission, Usage, budget_exceeded, budget_fits,
                              rate_limit_hit, rate_limited, window_of)
-from app.keys.store import duration_seconds
-from app.storage.database import Database, Transaction
+from app.keys.store import KeyRecord
+from app.storage.database import Database
 
-# Add to a key's count in a window, or start the window over; never below 0, and never
-# onto a newer window than the one meant.
-_ADD = ("INSERT INTO api_key_windows (key_id, kind, window_start, used) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (key_id, kind) DO UPDATE SET used = CASE "
-        "WHEN api_key_windows.window_start = excluded.window_start THEN "
-        "CASE WHEN api_key_windows.used + ? < 0 THEN 0 ELSE api_key_windows.used + ? END "
-        "ELSE excluded.used END, window_start = excluded.window_start "
-        "WHERE api_key_windows.window_start <= excluded.window_start")
+ATTEMPTS = 3  # a refusal that the row's state no longer explains is tried again this often
+
+# The spend as of now: a budget period that is over starts again at 0.
+_SPEND = "CASE WHEN budget_reset_at <= :now THEN 0 ELSE spend END"
+_REQUESTS = "CASE WHEN window_start = :window THEN window_requests ELSE 0 END"
+_TOKENS = "CASE WHEN window_start = :window THEN window_tokens ELSE 0 END"
+_RETURNED = "spend, reserved, in_flight, window_requests, window_tokens, budget_reset_at, updated_at"
 
 
-def _add(tx: Transaction, key_id: str, kind: str, window: int, amount: int) -> None:
-    tx.execute(_ADD, (key_id, kind, window, max(amount, 0), amount, amount))
+def _admit_statement(rates: bool) -> str:
+    counting = (f", window_requests = {_REQUESTS} + 1, window_tokens = {_TOKENS} + :tokens, "
+                "window_start = :window") if rates else ""
+    limits = (f" AND (rpm_limit IS NULL OR {_REQUESTS} + 1 <= rpm_limit)"
+              f" AND (tpm_limit IS NULL OR {_TOKENS} + :tokens <= tpm_limit)"
+              " AND (max_parallel_requests IS NULL OR in_flight + 1 <= max_parallel_requests)"
+              ) if rates else ""
+    return (f"UPDATE api_keys SET spend = {_SPEND}, budget_reset_at = CASE WHEN "
+            "budget_reset_at <= :now THEN :next_reset ELSE budget_reset_at END, "
+            f"reserved = reserved + :cost, in_flight = in_flight + 1{counting} "
+            f"WHERE id = :id AND (max_budget IS NULL OR ({_SPEND} + reserved < max_budget "
+            f"AND {_SPEND} + reserved + :cost <= max_budget)){limits} RETURNING {_RETURNED}")
+
+
+_LEASE = ("INSERT INTO api_key_leases (id, key_id, cost, expires_at) "
+          "SELECT :lease, :id, :cost, :expires")
+
+
+def _release_statement(freed: str, count: str, tokens: bool) -> str:
+    """Subtract `count` freed leases holding `freed` from the row, add :cost to the spend, and
+    (with `tokens`) correct the token count of :window by :delta: never below 0, and a newer
+    window starts over. With no request left in flight nothing stays reserved (no drift)."""
+    correction = (
+        ", window_tokens = CASE WHEN window_start = :window THEN (CASE WHEN window_tokens + "
+        ":delta < 0 THEN 0 ELSE window_tokens + :delta END) WHEN window_start < :window THEN "
+        "(CASE WHEN :delta < 0 THEN 0 ELSE :delta END) ELSE window_tokens END, "
+        "window_requests = CASE WHEN window_start < :window THEN 0 ELSE window_requests END, "
+        "window_start = CASE WHEN window_start < :window THEN :window ELSE window_start END"
+    ) if tokens else ""
+    return (f"UPDATE api_keys SET spend = spend + :cost, reserved = CASE WHEN in_flight - "
+            f"{count} <= 0 THEN 0 ELSE reserved - {freed} END, in_flight = CASE WHEN "
+            f"in_flight - {count} <= 0 THEN 0 ELSE in_flight - {count} END{correction} "
+            "WHERE id = :id")
+
+
+_STATE = ("SELECT max_budget, rpm_limit, tpm_limit, max_parallel_requests, "
+          f"{_SPEND}, reserved, in_flight, {_REQUESTS}, {_TOKENS}, "
+          "CASE WHEN budget_reset_at <= :now THEN :next_reset ELSE budget_reset_at END "
+          "FROM api_keys WHERE id = :id")
+_NAME = re.compile(r":([a-z_]+)")
+
+
+def _bound(statement: str, values: dict) -> tuple[str, list]:
+    """A statement written with :names, as the `?` statement and values Database takes."""
+    order = _NAME.findall(statement)
+    return _NAME.sub("?", statement), [values[name] for name in order]
 
 
 def revoked_error() -> ProxyError:
@@ -37,77 +89,106 @@ class SqlCounters:
     def __init__(self, database: Database, lease_seconds: float):
         self.db = database
         self.lease_seconds = lease_seconds
+        self.postgres = database.dialect == "postgresql"
 
     def admit(self, admission: Admission, rates: bool, now: float) -> Usage:
-        """Count the request, or raise the 429 for the limit it breaks."""
+        """Count the request, or raise the 429 for the limit it breaks (401 for a key that
+        is gone). `admission.stale` says whether the key changed since `admission.key` was
+        read."""
         key = admission.key
-        lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+        values = {"id": key.id, "now": now, "cost": admission.cost, "tokens": admission.tokens,
+                  "window": admission.window, "lease": admission.sql_lease,
+                  "expires": now + self.lease_seconds,
+                  "next_reset": now + key.budget_seconds if key.budget_seconds else None}
+        for _ in range(ATTEMPTS):
+            row = self._count(rates, values)
+            if row is not None:
+                spend, reserved, in_flight, requests, tokens, reset_at, updated_at = row
+                admission.stale = updated_at != key.updated_at
+                usage = Usage(in_flight=int(in_flight), spend=spend, reserved=reserved,
+                              budget_reset_at=reset_at)
+                if rates:
+                    usage.requests, usage.tokens = int(requests), int(tokens)
+                return usage
+            if self._sweep(key.id, now):
+                continue  # leases of a crashed worker had lapsed: try again without them
+            current, usage = self._state(key, values)
+            hit = rate_limit_hit(current, usage, admission.tokens) if rates else None
+            if hit:
+                raise rate_limited(current, hit, usage, admission.tokens, now)
+            if not budget_fits(current, usage, admission.cost):
+                raise budget_exceeded(current, usage, admission.cost, now)
+        raise rate_limited(key, PARALLEL, Usage(), admission.tokens, now)  # contended: retry
+
+    def _count(self, rates: bool, values: dict) -> tuple | None:
+        """The row's counters after admitting the request, or None when a limit refuses it."""
+        update = _admit_statement(rates)
+        if self.postgres:
+            statement = f"WITH k AS ({update}), l AS ({_LEASE} FROM k) SELECT * FROM k"
+            rows = self.db.run(*_bound(statement, values))
+            return rows[0] if rows else None
         with self.db.transaction() as tx:
-            rows = tx.fetch("SELECT spend, budget_reset_at, budget_duration FROM api_keys "
-                            f"WHERE id = ?{lock}", (key.id,))
-            if not rows:
-                raise revoked_error()
-            spend, reset_at, duration = rows[0]
-            if reset_at is not None and duration and reset_at <= now:
-                spend, reset_at = 0.0, now + duration_seconds(duration)
-                tx.execute("UPDATE api_keys SET spend = 0, budget_reset_at = ? WHERE id = ?",
-                           (reset_at, key.id))
-            tx.execute("DELETE FROM api_key_leases WHERE key_id = ? AND expires_at <= ?",
-                       (key.id, now))
-            in_flight, reserved = tx.fetch("SELECT COUNT(*), COALESCE(SUM(cost), 0) "
-                                           "FROM api_key_leases WHERE key_id = ?", (key.id,))[0]
-            usage = Usage(in_flight=in_flight, spend=spend, reserved=reserved,
-                          budget_reset_at=reset_at)
-            if rates:
-                self._read_window(tx.fetch, key.id, admission.window, usage)
-                hit = rate_limit_hit(key, usage, admission.tokens)
-                if hit:
-                    raise rate_limited(key, hit, usage, admission.tokens, now)
-            if not budget_fits(key, usage, admission.cost):
-                raise budget_exceeded(key, usage, admission.cost, now)
-            tx.execute("INSERT INTO api_key_leases (id, key_id, cost, expires_at) "
-                       "VALUES (?, ?, ?, ?)",
-                       (admission.sql_lease, key.id, admission.cost, now + self.lease_seconds))
-            if rates:
-                _add(tx, key.id, REQUESTS, admission.window, 1)
-                _add(tx, key.id, TOKENS, admission.window, admission.tokens)
-        usage.in_flight += 1
-        usage.reserved += admission.cost
-        if rates:
-            usage.requests += 1
-            usage.tokens += admission.tokens
-        return usage
+            rows = tx.fetch(*_bound(update, values))
+            if rows:
+                tx.execute(*_bound(_LEASE, values))
+        return rows[0] if rows else None
+
+    def _state(self, key: KeyRecord, values: dict) -> tuple[KeyRecord, Usage]:
+        """The key's limits and counts as they stand (to say which limit refused it)."""
+        rows = self.db.query(*_bound(_STATE, values))
+        if not rows:
+            raise revoked_error()
+        budget, rpm, tpm, parallel, spend, reserved, in_flight, requests, tokens, reset = rows[0]
+        current = dataclasses.replace(key, max_budget=budget, rpm_limit=rpm, tpm_limit=tpm,
+                                      max_parallel_requests=parallel)
+        return current, Usage(requests=int(requests), tokens=int(tokens),
+                              in_flight=int(in_flight), spend=spend, reserved=reserved,
+                              budget_reset_at=reset)
+
+    def _sweep(self, key_id: str, now: float) -> int:
+        """Free the key's leases that have lapsed; how many there were."""
+        return self._release("key_id = :id AND expires_at <= :now",
+                             {"id": key_id, "now": now, "cost": 0.0}, tokens=False)
+
+    def _release(self, leases: str, values: dict, tokens: bool) -> int:
+        """Delete the leases `leases` selects and take them off the key's row, adding :cost to
+        its spend (and correcting its tokens); the number of leases freed."""
+        delete = f"DELETE FROM api_key_leases WHERE {leases} RETURNING cost"
+        if self.postgres:
+            update = _release_statement("(SELECT COALESCE(SUM(cost), 0) FROM l)",
+                                        "(SELECT COUNT(*) FROM l)", tokens)
+            statement = (f"WITH l AS ({delete}) {update} AND (:cost <> 0 OR :changes OR "
+                         "EXISTS (SELECT 1 FROM l)) RETURNING (SELECT COUNT(*) FROM l)")
+            rows = self.db.run(*_bound(statement, {**values, "changes": tokens}))
+            return int(rows[0][0]) if rows else 0
+        with self.db.transaction() as tx:
+            freed = tx.fetch(*_bound(delete, values))
+            if freed or values["cost"] or tokens:
+                tx.execute(*_bound(_release_statement(":freed", ":count", tokens),
+                                   {**values, "freed": sum(c for c, in freed),
+                                    "count": len(freed)}))
+        return len(freed)
 
     def settle(self, key_id: str, lease: str | None, cost: float, window: int | None,
                token_delta: int) -> None:
         """Release the lease, add the real cost to the key's spend, and correct the token count
         of `window` by what the request really used (None: its tokens are not counted here)."""
-        if not lease and not cost and not (window is not None and token_delta):
+        tokens = window is not None and token_delta != 0
+        if not lease and not cost and not tokens:
             return
-        with self.db.transaction() as tx:
-            if lease:
-                tx.execute("DELETE FROM api_key_leases WHERE id = ?", (lease,))
-            if cost:
-                tx.execute("UPDATE api_keys SET spend = spend + ? WHERE id = ?", (cost, key_id))
-            if window is not None and token_delta:
-                _add(tx, key_id, TOKENS, window, token_delta)
+        values = {"id": key_id, "lease": lease, "cost": cost, "window": window,
+                  "delta": token_delta}
+        self._release("id = :lease", values, tokens)
 
     def extend(self, lease: str, until: float) -> None:
         self.db.execute("UPDATE api_key_leases SET expires_at = ? WHERE id = ?", (until, lease))
 
-    def release(self, lease: str) -> None:
+    def release(self, key_id: str, lease: str) -> None:
         """Drop a lease whose request was refused by another limit after this one admitted it."""
-        self.db.execute("DELETE FROM api_key_leases WHERE id = ?", (lease,))
+        self.settle(key_id, lease, 0.0, None, 0)
 
     def peek(self, key_id: str, now: float) -> Usage:
         """The key's counts in the current window, without counting anything."""
-        usage = Usage()
-        self._read_window(self.db.query, key_id, window_of(now), usage)
-        return usage
-
-    @staticmethod
-    def _read_window(fetch, key_id: str, window: int, usage: Usage) -> None:
-        for kind, start, used in fetch("SELECT kind, window_start, used FROM api_key_windows "
-                                          "WHERE key_id = ?", (key_id,)):
-            if start == window:
-                setattr(usage, kind, int(used))
+        rows = self.db.query(*_bound(f"SELECT {_REQUESTS}, {_TOKENS} FROM api_keys "
+                                     "WHERE id = :id", {"window": window_of(now), "id": key_id}))
+        return Usage(requests=int(rows[0][0]), tokens=int(rows[0][1])) if rows else Usage()

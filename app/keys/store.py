@@ -1,8 +1,7 @@
 """The key table: each key's hash, allowed models, limits, budget and spend.
 
-Every statement takes its values as bound parameters. Nothing here caches a key: each
-request reads its key's row (one primary-key read), so a revoked or changed key takes
-effect at once in every worker and instance that shares the database.
+Every statement takes its values as bound parameters. Nothing here caches a key: the key
+service keeps what it read for key_refresh_seconds (app/keys/availability.py).
 """
 from __future__ import annotations
 
@@ -33,10 +32,24 @@ MIGRATIONS = [[
     " id TEXT PRIMARY KEY, key_id TEXT NOT NULL, cost DOUBLE PRECISION NOT NULL,"
     " expires_at DOUBLE PRECISION NOT NULL)",
     "CREATE INDEX api_key_leases_by_key ON api_key_leases (key_id)",
-    # Fixed one-minute windows of requests (rpm) and tokens (tpm), when Redis is not in use.
+    # Fixed one-minute windows of requests (rpm) and tokens (tpm), when Redis is not in use
+    # (on the key's row since the next step).
     "CREATE TABLE api_key_windows ("
     " key_id TEXT NOT NULL, kind TEXT NOT NULL, window_start BIGINT NOT NULL,"
     " used BIGINT NOT NULL, PRIMARY KEY (key_id, kind))",
+], [
+    # Each key's counters on its own row, so that admitting a request is one conditional
+    # UPDATE (app/keys/sql_counters.py): the cost reserved by its requests in flight, their
+    # number, and the current minute's requests and tokens (which start over here).
+    "ALTER TABLE api_keys ADD COLUMN reserved DOUBLE PRECISION NOT NULL DEFAULT 0",
+    "ALTER TABLE api_keys ADD COLUMN in_flight BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE api_keys ADD COLUMN window_start BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE api_keys ADD COLUMN window_requests BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE api_keys ADD COLUMN window_tokens BIGINT NOT NULL DEFAULT 0",
+    "UPDATE api_keys SET reserved = (SELECT COALESCE(SUM(cost), 0) FROM api_key_leases"
+    " WHERE api_key_leases.key_id = api_keys.id), in_flight = (SELECT COUNT(*) FROM"
+    " api_key_leases WHERE api_key_leases.key_id = api_keys.id)",
+    "DROP TABLE api_key_windows",
 ]]
 
 _COLUMNS = ("id", "alias", "models", "max_budget", "budget_duration", "budget_reset_at", "spend",
@@ -196,5 +209,4 @@ class KeyStore:
                 if tx.execute("DELETE FROM api_keys WHERE id = ?", (key_id,)):
                     deleted.append(key_id)
                 tx.execute("DELETE FROM api_key_leases WHERE key_id = ?", (key_id,))
-                tx.execute("DELETE FROM api_key_windows WHERE key_id = ?", (key_id,))
         return deleted

@@ -136,8 +136,18 @@ class Database:
         with self._sqlite_errors():
             return self._sqlite().execute(statement, params).fetchall()
 
+    def run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """One statement that may write (`... RETURNING`), in its own transaction; its rows.
+        On PostgreSQL a single round trip."""
+        if self.dialect == "postgresql":
+            return self._pool.run(self._sql(statement), params)[1]
+        with self.transaction() as tx:
+            return tx.fetch(statement, params)
+
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
         """One write statement in its own transaction; the number of rows it touched."""
+        if self.dialect == "postgresql":
+            return self._pool.run(self._sql(statement), params)[0]
         with self.transaction() as tx:
             return tx.execute(statement, params)
 
@@ -176,6 +186,14 @@ class Transaction:
     def __init__(self, database: Database, cursor):
         self._database = database
         self._cursor = cursor
+
+    def run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """One statement that may write (`... RETURNING`), in its own transaction; its rows.
+        On PostgreSQL a single round trip."""
+        if self.dialect == "postgresql":
+            return self._pool.run(self._sql(statement), params)[1]
+        with self.transaction() as tx:
+            return tx.fetch(statement, params)
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
         self._cursor.execute(self._database._sql(statement), params)

@@ -7,6 +7,10 @@ pool's timeout (or the request's own, when sooner: app/storage/deadline.py): for
 connection, for connecting, for each statement and lock on the server (`statement_timeout`,
 `lock_timeout`), and on the client for every answer (`BoundedConnection`), since a frozen
 server (SIGSTOP, a stalled VM) fires none of its own timeouts while its kernel keeps ACKing.
+
+Connections are in autocommit mode: a single statement is one round trip (psycopg would
+otherwise send BEGIN and COMMIT around it), and `connection.transaction()` still opens a
+real transaction where several statements must commit together.
 """
 from __future__ import annotations
 
@@ -60,7 +64,7 @@ class PostgresPool:
         self._idle: list[psycopg.Connection] = []
         milliseconds = max(1, int(timeout * 1000))
         self._options = {
-            "autocommit": False,
+            "autocommit": True,
             "connect_timeout": max(LIBPQ_MIN_CONNECT_TIMEOUT, math.ceil(timeout)),
             "options": f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}",
         }
@@ -88,8 +92,14 @@ class PostgresPool:
                 if retry and reused and (connection.closed or connection.broken):
                     raise _DeadReusedConnection() from exc
                 raise
-            connection.commit()
             return rows
+
+    def run(self, statement: str, params: Sequence[Any]) -> tuple[int, list[tuple]]:
+        """(rows touched, rows returned) of one statement that may write: its own transaction,
+        one round trip. Never retried: a statement the server may have run is not sent twice."""
+        with self._checkout() as (connection, _reused):
+            cursor = connection.execute(statement, params)
+            return cursor.rowcount, cursor.fetchall() if cursor.description else []
 
     @contextmanager
     def _checkout(self) -> Iterator[tuple[psycopg.Connection, bool]]:
