@@ -19,6 +19,7 @@ from app.storage.postgres_pool import PostgresPool
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 POOL_SIZE = 16
+SQLITE_IDLE = 32      # SQLite connections a process keeps open for its next statements
 LOCK_POLL_SECONDS = (0.0002, 0.005)  # first and longest pause between tries for the write lock
 
 
@@ -36,15 +37,17 @@ class Database:
         self.url = url
         self.timeout = timeout
         self.dialect = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
-        self._local = threading.local()
+        self._idle: list[sqlite3.Connection] = []   # SQLite connections not in use
+        self._idle_pid = os.getpid()
+        self._inherited: list[sqlite3.Connection] = []
         self._migrate_lock = threading.Lock()
         self._pool_lock = threading.Lock()
         self._pools: dict[int, PostgresPool] = {}
         if self.dialect == "sqlite":
             self.path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            with self._sqlite_errors():
-                self._sqlite().execute("PRAGMA journal_mode=WAL")
+            with self._sqlite() as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
 
     @property
     def _pool(self) -> "PostgresPool":
@@ -57,31 +60,45 @@ class Database:
                     self._pools = {os.getpid(): pool}
         return pool
 
-    def _sqlite(self) -> sqlite3.Connection:
-        """One connection per thread and process; WAL lets every worker read while one writes."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None or self._local.pid != os.getpid():
+    @contextmanager
+    def _sqlite(self) -> Iterator[sqlite3.Connection]:
+        """A connection of this process's own, for one statement or transaction; WAL lets
+        every worker read while one writes. Connections are kept for the next use, never per
+        thread: under gevent a "thread" is a request's greenlet, and a connection per request
+        made every keyed request open one (and parse the schema) anew. An SQLite error other
+        than a constraint drops the connection: one that opened while the folder was
+        read-only, say, stays read-only for good."""
+        with self._pool_lock:
+            if self._idle_pid != os.getpid():
+                # A forked child neither uses nor closes its parent's connections (closing
+                # one could touch the parent's locks): they stay referenced, unused.
+                self._inherited, self._idle, self._idle_pid = self._idle, [], os.getpid()
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
             connection = sqlite3.connect(self.path, timeout=self.timeout,
                                          isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA foreign_keys=ON")
-            self._local.connection, self._local.pid = connection, os.getpid()
-        return connection
-
-    @contextmanager
-    def _sqlite_errors(self) -> Iterator[None]:
-        """An SQLite error other than a constraint drops this thread's connection: one that
-        opened while the folder was read-only, say, stays read-only for good."""
         try:
-            yield
+            yield connection
         except sqlite3.OperationalError:
-            self._drop_sqlite()
+            with suppress(sqlite3.Error):
+                connection.close()
             raise
+        except BaseException:
+            self._give_back(connection)
+            raise
+        self._give_back(connection)
 
-    def _drop_sqlite(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
+    def _give_back(self, connection: sqlite3.Connection) -> None:
+        with self._pool_lock:
+            if connection.in_transaction or len(self._idle) >= SQLITE_IDLE \
+                    or self._idle_pid != os.getpid():
+                keep = False
+            else:
+                self._idle.append(connection)
+                keep = True
+        if not keep:
             with suppress(sqlite3.Error):
                 connection.close()
 
@@ -96,8 +113,7 @@ class Database:
                 with connection.transaction():
                     yield Transaction(self, connection.cursor())
             return
-        with self._sqlite_errors():
-            connection = self._sqlite()
+        with self._sqlite() as connection:
             self._begin_immediate(connection)
             try:
                 yield Transaction(self, connection.cursor())
@@ -133,8 +149,8 @@ class Database:
         """Rows of one read-only statement."""
         if self.dialect == "postgresql":
             return self._pool.read(self._sql(statement), params)
-        with self._sqlite_errors():
-            return self._sqlite().execute(statement, params).fetchall()
+        with self._sqlite() as connection:
+            return connection.execute(statement, params).fetchall()
 
     def run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
         """One statement that may write (`... RETURNING`), in its own transaction; its rows.
@@ -179,7 +195,11 @@ class Database:
                 pool.close()
             self._pools = {}
         else:
-            self._drop_sqlite()
+            with self._pool_lock:
+                idle, self._idle = self._idle, []
+            for connection in idle:
+                with suppress(sqlite3.Error):
+                    connection.close()
 
 
 class Transaction:
