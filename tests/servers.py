@@ -94,10 +94,15 @@ def run_postgres(workdir: Path, port: int) -> subprocess.Popen:
     """PostgreSQL on the cluster in `workdir` (made by start_postgres), once it accepts
     sessions; also how a test restarts a server it stopped, on the same port."""
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    binary = os.path.realpath(_postgres_bin("postgres"))
+    # The server's own statement counts, where its contrib module is installed (Debian's
+    # postgresql package has it): what tests/test_keys_round_trips.py reads.
+    statistics = Path(binary).parent.parent / "lib" / "pg_stat_statements.so"
+    preload = ["-c", "shared_preload_libraries=pg_stat_statements"] if statistics.exists() else []
     process = subprocess.Popen(
-        run_as + [_postgres_bin("postgres"), "-D", str(workdir / "pgdata"), "-p", str(port),
+        run_as + [binary, "-D", str(workdir / "pgdata"), "-p", str(port),
                   "-k", str(workdir / "pgsock"), "-c", "listen_addresses=127.0.0.1",
-                  "-c", "fsync=off", "-c", "max_connections=200"],
+                  "-c", "fsync=off", "-c", "max_connections=200", *preload],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_port(port, process, "postgres")
     _wait_accepting(f"postgresql://switchboard@127.0.0.1:{port}", process)

@@ -1,0 +1,126 @@
+"""What a virtual key costs per request, and the guarantees kept while it costs little: a key
+read once per key_refresh_seconds, admission and settling one statement each on PostgreSQL
+(counted by the server itself, pg_stat_statements), leases of a crashed worker that lapse,
+and changes seen within the documented bounds."""
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from tests.keys_fixtures import ADMIN, ask, bearer, fresh_window, generate
+from tests.keys_fixtures import keyed  # noqa: F401  (the fixture)
+
+REQUESTS = 20
+# The ledger writes nothing during a measurement (its batch waits a minute), and a key is
+# read once: every other statement the server counts is the key's admission or settling.
+QUIET_LEDGER = "key_refresh_seconds: 60\nledger: {flush_interval: 60}\n"
+
+
+def statements_run(url: str) -> int:
+    """Statements the server has run in the test's database (round trips: the proxy's
+    connections are in autocommit, so each statement is one), this count's own excepted."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        try:
+            connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        except psycopg.Error:
+            pytest.skip("this PostgreSQL has no pg_stat_statements module")
+        return connection.execute(
+            "SELECT COALESCE(SUM(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid "
+            "FROM pg_database WHERE datname = current_database()) AND query NOT LIKE "
+            "'%pg_stat_statements%' AND query NOT LIKE '%pg_database%'").fetchone()[0]
+
+
+@pytest.mark.parametrize("rates", ["postgres", "redis"])
+def test_a_limited_key_costs_two_round_trips_per_request(keyed, postgres_url, write_config,
+                                                         rates, request):
+    env = {"DATABASE_URL": postgres_url}
+    if rates == "redis":
+        env["REDIS_URL"] = request.getfixturevalue("redis_url")
+    client = keyed(env, write_config(QUIET_LEDGER))
+    made = generate(client, rpm_limit=10_000, tpm_limit=10_000_000, max_budget=100.0)
+    headers = bearer(made["key"])
+    fresh_window(10)
+    before = statements_run(postgres_url)
+    for _ in range(REQUESTS):
+        assert client.post("/v1/chat/completions", json=ask(), headers=headers).status_code == 200
+    # One read of the key, then one statement to admit each request and one to settle it.
+    assert statements_run(postgres_url) - before <= 2 * REQUESTS + 1
+    info = client.get("/key/info", query_string={"key_id": made["key_id"]}, headers=ADMIN).json
+    assert info["spend"] > 0
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def counted(request, keyed):
+    """A proxy whose counters (budget, rpm, tpm, requests in flight) live in SQL; and a way to
+    run a statement on its database, as a worker of another instance would."""
+    env = {}
+    if request.param == "postgres":
+        env["DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    client = keyed(env)
+    return client, client.application.extensions["switchboard.keys"].store.db
+
+
+def test_the_lease_of_a_crashed_worker_lapses_and_frees_its_slot_once(counted):
+    client, database = counted
+    made = generate(client, max_parallel_requests=1, max_budget=1.0)
+    headers = bearer(made["key"])
+    stream = client.post("/chat/completions", json=ask(stream=True, max_tokens=50),
+                         headers=headers, buffered=False)
+    assert stream.status_code == 200
+    busy = client.post("/chat/completions", json=ask(), headers=headers)
+    assert busy.status_code == 429 and "max_parallel_requests" in busy.json["error"]["message"]
+    # As if the stream's worker had died long ago: its lease is past its time.
+    database.execute("UPDATE api_key_leases SET expires_at = 0")
+    assert client.post("/chat/completions", json=ask(), headers=headers).status_code == 200
+    assert b"".join(stream.response).endswith(b"data: [DONE]\n\n")
+    stream.close()
+    # The lapsed lease was taken off once: one request in flight is still the limit.
+    again = client.post("/chat/completions", json=ask(stream=True), headers=headers,
+                        buffered=False)
+    assert again.status_code == 200
+    assert client.post("/chat/completions", json=ask(), headers=headers).status_code == 429
+    b"".join(again.response)
+    again.close()
+    assert client.post("/chat/completions", json=ask(), headers=headers).status_code == 200
+    assert database.query("SELECT in_flight, reserved FROM api_keys") == [(0, 0.0)]
+
+
+def test_a_change_made_elsewhere_is_seen_within_the_refresh_bound(keyed, write_config):
+    client = keyed(config=write_config("key_refresh_seconds: 0.5\n"))
+    made = generate(client)
+    headers = bearer(made["key"])
+    assert client.post("/chat/completions", json=ask(), headers=headers).status_code == 200
+    database = client.application.extensions["switchboard.keys"].store.db
+    # Another instance sharing the database restricts the key: this one reads it again
+    # within key_refresh_seconds.
+    database.execute("UPDATE api_keys SET models = '[\"gpt-4o\"]'")
+    deadline = time.monotonic() + 0.5 + 0.3
+    while client.post("/chat/completions", json=ask(), headers=headers).status_code == 200:
+        assert time.monotonic() < deadline, "the change was not seen within the bound"
+        time.sleep(0.05)
+    # ... and deletes it: refused within the bound too.
+    database.execute("DELETE FROM api_keys")
+    deadline = time.monotonic() + 0.5 + 0.3
+    while client.post("/chat/completions", json=ask(model="gpt-4o"),
+                      headers=headers).status_code != 401:
+        assert time.monotonic() < deadline, "the deletion was not seen within the bound"
+        time.sleep(0.05)
+
+
+def test_a_limited_key_changed_elsewhere_is_held_to_its_new_limits_at_once(counted):
+    """A limited key's admission reads its row: new limits (and a deletion) apply to the next
+    request, whatever key_refresh_seconds is."""
+    client, database = counted
+    made = generate(client, rpm_limit=100, max_budget=1.0)
+    headers = bearer(made["key"])
+    fresh_window(5)
+    assert client.post("/chat/completions", json=ask(), headers=headers).status_code == 200
+    database.execute("UPDATE api_keys SET rpm_limit = 1, updated_at = updated_at + 1")
+    refused = client.post("/chat/completions", json=ask(), headers=headers)
+    assert refused.status_code == 429 and refused.json["error"]["type"] == "requests"
+    assert "Limit 1," in refused.json["error"]["message"]
+    database.execute("DELETE FROM api_keys")
+    gone = client.post("/chat/completions", json=ask(), headers=headers)
+    assert gone.status_code == 401 and gone.json["error"]["code"] == "invalid_api_key"
