@@ -16,6 +16,7 @@ import hmac
 import logging
 import re
 import time
+from contextlib import ExitStack
 
 from flask import Flask, Response, current_app, g, request
 from marshmallow import RAISE, Schema, fields
@@ -109,8 +110,7 @@ def admit(body: dict, context: RequestContext) -> None:
     """Hold a virtual key's request to its models, budget and rate limits (403 / 429)."""
     key = g.get("virtual_key")
     if key is not None:
-        with spans.step("switchboard.key.limits", **{"switchboard.key_id": key.id}), \
-                waits_until(g.get("own_deadline")):
+        with spans.step("switchboard.key.limits", **{"switchboard.key_id": key.id}):
             g.admission = current_app.extensions[EXTENSION].admit(key, body, context)
 
 
@@ -174,9 +174,12 @@ def install(app: Flask, service: CompletionService) -> None:
             return
         if master is None and not token.startswith("sk-sb-"):
             return  # open proxy: any other token is just the SDK's placeholder, never a key
-        g.own_deadline = own_deadline(path)
+        # Every wait of this request on the key store (its look-up, admission and settling)
+        # ends by the request's own deadline, until the request is torn down.
+        g.store_waits = ExitStack()
+        g.store_waits.enter_context(waits_until(own_deadline(path)))
         try:
-            with spans.step("switchboard.key.check"), waits_until(g.own_deadline):
+            with spans.step("switchboard.key.check"):
                 key = keys.authenticate(token)
         except ProxyError as error:   # the key store cannot be reached: 503
             reject(error, path)
@@ -190,6 +193,12 @@ def install(app: Flask, service: CompletionService) -> None:
                               "the completion endpoints and /v1/models.", status=403,
                               type="invalid_request_error", code="master_key_required"), path, key)
         g.virtual_key = key
+
+    @app.teardown_request
+    def _end_store_waits(_error) -> None:
+        waits = g.pop("store_waits", None)
+        if waits is not None:
+            waits.close()
 
     @app.after_request
     def _describe_limits(response: Response) -> Response:
