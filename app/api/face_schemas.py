@@ -5,9 +5,9 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from app.api.schemas import (ProxyOptionsSchema, Stop, StrictBoolean, StrictInteger,
-                             StrictNumber, StrictObject, StrictString, invalid_request, nullable,
-                             require_object, without_nulls)
+from app.api.schemas import (ProxyOptionsSchema, SamplingSchema, StrictBoolean, StrictInteger,
+                             StrictString, invalid_request, nullable, require_object,
+                             without_nulls)
 
 
 class TextsOrTokens(fields.Field):
@@ -50,32 +50,14 @@ class EmbeddingRequestSchema(ProxyOptionsSchema):
     input_type = StrictString(allow_none=True)
 
 
-class TextCompletionRequestSchema(ProxyOptionsSchema):
+class TextCompletionRequestSchema(SamplingSchema):
     """OpenAI's legacy completions request; its spec marks every optional field nullable."""
 
     prompt = TextsOrTokens(required=True)
     suffix = StrictString(allow_none=True)
-    max_tokens = StrictInteger(allow_none=True, validate=validate.Range(
-        min=1, error="must be at least 1"))
-    temperature = StrictNumber(allow_none=True, validate=validate.Range(
-        0, 2, error="must be between 0 and 2"))
-    top_p = StrictNumber(allow_none=True, validate=validate.Range(
-        0, 1, error="must be between 0 and 1"))
-    n = StrictInteger(allow_none=True, validate=validate.Range(
-        min=1, max=128, error="must be between 1 and 128"))
-    stop = Stop(allow_none=True)
-    stream = StrictBoolean(allow_none=True)
-    stream_options = StrictObject(allow_none=True)
     echo = StrictBoolean(allow_none=True)
     logprobs = StrictInteger(allow_none=True, validate=validate.Range(
         0, 5, error="must be between 0 and 5"))
-    seed = StrictInteger(allow_none=True)
-    user = StrictString(allow_none=True)
-    presence_penalty = StrictNumber(allow_none=True, validate=validate.Range(
-        -2, 2, error="must be between -2 and 2"))
-    frequency_penalty = StrictNumber(allow_none=True, validate=validate.Range(
-        -2, 2, error="must be between -2 and 2"))
-    logit_bias = StrictObject(allow_none=True)
     best_of = StrictInteger(allow_none=True, validate=validate.Range(
         min=1, max=20, error="must be between 1 and 20"))
 

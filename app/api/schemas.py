@@ -145,10 +145,10 @@ class ProxyOptionsSchema(Schema):
     metadata = StrictObject(allow_none=True)
 
 
-class ChatRequestSchema(ProxyOptionsSchema):
-    messages = fields.List(fields.Nested(MessageSchema), required=True,
-                           validate=validate.Length(min=1, error="must hold at least one message"))
-    # allow_none: null where OpenAI's spec allows it, meaning "not given".
+class SamplingSchema(ProxyOptionsSchema):
+    """The sampling and delivery fields the chat and the legacy completions requests share;
+    allow_none: null where OpenAI's spec allows it, meaning "not given"."""
+
     temperature = StrictNumber(allow_none=True, validate=validate.Range(
         0, 2, error="must be between 0 and 2"))
     top_p = StrictNumber(allow_none=True, validate=validate.Range(
@@ -159,22 +159,27 @@ class ChatRequestSchema(ProxyOptionsSchema):
     stop = Stop(allow_none=True)
     max_tokens = StrictInteger(allow_none=True, validate=validate.Range(
         min=1, error="must be at least 1"))
-    max_completion_tokens = StrictInteger(allow_none=True, validate=validate.Range(
-        min=1, error="must be at least 1"))
     presence_penalty = StrictNumber(allow_none=True, validate=validate.Range(
         -2, 2, error="must be between -2 and 2"))
     frequency_penalty = StrictNumber(allow_none=True, validate=validate.Range(
         -2, 2, error="must be between -2 and 2"))
     logit_bias = StrictObject(allow_none=True)
     user = StrictString(allow_none=True)
+    seed = StrictInteger(allow_none=True)
+    stream_options = StrictObject(allow_none=True)
+
+
+class ChatRequestSchema(SamplingSchema):
+    messages = fields.List(fields.Nested(MessageSchema), required=True,
+                           validate=validate.Length(min=1, error="must hold at least one message"))
+    max_completion_tokens = StrictInteger(allow_none=True, validate=validate.Range(
+        min=1, error="must be at least 1"))
     functions = _object_list()
     function_call = OneOfShapes(("none", "auto"))
     tools = _object_list()
     tool_choice = OneOfShapes(("none", "auto", "required"))
     parallel_tool_calls = StrictBoolean(allow_none=True)
     response_format = StrictObject(allow_none=True)
-    seed = StrictInteger(allow_none=True)
-    stream_options = StrictObject(allow_none=True)
     logprobs = StrictBoolean(allow_none=True)
     top_logprobs = StrictInteger(allow_none=True, validate=validate.Range(
         0, 20, error="must be between 0 and 20"))
