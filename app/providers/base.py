@@ -190,6 +190,15 @@ def params_outside(body: Mapping[str, Any], supported: frozenset[str]) -> list[s
     )
 
 
+def token_count(payload: Any, field: str, missing: int | None = None) -> int:
+    """The count a token-count answer gives in `field` (`missing` where it may be left
+    out); ValueError when it is not a non-negative integer."""
+    count = payload.get(field, missing) if isinstance(payload, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ValueError(f"the token count has no {field}")
+    return count
+
+
 def message_text(content: Any) -> str:
     """The text of an OpenAI message content: a string, None, or a list of parts."""
     if content is None:

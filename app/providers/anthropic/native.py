@@ -11,7 +11,8 @@ from typing import Any
 
 from app.providers.anthropic.response import completion
 from app.providers.anthropic.stream import AnthropicStreamTranslator
-from app.providers.base import NativeRequest, Provider, Target, UpstreamRequest
+from app.providers.base import (NativeRequest, Provider, Target, UpstreamRequest,
+                                token_count)
 
 API_VERSION = "2023-06-01"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -46,8 +47,7 @@ def native_request(native: NativeRequest, target: Target) -> UpstreamRequest:
 def native_completion(api: str, payload: Any, target: Target) -> dict:
     """A Message as a chat.completion; a token count as it is."""
     if api == "messages.count_tokens":
-        if not isinstance(payload, dict) or not isinstance(payload.get("input_tokens"), int):
-            raise ValueError("the token count has no input_tokens")
+        token_count(payload, "input_tokens")
         return payload
     return completion(payload, target, [])
 

@@ -16,7 +16,7 @@ from app.jsonfast import loads
 from app.providers import context_length, legacy_functions
 from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
                                 UpstreamResponse, chat_completion, retry_after_seconds,
-                                upstream_error)
+                                token_count, upstream_error)
 from app.providers.gemini import embed
 from app.providers.gemini.request import wire_body
 from app.providers.gemini.response import StreamState, choices, usage
@@ -96,11 +96,7 @@ class GeminiProvider(Provider):
 
     def parse_count_response(self, response: UpstreamResponse, body: dict[str, Any],
                              target: Target) -> int:
-        total = response.payload.get("totalTokens", 0) if isinstance(response.payload, dict) \
-            else None
-        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-            raise ValueError("the token count has no totalTokens")
-        return total
+        return token_count(response.payload, "totalTokens", missing=0)  # proto3 drops a 0
 
     def parse_response(self, response: UpstreamResponse, body: dict[str, Any],
                        target: Target) -> dict | FollowUp:
