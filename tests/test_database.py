@@ -109,3 +109,22 @@ def test_sqlite_lock_wait_lets_the_gevent_worker_run(tmp_path):
     assert out.returncode == 0, out.stderr
     waited = out.stdout.split("waited ", 1)[1].strip()
     assert 0.25 <= float(waited) < 2, waited
+
+
+def test_a_migration_waits_out_a_lock_held_past_the_bound(postgres_url):
+    """A migration runs once, at start, off any request: neither the server's timeouts nor
+    the client side's bound cut it short while another session holds the migrations lock."""
+    import threading
+
+    import psycopg
+    Database(postgres_url).migrate("things", STEPS[:1])
+    holder = psycopg.connect(postgres_url)
+    holder.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
+    release = threading.Timer(1.0, holder.rollback)
+    release.start()
+    try:
+        Database(postgres_url, timeout=0.3).migrate("things", STEPS)
+    finally:
+        release.join()
+        holder.close()
+    assert Database(postgres_url).query("SELECT note FROM things") == []

@@ -6,6 +6,7 @@ declares them as numbered migrations, applied once by whichever process starts f
 """
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import threading
@@ -178,6 +179,7 @@ class Database:
                     # a migration may take its time; it runs once, at start, off any request
                     tx.execute("SET LOCAL statement_timeout = 0")
                     tx.execute("SET LOCAL lock_timeout = 0")
+                    tx.wait_as_long_as_it_takes()
                     tx.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
                 done = {row[0] for row in tx.fetch(
                     "SELECT version FROM schema_migrations WHERE owner = ?", (owner,))}
@@ -225,6 +227,11 @@ class Transaction:
     def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
         self._cursor.execute(self._database._sql(statement), params)
         return self._cursor.fetchall()
+
+    def wait_as_long_as_it_takes(self) -> None:
+        """PostgreSQL: lift the client side's bound on this transaction's waits (a migration,
+        run once at start, off any request; the server's own are lifted with SET LOCAL)."""
+        self._cursor.connection.deadline = math.inf
 
 
 def database_url(env: dict, data_dir: str) -> str:
