@@ -102,13 +102,24 @@ def post_worker_init(worker):
         ledger.start()
 
 
+# A full collection walks every live object, and a gevent worker's requests in flight are
+# all live: with hundreds of slow requests in flight, each took 30-100 ms, during which the
+# worker answered nothing, and the default thresholds (700, 10, 10) ran one every few
+# seconds (every request promotes its objects while it waits). The young collections
+# still run as often; the full one only after 1,000 of them (minutes), and nearly nothing
+# waits for it: the per-request objects are freed by reference counting (no cycles).
+GC_THRESHOLDS = (700, 10, 1000)
+
+
 def pre_fork(server, worker):
     """What the master loaded (the app, the model registry, tiktoken's tables) lives as long
     as the workers do: frozen, the garbage collector never walks it again, so a worker's
     full collections stay short (they made a slice of requests wait tens of ms) and the pages
-    stay shared with the master instead of being copied when the collector touches them."""
+    stay shared with the master instead of being copied when the collector touches them.
+    Full collections are rare (GC_THRESHOLDS)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def on_reload(server):

@@ -22,6 +22,7 @@ import math
 import os
 import socket
 import time
+import weakref
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Callable, Protocol
@@ -92,7 +93,10 @@ class ClientBody:
 
     def __init__(self, req, worker: Worker, sock: socket.socket):
         length, chunked = _body_framing(req)
-        self.req = req
+        # Not the request itself: with `req.body` this would be a reference cycle, freed only
+        # by a full collection of the garbage collector, whose pauses hold every request of
+        # a worker (hundreds at once with slow upstreams).
+        self.request = weakref.ref(req)
         self.body = req.body
         self.left = length
         self.closes_anyway = req.must_close
@@ -103,7 +107,9 @@ class ClientBody:
 
     def _set_complete(self, complete: bool) -> None:
         self.complete = complete
-        self.req.must_close = self.closes_anyway or not complete
+        request = self.request()
+        if request is not None:
+            request.must_close = self.closes_anyway or not complete
 
     def read(self, size: int | None = None) -> bytes:
         return self._timed(self.body.read, size)
