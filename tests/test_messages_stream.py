@@ -67,6 +67,19 @@ def test_pings_while_the_upstream_is_silent(make_app, write_config, openai_emu):
     assert events[-2][1]["usage"]["output_tokens"] == 2
 
 
+def test_comments_while_waiting_are_silence_too(make_app, write_config, openai_emu):
+    """Some upstreams send SSE comments while the model works (": PROCESSING"): bytes,
+    but nothing for the client, so the pings still come."""
+    http = make_app(config=write_config("messages_ping_interval: 0.3\n")).test_client()
+    comments = [b": PROCESSING\n\n"] * 12
+    answer = list(slow_openai_stream(["Hi"], first=0, between=0).reply.events)
+    openai_emu.fail_next(Fault(reply=Reply(200, events=[*comments, *answer], event_delay=0.1,
+                                           content_type="text/event-stream")))
+    sequence = kinds(sse_events(http.post("/v1/messages", json=ASK).get_data(as_text=True)))
+    assert pings_before(sequence, "content_block_start") >= 2
+    assert sequence[-1] == "message_stop"
+
+
 def test_a_prompt_answer_gets_one_ping(make_app, write_config, openai_emu):
     """Anthropic's one ping after message_start, and no more when nothing is slow."""
     http = make_app(config=write_config("messages_ping_interval: 5\n")).test_client()
@@ -77,8 +90,10 @@ def test_a_prompt_answer_gets_one_ping(make_app, write_config, openai_emu):
 
 def test_pings_under_gunicorn_with_the_sdk(messages_env, start_gunicorn, worker_class,
                                            write_config, openai_emu):
+    # One worker, so the warm-up request below has loaded its tokenizer before the timed one.
     proxy = start_gunicorn({**messages_env, "SWITCHBOARD_WORKER_CLASS": worker_class,
-                            "SWITCHBOARD_CONFIG": write_config(PING_EVERY)})
+                            "SWITCHBOARD_CONFIG": write_config(PING_EVERY),
+                            "WEB_CONCURRENCY": "1"})
     openai_emu.fail_next(slow_openai_stream(["Hello", " there"], first=0.9, between=0.7))
     client = anthropic.Anthropic(base_url=proxy.base_url, api_key="x", max_retries=0)
     with client.messages.stream(**{k: v for k, v in ASK.items() if k != "stream"}) as stream:
@@ -96,8 +111,9 @@ def test_pings_under_gunicorn_with_the_sdk(messages_env, start_gunicorn, worker_
                 arrivals.setdefault(event.split(b"\n")[0][7:], []).append(
                     time.monotonic() - started)
     first_block = arrivals[b"content_block_start"][0]
-    assert arrivals[b"message_start"][0] < first_block - 0.5  # not held for the first token
-    assert len([t for t in arrivals[b"ping"] if t < first_block]) >= 3
+    # not held for the first token, and pinged while waiting for it
+    assert arrivals[b"message_start"][0] < first_block - 0.5, arrivals
+    assert len([t for t in arrivals[b"ping"] if t < first_block]) >= 3, arrivals
     assert arrivals[b"message_stop"]
 
 

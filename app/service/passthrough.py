@@ -71,10 +71,11 @@ class NativeView(OperationView):
 
 
 class Passthrough(Operation):
-    """`face`: the client's format (for cache hits). `drop`: the request's drop_params (else the config's): an unsupported parameter the
-    translation left out is then only dropped, not refused. `keepalive`: seconds of silence
-    after which a translated stream yields streaming.IDLE, for a face whose format has a
-    keep-alive event (a passed-through stream carries the provider's own)."""
+    """`face`: the client's format, for cache hits. `drop`: the request's drop_params (else
+    the config's): an unsupported parameter the translation left out is then only dropped,
+    not refused. `keepalive`: seconds of silence after which a translated stream yields
+    streaming.IDLE, for a face whose format has a keep-alive event (a passed-through stream
+    carries the provider's own)."""
 
     def __init__(self, native: NativeRequest, face: NativeFormat, drop: bool = False,
                  keepalive: float | None = None):

@@ -25,31 +25,37 @@ def read_events(response, stream_format: str, provider: Provider, stall_timeout:
                 ends_by: float | None = None, idle_every: float | None = None):
     """(event, data) pairs from an open upstream stream, as soon as each arrives; no gap
     longer than `stall_timeout`, and nothing after `ends_by` (time.monotonic()) when given.
-    With `idle_every`, IDLE after each `idle_every` seconds of silence within a gap: the
-    wait for the next piece is cut into ticks, so no thread or timer is needed."""
+    With `idle_every`, IDLE whenever that many seconds passed without an event (bytes that
+    are no event, such as SSE comments some upstreams send while they wait, do not count):
+    the wait for the next piece is cut at that point, so no thread or timer is needed."""
     decoder = decoder_for(stream_format)
-    heard = time.monotonic()
+    heard = quiet = time.monotonic()  # the last bytes, the last event (or IDLE)
     try:
         while True:
             now = time.monotonic()
+            if idle_every is not None and now - quiet >= idle_every:
+                quiet = now
+                yield IDLE
             wait = stall_timeout - (now - heard)
             if ends_by is not None:
                 if ends_by <= now:
                     raise _ran_out(provider)
                 wait = min(wait, ends_by - now)
-            ticking = idle_every is not None and idle_every < wait
-            response.stall_timeout = idle_every if ticking else wait
+            tick = None if idle_every is None else quiet + idle_every - now
+            ticking = tick is not None and tick < wait
+            response.stall_timeout = tick if ticking else wait
             try:
                 piece = response.read1()
             except TransportError as exc:
                 if ticking and exc.timed_out:
-                    yield IDLE
-                    continue
+                    continue  # time for IDLE
                 raise
             if not piece:
                 break
             heard = time.monotonic()
-            yield from decoder.feed(piece)
+            for event in decoder.feed(piece):
+                quiet = heard
+                yield event
     except TransportError as exc:
         if exc.timed_out and ends_by is not None and time.monotonic() >= ends_by:
             raise _ran_out(provider) from None
