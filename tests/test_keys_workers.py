@@ -1,5 +1,5 @@
-"""Limits under real gunicorn (two workers, SQLite shared between them): concurrent requests
-from many threads are counted exactly, budgets hold, and revocation is immediate."""
+"""Limits under real gunicorn (two workers sharing SQLite, or PostgreSQL and Redis): concurrent
+requests from many threads are counted exactly, budgets hold, and revocation is immediate."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -12,15 +12,23 @@ from tests.conftest import GunicornProxy
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.server import Fault
 from tests.keys_fixtures import ADMIN, MASTER, ask, bearer, fresh_window
+from tests.servers import fresh_postgres_database
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def proxy(emulators, tmp_path_factory):
-    """One proxy for the module (each test makes its own keys), served by the OpenAI emulator."""
+@pytest.fixture(scope="module", params=["sqlite-gevent", "postgres-redis-gthread"])
+def proxy(request, emulators, tmp_path_factory):
+    """One proxy for the module (each test makes its own keys), served by the OpenAI emulator:
+    counters in SQLite under gevent workers, and the way production runs at scale, budgets
+    in PostgreSQL and rates in Redis, under gthread workers."""
     folder = tmp_path_factory.mktemp("keys-workers")
-    started = GunicornProxy({**emulators(OpenAIEmulator).proxy_env(),
+    env = {}
+    if request.param == "postgres-redis-gthread":
+        env = {"DATABASE_URL": fresh_postgres_database(request.getfixturevalue("postgres_server")),
+               "REDIS_URL": request.getfixturevalue("redis_server"),
+               "SWITCHBOARD_WORKER_CLASS": "gthread"}
+    started = GunicornProxy({**emulators(OpenAIEmulator).proxy_env(), **env,
                              "SWITCHBOARD_MASTER_KEY": MASTER,
                              "SWITCHBOARD_DATA_DIR": str(folder / "data")}, folder / "gunicorn.log")
     yield started
