@@ -11,6 +11,7 @@ import pytest
 import urllib3
 
 from app.usage.ledger import ledger_of
+from app.usage.tokens import count_messages
 from app.usage.spend import LogFilter, Spend, Window
 from tests.emulators.server import Fault, Reply, sse
 from tests.messages_fixtures import (anthropic_emu, gemini_emu, http, app, make_app,  # noqa: F401
@@ -119,14 +120,16 @@ def test_pings_under_gunicorn_with_the_sdk(messages_env, start_gunicorn, worker_
 
 # -- usage ----------------------------------------------------------------------------
 def test_message_start_counts_the_prompt_as_the_target_does(http):
-    """OpenAI models: tiktoken with the model's own encoding, as count_tokens answers."""
-    body = {"model": "gpt-4o-mini", "max_tokens": 64, "system": "Réponds en français, brièvement.",
-            "messages": [{"role": "user", "content": "Combien de pattes a une araignée ? 🕷"}]}
-    counted = http.post("/v1/messages/count_tokens", json=body).json["input_tokens"]
-    events = sse_events(http.post("/v1/messages", json={**body, "stream": True})
-                        .get_data(as_text=True))
-    assert events[0][1]["message"]["usage"]["input_tokens"] == counted
-    assert counted > 10
+    """OpenAI models: tiktoken with the model's own encoding (o200k_base for gpt-4o-mini),
+    counted locally, with no upstream call before the stream starts."""
+    system, question = "Réponds en français, brièvement.", "Combien de pattes a une araignée ? 🕷"
+    body = {"model": "gpt-4o-mini", "max_tokens": 64, "system": system, "stream": True,
+            "messages": [{"role": "user", "content": question}]}
+    events = sse_events(http.post("/v1/messages", json=body).get_data(as_text=True))
+    prompt = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    counted = events[0][1]["message"]["usage"]["input_tokens"]
+    assert counted == count_messages("gpt-4o-mini", prompt)
+    assert counted != count_messages("gpt-3.5-turbo", prompt)  # cl100k_base counts otherwise
 
 
 def test_the_final_usage_is_the_upstreams_and_the_ledger_records_it(app, http, openai_emu):
