@@ -49,6 +49,28 @@ def test_model_list_in_anthropic_shape(make_app, write_config):
     assert plain["object"] == "list" and plain["data"][0]["object"] == "model"
 
 
+def test_model_list_pages_and_one_model_with_the_anthropic_sdk(make_app, write_config):
+    sdk = sdk_for(make_app(config=write_config(ALIASES)))
+    everything = [m.id for m in sdk.models.list()]
+    first = sdk.models.list(limit=2)
+    assert [m.id for m in first.data] == everything[:2] and first.has_more is True
+    following = sdk.models.list(limit=2, after_id=first.last_id)
+    assert [m.id for m in following.data] == everything[2:4]
+    before = sdk.models.list(limit=1, before_id=following.first_id)
+    assert [m.id for m in before.data] == everything[1:2]
+    assert [m.id for m in sdk.models.list(limit=1000)] == everything
+    one = sdk.models.retrieve("claude-sonnet-4-5")
+    raw = sdk.models.with_raw_response.retrieve("claude-sonnet-4-5").http_response.json()
+    assert CONTRACT.errors("/components/schemas/ModelInfo", raw) == []
+    assert one.type == "model" and one.id == "claude-sonnet-4-5" and one.max_input_tokens
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        sdk.models.retrieve("no-such-model-7")
+    assert missing.value.body["error"]["type"] == "not_found_error"
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        sdk.models.list(limit=0)
+    assert bad.value.body["error"]["type"] == "invalid_request_error"
+
+
 def keyed_app(make_app, env=None):
     return make_app(env={"SWITCHBOARD_MASTER_KEY": MASTER, **(env or {})})
 
