@@ -262,6 +262,22 @@ def test_key_check_span_only_when_a_key_is_checked(traced, collector):
     assert [s["name"] for s in _children(spans, refused)] == ["switchboard.key.check"]
 
 
+def test_many_batches_all_delivered(traced, collector, worker_class):
+    """Batch after batch leaves through the same connection to the collector, none lost (under
+    gevent they are sent from a thread of their own, with its own event loop)."""
+    proxy = traced(OTEL_BSP_MAX_EXPORT_BATCH_SIZE="2", SWITCHBOARD_WORKER_CLASS=worker_class)
+    request_ids = [f"trace-batch-{n}" for n in range(30)]
+    for request_id in request_ids:
+        assert http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
+                            headers={**ADMIN, "x-request-id": request_id}).status == 200
+    spans = collector.wait_for(lambda found: all(_has_request(r)(found) for r in request_ids))
+    assert all(_server_span(spans, r) for r in request_ids)
+    metrics = http.request("GET", f"{proxy.base_url}/metrics", headers=ADMIN).data.decode()
+    assert "switchboard_trace_export_failures_total 0.0" in metrics or \
+        "switchboard_trace_export_failures_total" not in metrics
+    assert "destroyed loop" not in proxy.log()
+
+
 def test_spans_flushed_on_graceful_stop(traced, collector, worker_class):
     """Under gevent each batch is exported from a thread of gevent's pool, under gthread from
     the batch processor's own thread: either way the queue is sent on a graceful stop."""

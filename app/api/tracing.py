@@ -18,6 +18,8 @@ from app.tracing.attributes import event_attributes
 
 SPAN_KEY = "switchboard.span"  # WSGI environ: the request's server span
 REQUEST_ID_KEY = "switchboard.request_id"  # WSGI environ: the id the span is known by
+TRACE_IDS_KEY = "switchboard.trace_ids"  # WSGI environ: the span's ids in hex, for the logs
+ATTRIBUTES_KEY = "switchboard.span_attributes"  # WSGI environ: set on the span when it ends
 
 
 class OtelSection(Schema):
@@ -40,18 +42,21 @@ class _EnvironGetter:
 
 class ServerSpans:
     """WSGI middleware: one SERVER span per request, current while the app computes the
-    answer (so the service's spans are its children), ended when the body is closed."""
+    answer (so the service's spans are its children), ended when the body is closed. What is
+    learnt on the way (request id, status code) waits in the environ and reaches the span in
+    one call when it ends."""
 
     def __init__(self, app, on_end: Callable[[dict], None]):
-        from opentelemetry.context import Context
+        from opentelemetry import context, trace
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
         self.app, self.on_end = app, on_end
-        self.root = Context()  # the parent of a request that sent no `traceparent`
+        self.context, self.trace = context, trace
+        self.root = context.Context()  # the parent of a request that sent no `traceparent`
         self.propagator = TraceContextTextMapPropagator()
         self.getter = _EnvironGetter()
 
     def __call__(self, environ, start_response):
-        from opentelemetry import context, trace
+        trace = self.trace
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
         # Most clients send no `traceparent`: the span is then a root, with nothing to parse.
         parent = (self.propagator.extract(environ, getter=self.getter)
@@ -60,17 +65,22 @@ class ServerSpans:
                                            kind=trace.SpanKind.SERVER,
                                            attributes={"http.request.method": method, "url.path": path})
         environ[SPAN_KEY] = span
-        span_context = trace.set_span_in_context(span, parent)
-        ours = list(spans.w3c_headers(span_context).items())
+        ids = span.get_span_context()
+        environ[TRACE_IDS_KEY] = trace_ids = {"trace_id": f"{ids.trace_id:032x}",
+                                              "span_id": f"{ids.span_id:016x}"}
+        environ[ATTRIBUTES_KEY] = learnt = {}
+        ours = [("traceparent", f"00-{trace_ids['trace_id']}-{trace_ids['span_id']}-"
+                                f"{ids.trace_flags:02x}")]
+        if ids.trace_state:
+            ours.append(("tracestate", ids.trace_state.to_header()))
 
         def traced_start_response(status, headers, exc_info=None):
-            code = int(status.split(None, 1)[0])
-            span.set_attribute("http.response.status_code", code)
+            code = learnt["http.response.status_code"] = int(status.split(None, 1)[0])
             if code >= 500:
                 span.set_status(trace.Status(trace.StatusCode.ERROR))
             return start_response(status, [*headers, *ours], exc_info)
 
-        token = context.attach(span_context)
+        token = self.context.attach(trace.set_span_in_context(span, parent))
         try:
             body = self.app(environ, traced_start_response)
         except BaseException as exc:
@@ -79,13 +89,14 @@ class ServerSpans:
             self._end(environ, span)
             raise
         finally:
-            context.detach(token)
+            self.context.detach(token)
         return _EndsSpan(body, self, environ, span)
 
     def _end(self, environ: dict, span) -> None:
         try:
             self.on_end(environ)
         finally:
+            span.set_attributes(environ[ATTRIBUTES_KEY])
             span.end()
 
 
@@ -126,12 +137,12 @@ class _OpenSpans:
         span = self._spans.get(event.request_id)
         if span is None:
             return
-        from opentelemetry import trace
         span.set_attributes(event_attributes(event, self.capture_messages))
         if event.ttft_ms is not None and getattr(span, "start_time", None):
             span.add_event("gen_ai.first_token", {"switchboard.ttft_ms": event.ttft_ms},
                            timestamp=span.start_time + int(event.ttft_ms * 1_000_000))
         if event.error_type is not None:
+            from opentelemetry import trace
             span.set_status(trace.Status(trace.StatusCode.ERROR, event.error_message))
             span.add_event("exception", {"exception.type": event.error_type,
                                          "exception.message": event.error_message or ""})
@@ -148,16 +159,14 @@ def install(app: Flask, service) -> None:
 
     @app.before_request
     def _link_request_and_trace():
-        span = request.environ.get(SPAN_KEY)
+        environ = request.environ
+        span = environ.get(SPAN_KEY)
         if span is None:
             return
         if request.url_rule is not None:
             span.update_name(f"{request.method} {request.url_rule.rule}")
-        span.set_attribute("switchboard.request_id", g.request_id)
-        span_context = span.get_span_context()
-        g.trace_ids = {"trace_id": f"{span_context.trace_id:032x}",
-                       "span_id": f"{span_context.span_id:016x}"}
-        request.environ[REQUEST_ID_KEY] = g.request_id
+        environ[ATTRIBUTES_KEY]["switchboard.request_id"] = environ[REQUEST_ID_KEY] = g.request_id
+        g.trace_ids = environ[TRACE_IDS_KEY]
         open_spans.open(g.request_id, span)
 
     app.wsgi_app = ServerSpans(app.wsgi_app,

@@ -18,15 +18,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import types
 from typing import Mapping
 
 from app.tracing import export
 
 _lock = threading.Lock()
 _wanted: dict | None = None  # the service name, once tracing is on in this process tree
-_pid: int | None = None
 _provider = None
-_tracer = None
+_tracer = None  # this process's; a forked child starts its own (_forget_after_fork)
 
 
 def enabled_by(env: Mapping[str, str]) -> bool:
@@ -42,30 +42,34 @@ def configure(env: Mapping[str, str]) -> bool:
     global _wanted
     if enabled_by(env) and _wanted is None:
         _sdk()  # imported here, in the master: a worker's first request does not pay for it
+        _native_span_locks()
         _wanted = {"service.name": env.get("OTEL_SERVICE_NAME") or "switchboard"}
         logging.getLogger("opentelemetry").setLevel(logging.ERROR)  # failures go to /metrics
+        os.register_at_fork(after_in_child=_forget_after_fork)
     return _wanted is not None
 
 
 def tracer():
     """The proxy's tracer in this process, or None when tracing is off."""
-    if _wanted is None:
-        return None
-    if _pid != os.getpid():
+    if _tracer is None and _wanted is not None:
         _start()
     return _tracer
 
 
+def _forget_after_fork() -> None:
+    global _provider, _tracer
+    _provider = _tracer = None
+
+
 def _start() -> None:
-    global _pid, _provider, _tracer
+    global _provider, _tracer
     with _lock:
-        if _pid == os.getpid():
+        if _tracer is not None:
             return
         Resource, TracerProvider, BatchSpanProcessor = _sdk()
         _provider = TracerProvider(resource=Resource.create(_wanted))  # OTEL_TRACES_SAMPLER
         _provider.add_span_processor(BatchSpanProcessor(export.exporter()))
         _tracer = _provider.get_tracer("switchboard")
-        _pid = os.getpid()
 
 
 def _sdk():
@@ -76,7 +80,29 @@ def _sdk():
     return Resource, TracerProvider, BatchSpanProcessor
 
 
+def _native_span_locks() -> None:
+    """Under gevent, `threading.Lock` is gevent's, about fifteen times dearer to make than the
+    interpreter's, and the SDK makes four per span (the span, its attributes, events and
+    links) for an eighth of a span's cost. Those locks only guard dict and list updates and
+    are never held across a greenlet switch (the span processors run outside them), so the
+    SDK's span modules get the interpreter's own Lock; its batch processor keeps gevent's
+    Thread, Event and Lock, which it waits on."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return
+    if not monkey.is_module_patched("threading"):
+        return
+    import opentelemetry.attributes
+    import opentelemetry.sdk.trace
+    import opentelemetry.sdk.util
+    native = types.SimpleNamespace(**{**vars(threading),
+                                      "Lock": monkey.get_original("threading", "Lock")})
+    for module in (opentelemetry.sdk.trace, opentelemetry.sdk.util, opentelemetry.attributes):
+        module.threading = native
+
+
 def flush(timeout: float) -> None:
     """Send what the batch processor still holds (graceful stop)."""
-    if _provider is not None and _pid == os.getpid():
+    if _provider is not None:
         _provider.force_flush(int(timeout * 1000))

@@ -50,14 +50,17 @@ def exporter():
 
 
 def _off_the_loop(work: Callable[[Sequence], Any]) -> Callable[[Sequence], Any]:
-    """`work`, run in a real thread of gevent's pool when gevent has patched threading (the
-    batch processor's "thread" is then a greenlet on the workers' event loop: it waits
-    without holding the loop); `work` itself otherwise (gthread, where the batch processor
-    already has its own thread)."""
+    """`work`, run in a real OS thread of its own when gevent has patched threading (the batch
+    processor's "thread" is then a greenlet on the workers' event loop: it waits without
+    holding the loop); `work` itself otherwise (gthread, where the batch processor already
+    has its own thread). One thread, always the same: the exporter's pooled connection to the
+    collector belongs to the event loop of the thread that opened it."""
     try:
-        from gevent import get_hub, monkey
+        from gevent import monkey
+        from gevent.threadpool import ThreadPool
     except ImportError:
         return work
     if not monkey.is_module_patched("threading"):
         return work
-    return lambda spans: get_hub().threadpool.apply(work, (spans,))
+    thread = ThreadPool(1)
+    return lambda spans: thread.apply(work, (spans,))

@@ -8,7 +8,7 @@ attempt whose `traceparent` goes upstream."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
@@ -64,10 +64,9 @@ def start_attempt(target, params: Mapping[str, Any], api: str | None, number: in
     tracer = tracing.tracer()
     if tracer is None:
         return None
-    from opentelemetry.trace import SpanKind
     attributes = request_attributes(target.upstream_model, params, api)
     attributes.update({"switchboard.attempt": number, "switchboard.deployment": target.deployment_id,
-                       "switchboard.model": target.model, "switchboard.model_group": target.model_group})
+                       "switchboard.model": target.model})
     provider = provider_name(target.provider)
     if provider:
         attributes["gen_ai.provider.name"] = provider
@@ -75,7 +74,13 @@ def start_attempt(target, params: Mapping[str, Any], api: str | None, number: in
     if host:
         attributes["server.address"] = host
     name = f"{attributes['gen_ai.operation.name']} {target.upstream_model}"
-    return tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+    return tracer.start_span(name, kind=_client_kind(), attributes=attributes)
+
+
+@cache
+def _client_kind():
+    from opentelemetry.trace import SpanKind  # imported once tracing is on, not at start
+    return SpanKind.CLIENT
 
 
 @lru_cache(maxsize=256)
@@ -88,8 +93,8 @@ def end_attempt(span, error=None, response: Mapping[str, Any] | None = None) -> 
     """Close an attempt's span: the answer it got, or its failure as status and event."""
     if span is None:
         return
-    from opentelemetry.trace import Status, StatusCode
     if error is not None:
+        from opentelemetry.trace import Status, StatusCode
         span.set_attribute("error.type", getattr(error, "type", type(error).__name__))
         status = getattr(error, "upstream_status", None) or getattr(error, "status", None)
         if status:
@@ -122,22 +127,17 @@ def _answer_attributes(response: Mapping[str, Any]) -> dict:
 
 
 def upstream_headers() -> dict[str, str]:
-    """`traceparent` naming the current attempt's span, when the operator asked for it
-    (`otel.propagate_upstream`); nothing otherwise."""
+    """`traceparent` (and `tracestate`) naming the current attempt's span, when the operator
+    asked for it (`otel.propagate_upstream`); nothing otherwise."""
+    global _propagator
     if not _propagate_upstream or tracing.tracer() is None:
         return {}
-    return w3c_headers()
-
-
-_propagator = None
-
-
-def w3c_headers(context=None) -> dict[str, str]:
-    """`traceparent` (and `tracestate`) for `context`, or for the current span."""
-    global _propagator
     if _propagator is None:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
         _propagator = TraceContextTextMapPropagator()
     carrier: dict[str, str] = {}
-    _propagator.inject(carrier, context=context)
+    _propagator.inject(carrier)
     return carrier
+
+
+_propagator = None
