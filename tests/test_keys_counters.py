@@ -9,6 +9,7 @@ import time
 import psycopg
 import pytest
 
+from app.keys.redis_counters import CORRECTION_SECONDS
 from tests.keys_fixtures import ADMIN, ask, bearer, fresh_window, generate
 from tests.keys_fixtures import keyed  # noqa: F401  (the fixture)
 
@@ -124,3 +125,39 @@ def test_a_limited_key_changed_elsewhere_is_held_to_its_new_limits_at_once(count
     database.execute("DELETE FROM api_keys")
     gone = client.post("/chat/completions", json=ask(), headers=headers)
     assert gone.status_code == 401 and gone.json["error"]["code"] == "invalid_api_key"
+
+
+def redis_scripts_run(url: str) -> int:
+    """Scripts Redis has run (every key admission and settling is one), by its own count."""
+    import redis
+    client = redis.Redis.from_url(url)
+    stats = client.info("commandstats")
+    client.close()
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+
+
+def test_with_redis_a_request_holding_no_slot_costs_one_call(keyed, redis_url):
+    """Without max_parallel_requests nothing waits on a finished request in Redis: its token
+    correction goes with the key's next admission (or within CORRECTION_SECONDS), and every
+    instance counts it."""
+    first, second = keyed({"REDIS_URL": redis_url}), keyed({"REDIS_URL": redis_url})
+    made = generate(first, rpm_limit=10_000, tpm_limit=10_000)
+    headers = bearer(made["key"])
+    fresh_window(10)
+    before, started = redis_scripts_run(redis_url), time.monotonic()
+    used = 0
+    for _ in range(REQUESTS):
+        reply = first.post("/v1/chat/completions", json=ask("one two three"), headers=headers)
+        assert reply.status_code == 200
+        used += reply.json["usage"]["total_tokens"]
+    rounds = (time.monotonic() - started) / CORRECTION_SECONDS + 1
+    assert redis_scripts_run(redis_url) - before <= REQUESTS + rounds
+    expected = str(10_000 - used)
+    # The instance that served them counts them at once; another within CORRECTION_SECONDS.
+    assert first.get("/v1/models", headers=headers).headers[
+        "x-ratelimit-remaining-tokens"] == expected
+    deadline = time.monotonic() + CORRECTION_SECONDS + 0.5
+    while second.get("/v1/models", headers=headers).headers[
+            "x-ratelimit-remaining-tokens"] != expected:
+        assert time.monotonic() < deadline, "the real token count never reached Redis"
+        time.sleep(0.05)

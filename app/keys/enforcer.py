@@ -63,7 +63,9 @@ class Enforcer:
             admission.sql_lease, admission.sql_rates = uuid.uuid4().hex, sql_rates
             usage = self.sql.admit(admission, sql_rates, now)
         if shared_rates:
-            admission.redis_lease = uuid.uuid4().hex
+            admission.redis_rates = True
+            if key.max_parallel_requests is not None:
+                admission.redis_lease = uuid.uuid4().hex
             try:
                 usage = self.redis.admit(admission, now)
             except ProxyError:
@@ -72,7 +74,7 @@ class Enforcer:
             except Exception:  # Redis unreachable: serve without the rate limits, say so
                 log.warning("rate-limit store unreachable; key %s served without its limits",
                             key.id)
-                admission.redis_lease = None
+                admission.redis_lease, admission.redis_rates = None, False
         admission.headers = rate_headers(key, usage, now)
         self._remember(context, admission)
         return admission
@@ -112,10 +114,10 @@ class Enforcer:
             self.sql.settle(event.key_id, admission.sql_lease, cost,
                             window if admission.sql_rates else None, delta)
         finally:
-            if admission.redis_lease:
+            if admission.redis_rates:
                 self._settle_redis(event.key_id, admission.redis_lease, window, delta)
 
-    def _settle_redis(self, key_id: str, lease: str, window: int, delta: int) -> None:
+    def _settle_redis(self, key_id: str, lease: str | None, window: int, delta: int) -> None:
         """A slot Redis cannot free now lapses with its lease; the request stays settled."""
         try:
             self.redis.settle(key_id, lease, window, delta)

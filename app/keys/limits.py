@@ -46,7 +46,8 @@ class Admission:
     window: int
     sql_lease: str | None = None       # lease row: budget reservation, in-flight count
     sql_rates: bool = False            # rpm / tpm counted in SQL (no Redis)
-    redis_lease: str | None = None
+    redis_rates: bool = False          # rpm / tpm / max_parallel_requests counted in Redis
+    redis_lease: str | None = None     # the parallel slot it holds there
     stale: bool = False                # the key changed since `key` was read
     headers: dict[str, str] = field(default_factory=dict)
     request: tuple[str, float] | None = None  # (request id, start) it waits on the event of

@@ -15,6 +15,7 @@ they could refuse a request (when an admission fails), never on the request path
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 from app.errors import ProxyError
@@ -29,9 +30,11 @@ ATTEMPTS = 3  # a refusal that the row's state no longer explains is tried again
 _SPEND = "CASE WHEN budget_reset_at <= :now THEN 0 ELSE spend END"
 _REQUESTS = "CASE WHEN window_start = :window THEN window_requests ELSE 0 END"
 _TOKENS = "CASE WHEN window_start = :window THEN window_tokens ELSE 0 END"
-_RETURNED = "spend, reserved, in_flight, window_requests, window_tokens, budget_reset_at, updated_at"
+_RETURNED = ("spend, reserved, in_flight, window_requests, window_tokens, budget_reset_at, "
+             "updated_at")
 
 
+@functools.lru_cache(maxsize=None)
 def _admit_statement(rates: bool) -> str:
     counting = (f", window_requests = {_REQUESTS} + 1, window_tokens = {_TOKENS} + :tokens, "
                 "window_start = :window") if rates else ""
@@ -50,6 +53,7 @@ _LEASE = ("INSERT INTO api_key_leases (id, key_id, cost, expires_at) "
           "SELECT :lease, :id, :cost, :expires")
 
 
+@functools.lru_cache(maxsize=None)
 def _release_statement(freed: str, count: str, tokens: bool) -> str:
     """Subtract `count` freed leases holding `freed` from the row, add :cost to the spend, and
     (with `tokens`) correct the token count of :window by :delta: never below 0, and a newer
@@ -74,10 +78,15 @@ _STATE = ("SELECT max_budget, rpm_limit, tpm_limit, max_parallel_requests, "
 _NAME = re.compile(r":([a-z_]+)")
 
 
+@functools.lru_cache(maxsize=None)
+def _compiled(statement: str) -> tuple[str, tuple[str, ...]]:
+    return _NAME.sub("?", statement), tuple(_NAME.findall(statement))
+
+
 def _bound(statement: str, values: dict) -> tuple[str, list]:
     """A statement written with :names, as the `?` statement and values Database takes."""
-    order = _NAME.findall(statement)
-    return _NAME.sub("?", statement), [values[name] for name in order]
+    text, names = _compiled(statement)
+    return text, [values[name] for name in names]
 
 
 def revoked_error() -> ProxyError:
