@@ -176,9 +176,29 @@ def test_count_tokens(sdk, anthropic_emu):
 
 
 
-def test_count_tokens_is_local_for_other_models(make_app, write_config, openai_emu):
-    """OpenAI's models and OpenAI-compatible servers: tiktoken (OpenAI's own tokenizer), as
-    message_start counts a translated stream's prompt; the upstream is not asked."""
+def test_count_tokens_asks_openai_for_openai_models(sdk, openai_emu):
+    """OpenAI's responses/input_tokens gets the translated prompt as input items (system,
+    turns, a tool call and its result, tools); the emulator counts one token per word plus
+    one per turn."""
+    counted = sdk.messages.count_tokens(
+        model="gpt-4o-mini", system="Be brief.", tools=[WEATHER],
+        messages=[{"role": "user", "content": "weather in Paris"},
+                  {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
+                                                     "name": "get_weather",
+                                                     "input": {"city": "Paris"}}]},
+                  {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                                "content": "sunny"}]}])
+    call = openai_emu.calls[-1]
+    assert call.path == "/v1/responses/input_tokens"
+    assert [item.get("type", item.get("role")) for item in call.body["input"]] == [
+        "system", "user", "function_call", "function_call_output"]
+    assert call.body["tools"][0]["name"] == "get_weather"
+    assert counted.input_tokens == (2 + 3 + 0 + 1) + 4
+
+
+def test_count_tokens_is_local_where_the_server_has_no_count(make_app, write_config,
+                                                            openai_emu):
+    """An OpenAI-compatible server (a deployment with its own api_base) is not asked."""
     config = write_config(f"""model_list:
   - model_name: local-llm
     params: {{model: openai/served-model, api_base: "{openai_emu.base_url}/v1",
@@ -187,11 +207,7 @@ def test_count_tokens_is_local_for_other_models(make_app, write_config, openai_e
     counted = sdk_for(make_app(config=config)).messages.count_tokens(
         model="local-llm", system="Be brief.",
         messages=[{"role": "user", "content": "one two three"}])
-    assert 6 < counted.input_tokens < 30
-    official = sdk_for(make_app()).messages.count_tokens(
-        model="gpt-4o-mini", system="Be brief.",
-        messages=[{"role": "user", "content": "one two three"}])
-    assert official.input_tokens == counted.input_tokens and not openai_emu.calls
+    assert 6 < counted.input_tokens < 30 and not openai_emu.calls
 
 
 def test_count_tokens_asks_gemini_for_gemini_models(sdk, gemini_emu):

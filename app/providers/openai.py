@@ -11,10 +11,10 @@ from app.jsonfast import loads
 from app.providers import legacy_functions
 from app.providers.base import (OPENAI_PARAMS, FollowUp, NativeRequest, Provider,
                                 StreamTranslator, Target, UpstreamRequest, UpstreamResponse,
-                                chat_completion)
+                                chat_completion, token_count)
 from app.providers.embedding_format import as_floats, embedding_list, input_texts
 from app.providers.openai_responses import (ResponsesStreamReader, completion_from_response,
-                                            native_request, speaks_responses)
+                                            count_body, native_request, speaks_responses)
 
 
 class OpenAIProvider(Provider):
@@ -135,9 +135,23 @@ class OpenAIProvider(Provider):
         return TextStreamTranslator(self)
 
     # -- the Responses API, passed through (app/providers/openai_responses.py) -------------
+    def official(self, target: Target) -> bool:
+        """OpenAI's own API, not a compatible server a deployment points at."""
+        return self.name == "openai" and "api_base" not in target.settings
+
     def speaks(self, api: str, target: Target) -> bool:
-        official = self.name == "openai" and "api_base" not in target.settings
-        return api == "responses" and speaks_responses(target, official)
+        return api == "responses" and speaks_responses(target, self.official(target))
+
+    def counts_prompts(self, target: Target) -> bool:
+        return self.official(target)
+
+    def build_count_request(self, body: dict[str, Any], target: Target) -> UpstreamRequest:
+        return UpstreamRequest("POST", self.url(target, "responses/input_tokens"),
+                               self.headers(target), count_body(body, target.upstream_model))
+
+    def parse_count_response(self, response: UpstreamResponse, body: dict[str, Any],
+                             target: Target) -> int:
+        return token_count(response.payload, "input_tokens")
 
     def responses_url(self, target: Target) -> str:
         return f"{target.api_base.rstrip('/')}/responses"

@@ -1,7 +1,8 @@
 """OpenAI's Responses API spoken natively (OpenAI, Azure, and compatible servers that
 declare `api: responses`): the client's body goes upstream with the deployment's model
 name, and the native answer or stream is read into a chat.completion (or chunk
-fragments) only for usage, cost and the ledger.
+fragments) only for usage, cost and the ledger. Its `input_tokens` endpoint counts a chat
+request's prompt, written as Responses input items (`count_body`).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, Iterable
 
 from app.jsonfast import loads
 from app.providers.base import (NativeRequest, StreamTranslator, Target, UpstreamRequest,
-                                chat_completion, usage_dict)
+                                chat_completion, message_text, usage_dict)
 
 FINISH_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
@@ -116,3 +117,63 @@ class ResponsesStreamReader(StreamTranslator):
 
 def _fragment(delta: dict, finish: str | None = None) -> dict:
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+# -- counting a chat prompt: POST /responses/input_tokens ---------------------------------
+def count_body(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """A chat request's prompt (messages and tools) as an input_tokens request."""
+    wire: dict[str, Any] = {"model": model, "input": input_items(body["messages"])}
+    functions = [tool.get("function") or {} for tool in body.get("tools") or ()
+                 if tool.get("type", "function") == "function"]
+    functions += body.get("functions") or []
+    if functions:
+        wire["tools"] = [{"type": "function", "name": f.get("name"),
+                          "description": f.get("description"),
+                          "parameters": f.get("parameters"), "strict": f.get("strict")}
+                         for f in functions]
+    return wire
+
+
+def input_items(messages: list[dict]) -> list[dict]:
+    """Chat messages as Responses input items: messages, function calls and their outputs
+    (a legacy function call and its result share a made-up call id)."""
+    items: list[dict] = []
+    legacy_call = ""
+    for position, message in enumerate(messages):
+        role, content = message.get("role"), message.get("content")
+        if role == "tool":
+            items.append({"type": "function_call_output", "call_id": message.get("tool_call_id"),
+                          "output": message_text(content)})
+        elif role == "function":
+            items.append({"type": "function_call_output", "call_id": legacy_call,
+                          "output": message_text(content)})
+        elif role == "assistant":
+            text = message_text(content) or message.get("refusal") or ""
+            if text:
+                items.append({"role": "assistant", "content": text})
+            calls = [(call.get("id"), call.get("function") or {})
+                     for call in message.get("tool_calls") or ()]
+            if message.get("function_call"):
+                legacy_call = f"call_legacy_{position}"
+                calls.append((legacy_call, message["function_call"]))
+            items += [{"type": "function_call", "call_id": call_id,
+                       "name": function.get("name"), "arguments": function.get("arguments") or ""}
+                      for call_id, function in calls]
+        else:
+            items.append({"role": role, "content": content if isinstance(content, str)
+                          else [part for part in map(input_part, content or ()) if part]})
+    return items
+
+
+def input_part(part: dict) -> dict | None:
+    """A chat content part as a Responses input part; None for what has no counterpart."""
+    kind = part.get("type")
+    if kind == "text":
+        return {"type": "input_text", "text": part.get("text") or ""}
+    if kind == "image_url":
+        url = part.get("image_url")
+        url = url.get("url") if isinstance(url, dict) else url
+        return {"type": "input_image", "image_url": url, "detail": "auto"}
+    if kind == "file" and isinstance(part.get("file"), dict):
+        return {"type": "input_file", **part["file"]}
+    return None

@@ -3,7 +3,8 @@
 Requests are held to the official contract's CreateResponse schema, and every answer and
 stream event the emulator sends to its own Response / ResponseStreamEvent schemas. Stored
 responses (store defaults to true) can be continued with `previous_response_id`,
-retrieved and deleted, as on api.openai.com.
+retrieved and deleted, as on api.openai.com. `POST /v1/responses/input_tokens` counts a
+request's input as the emulated model counts its prompt.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from typing import Iterator
 
 from tests.emulators.contracts import Contract, transformed
-from tests.emulators.model import Generation, Tool, Turn, generate, stream_pieces
+from tests.emulators.model import Generation, Tool, Turn, count_prompt, generate, stream_pieces
 from tests.emulators.server import Call, Reply, sse
 
 
@@ -26,6 +27,7 @@ def _one_of_as_any_of(node: dict) -> dict:
 
 CONTRACT = Contract("openai/openapi.yaml", adapt=lambda spec: transformed(spec, _one_of_as_any_of))
 RESPONSE = "/components/schemas/Response"
+TOKEN_COUNT = "/components/schemas/TokenCountsResource"
 EVENT = "/components/schemas/ResponseStreamEvent"
 
 # Models that reason: they emit a reasoning item when `reasoning.summary` is asked for.
@@ -90,13 +92,15 @@ class ResponsesAPI:
         self.stored: dict[str, dict] = {}
 
     def handle(self, call: Call, model_error) -> Reply:
-        if call.method == "POST" and call.path.endswith("/responses"):
-            problems = CONTRACT.errors(CONTRACT.request_body_pointer("/responses"), call.body)
-            if problems:
-                self.emulator.check_contract(problems, f"request to {call.path}")
-                return model_error(400, "contract violation: " + "; ".join(problems),
-                                   "invalid_request_error")
-            return self.create(call.body, model_error)
+        for path, operation in (("/responses", self.create),
+                                ("/responses/input_tokens", self.count)):
+            if call.method == "POST" and call.path.endswith(path):
+                problems = CONTRACT.errors(CONTRACT.request_body_pointer(path), call.body)
+                if problems:
+                    self.emulator.check_contract(problems, f"request to {call.path}")
+                    return model_error(400, "contract violation: " + "; ".join(problems),
+                                       "invalid_request_error")
+                return operation(call.body, model_error)
         response_id = call.path.rstrip("/").rsplit("/", 1)[-1]
         stored = self.stored.get(response_id)
         if stored is None:
@@ -110,19 +114,39 @@ class ResponsesAPI:
         return model_error(404, f"Unknown request URL: {call.method} {call.path}",
                            "invalid_request_error")
 
-    def create(self, body: dict, model_error) -> Reply:
-        items = body["input"] if isinstance(body["input"], list) else [
-            {"type": "message", "role": "user", "content": body["input"]}]
-        history: list[dict] = []
+    def context(self, body: dict, model_error) -> tuple[list[dict], list[dict]] | Reply:
+        """(the earlier items `previous_response_id` continues, the request's own items), or
+        the error for an unknown previous response."""
+        raw = body.get("input") or []
+        items = raw if isinstance(raw, list) else [
+            {"type": "message", "role": "user", "content": raw}]
         previous = body.get("previous_response_id")
-        if previous:
-            if previous not in self.stored:
-                return model_error(400, f"Previous response with id '{previous}' not found.",
-                                   "invalid_request_error")
-            history = self.stored[previous]["items"]
+        if previous and previous not in self.stored:
+            return model_error(400, f"Previous response with id '{previous}' not found.",
+                               "invalid_request_error")
+        return (self.stored[previous]["items"] if previous else []), items
+
+    @staticmethod
+    def turns(body: dict, history: list[dict], items: list[dict]) -> list[Turn]:
         instructions = [{"type": "message", "role": "developer", "content": body["instructions"]}
                         ] if body.get("instructions") else []
-        turns = turns_of(instructions + history + items)
+        return turns_of(instructions + history + items)
+
+    def count(self, body: dict, model_error) -> Reply:
+        context = self.context(body, model_error)
+        if isinstance(context, Reply):
+            return context
+        answer = {"object": "response.input_tokens",
+                  "input_tokens": count_prompt(self.turns(body, *context))}
+        self.emulator.check_answer(CONTRACT.errors(TOKEN_COUNT, answer), "token count answer")
+        return Reply(200, answer)
+
+    def create(self, body: dict, model_error) -> Reply:
+        context = self.context(body, model_error)
+        if isinstance(context, Reply):
+            return context
+        history, items = context
+        turns = self.turns(body, history, items)
         number = next(self.emulator._ids)
         g = generate(turns, _tools(body), _choice(body), body.get("max_output_tokens"), None,
                      number)
