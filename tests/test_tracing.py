@@ -214,6 +214,19 @@ def test_traceparent_sent_upstream_only_when_asked(traced, collector, openai_emu
     assert sent.startswith(f"00-{server['trace_id']}-{attempt['span_id']}-")
 
 
+def test_sampled_out_requests_make_no_spans_but_carry_the_trace(traced, collector, openai_emu):
+    proxy = traced("otel: {propagate_upstream: true}\n", OTEL_TRACES_SAMPLER="always_off")
+    answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
+                          headers={**ADMIN, "x-request-id": "trace-sampled-out"})
+    assert answer.status == 200
+    _, trace_id, _, flags = answer.headers["traceparent"].split("-")
+    assert not int(flags, 16) & 1  # the W3C `sampled` flag
+    sent = openai_emu.calls[-1].headers["traceparent"].split("-")
+    assert sent[1] == trace_id and not int(sent[3], 16) & 1
+    proxy.stop()  # flushes whatever was queued
+    assert collector.spans == []
+
+
 def test_no_traceparent_upstream_by_default(traced, collector, openai_emu):
     proxy = traced()
     http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(), headers=ADMIN)

@@ -135,7 +135,7 @@ class _OpenSpans:
     def describe(self, event) -> None:
         """Event subscriber: the outcome onto the request's span."""
         span = self._spans.get(event.request_id)
-        if span is None:
+        if span is None or not span.is_recording():  # sampled out: nothing to describe
             return
         span.set_attributes(event_attributes(event, self.capture_messages))
         if event.ttft_ms is not None and getattr(span, "start_time", None):

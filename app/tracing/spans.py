@@ -60,9 +60,10 @@ def current(span) -> Iterator[None]:
 
 
 def start_attempt(target, params: Mapping[str, Any], api: str | None, number: int):
-    """The CLIENT span of one call to one deployment; None when tracing is off."""
+    """The CLIENT span of one call to one deployment; None when tracing is off or the
+    request's trace is sampled out (nothing to describe: its attributes are not computed)."""
     tracer = tracing.tracer()
-    if tracer is None:
+    if tracer is None or _sampled_out(_api().get_current_span()):
         return None
     attributes = request_attributes(target.upstream_model, params, api)
     attributes.update({"switchboard.attempt": number, "switchboard.deployment": target.deployment_id,
@@ -74,13 +75,18 @@ def start_attempt(target, params: Mapping[str, Any], api: str | None, number: in
     if host:
         attributes["server.address"] = host
     name = f"{attributes['gen_ai.operation.name']} {target.upstream_model}"
-    return tracer.start_span(name, kind=_client_kind(), attributes=attributes)
+    return tracer.start_span(name, kind=_api().SpanKind.CLIENT, attributes=attributes)
+
+
+def _sampled_out(parent) -> bool:
+    return not parent.is_recording() and parent.get_span_context().is_valid
 
 
 @cache
-def _client_kind():
-    from opentelemetry.trace import SpanKind  # imported once tracing is on, not at start
-    return SpanKind.CLIENT
+def _api():
+    """opentelemetry.trace, imported once tracing is on (not at start when it is off)."""
+    from opentelemetry import trace
+    return trace
 
 
 @lru_cache(maxsize=256)
