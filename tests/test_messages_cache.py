@@ -1,12 +1,14 @@
 """Cache hits on Messages requests that Anthropic answered through pass-through: the hit is
 Anthropic's own answer again (thinking signatures, citations, cache usage, server tool
 blocks), plain or streamed whichever way it was stored, with a fresh message id; the chat
-face never gets it, and a translated entry is still answered from the chat format."""
+face never gets it, nor another tenant, and a translated entry is still answered from the
+chat format."""
 from __future__ import annotations
 
 import pytest
 
 from tests.emulators.server import Fault, Reply
+from tests.keys_fixtures import MASTER, generate
 from tests.messages_fixtures import (anthropic_emu, gemini_emu, make_app,  # noqa: F401
                                      checked_client, messages_env, sdk_for, sse_events)
 
@@ -41,8 +43,8 @@ def http(make_app, write_config):
     return checked_client(make_app(config=write_config(CACHE)))
 
 
-def post(http, body: dict, **extra):
-    response = http.post("/v1/messages", json={**body, **extra})
+def post(http, body: dict, headers: dict | None = None, **extra):
+    response = http.post("/v1/messages", json={**body, **extra}, headers=headers or {})
     assert response.status_code == 200, response.get_data(as_text=True)
     return response
 
@@ -125,3 +127,17 @@ def test_partitions_are_per_face_and_translated_entries_still_answer(http, anthr
     text = "".join(d["delta"]["text"] for _, d in events_of(hit)
                    if d.get("delta", {}).get("type") == "text_delta")
     assert text == "Hello! You said: hello there"
+
+
+def test_a_kept_answer_serves_only_its_own_tenant(make_app, write_config, anthropic_emu):
+    app = make_app(env={"SWITCHBOARD_MASTER_KEY": MASTER}, config=write_config(CACHE))
+    client = checked_client(app)
+    first, second = generate(client), generate(client)
+
+    def ask(key):
+        return post(client, THINKING, stream=True, headers={"x-api-key": key["key"]})
+
+    assert ask(first).headers["x-switchboard-cache"] == "miss"
+    assert ask(first).headers["x-switchboard-cache"] == "hit"
+    assert ask(second).headers["x-switchboard-cache"] == "miss"
+    assert len(anthropic_emu.calls) == 2
