@@ -81,6 +81,17 @@ def test_comments_while_waiting_are_silence_too(make_app, write_config, openai_e
     assert sequence[-1] == "message_stop"
 
 
+def test_pings_never_hide_a_dead_upstream(make_app, write_config, openai_emu):
+    """The pings come from the proxy's own wait on the upstream, which stream_timeout
+    bounds: a silent upstream ends the stream with an error event, pings before it."""
+    http = make_app(config=write_config(PING_EVERY + "stream_timeout: 1\n")).test_client()
+    openai_emu.fail_next(slow_openai_stream(["Hello", " there"], first=0, between=2.5))
+    events = sse_events(http.post("/v1/messages", json=ASK).get_data(as_text=True))
+    sequence = kinds(events)
+    assert sequence[-1] == "error" and "stalled" in events[-1][1]["error"]["message"]
+    assert sequence.count("ping") >= 4 and "message_stop" not in sequence
+
+
 def test_a_prompt_answer_gets_one_ping(make_app, write_config, openai_emu):
     """Anthropic's one ping after message_start, and no more when nothing is slow."""
     http = make_app(config=write_config("messages_ping_interval: 5\n")).test_client()

@@ -29,14 +29,15 @@ def read_events(response, stream_format: str, provider: Provider, stall_timeout:
     are no event, such as SSE comments some upstreams send while they wait, do not count):
     the wait for the next piece is cut at that point, so no thread or timer is needed."""
     decoder = decoder_for(stream_format)
-    heard = quiet = time.monotonic()  # the last bytes, the last event (or IDLE)
+    quiet = time.monotonic()  # the last event (or IDLE) yielded
+    silent = 0.0  # seconds spent waiting on the upstream since its last bytes
     try:
         while True:
             now = time.monotonic()
             if idle_every is not None and now - quiet >= idle_every:
                 quiet = now
                 yield IDLE
-            wait = stall_timeout - (now - heard)
+            wait = stall_timeout - silent
             if ends_by is not None:
                 if ends_by <= now:
                     raise _ran_out(provider)
@@ -48,13 +49,14 @@ def read_events(response, stream_format: str, provider: Provider, stall_timeout:
                 piece = response.read1()
             except TransportError as exc:
                 if ticking and exc.timed_out:
+                    silent += time.monotonic() - now
                     continue  # time for IDLE
                 raise
             if not piece:
                 break
-            heard = time.monotonic()
+            silent = 0.0
             for event in decoder.feed(piece):
-                quiet = heard
+                quiet = time.monotonic()
                 yield event
     except TransportError as exc:
         if exc.timed_out and ends_by is not None and time.monotonic() >= ends_by:
