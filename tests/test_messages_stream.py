@@ -55,14 +55,16 @@ def pings_before(sequence: list[str], kind: str) -> int:
 
 def test_pings_while_the_upstream_is_silent(make_app, write_config, openai_emu):
     http = make_app(config=write_config(PING_EVERY)).test_client()
-    openai_emu.fail_next(slow_openai_stream(["Hello", " there"], first=0.9, between=0.7))
+    openai_emu.fail_next(slow_openai_stream(["Hi"], first=0, between=0))
+    assert b"message_stop" in http.post("/v1/messages", json=ASK).get_data()  # warm-up
+    openai_emu.fail_next(slow_openai_stream(["Hello", " there"], first=1.2, between=1.0))
     events = sse_events(http.post("/v1/messages", json=ASK).get_data(as_text=True))
     sequence = kinds(events)
     assert sequence[0] == "message_start" and sequence[-1] == "message_stop"
     # before the first chunk: the stream starts, then a ping every 0.2 s of silence
-    assert pings_before(sequence, "content_block_start") >= 3
+    assert pings_before(sequence, "content_block_start") >= 3, sequence
     deltas = [i for i, kind in enumerate(sequence) if kind == "text_delta"]
-    assert len(deltas) == 2 and "ping" in sequence[deltas[0]:deltas[1]]  # and between chunks
+    assert len(deltas) == 2 and "ping" in sequence[deltas[0]:deltas[1]], sequence  # between
     text = "".join(d["delta"]["text"] for e, d in events if d.get("delta", {}).get("text"))
     assert text == "Hello there"
     assert events[-2][1]["usage"]["output_tokens"] == 2
