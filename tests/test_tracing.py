@@ -150,6 +150,29 @@ def test_tracing_off_without_endpoint(start_gunicorn, provider_env):
     assert answer.status == 200 and "traceparent" not in answer.headers
 
 
+def test_the_other_standard_variables(traced, collector):
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT alone turns tracing on (a full URL), with the
+    OTEL_EXPORTER_OTLP_HEADERS on every export; the sampler variables are the SDK's."""
+    proxy = traced(OTEL_EXPORTER_OTLP_ENDPOINT="",
+                   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{collector.endpoint}/v1/traces",
+                   OTEL_EXPORTER_OTLP_HEADERS="x-tenant=acme,x-team=llm",
+                   OTEL_TRACES_SAMPLER="traceidratio", OTEL_TRACES_SAMPLER_ARG="1.0")
+    answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
+                          headers={**ADMIN, "x-request-id": "trace-variables"})
+    assert answer.status == 200 and int(answer.headers["traceparent"][-2:], 16) & 1  # sampled
+    assert _server_span(collector.wait_for(_has_request("trace-variables")), "trace-variables")
+    assert collector.headers[0]["x-tenant"] == "acme" and collector.headers[0]["x-team"] == "llm"
+
+
+def test_sdk_disabled_wins_over_an_endpoint(traced, collector):
+    proxy = traced(OTEL_SDK_DISABLED="true")
+    answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
+                          headers={**ADMIN, "x-request-id": "trace-off"})
+    assert answer.status == 200 and "traceparent" not in answer.headers
+    time.sleep(0.5)   # ten batch delays: a span made would have been exported by now
+    assert collector.spans == []
+
+
 def _children(spans, parent):
     return sorted((s for s in spans if s["parent_span_id"] == parent["span_id"]),
                   key=lambda s: s["start"])
