@@ -95,6 +95,18 @@ def test_virtual_keys_as_claude_code_sends_them(make_app):
     assert {row["api"]: row["requests"] for row in by_api}["messages"] == 3
 
 
+def test_count_tokens_only_for_the_models_a_key_may_use(make_app, anthropic_emu):
+    client = keyed_app(make_app).test_client()
+    key = generate(client, models=["gpt-4o-mini"])
+    count = {"model": "claude-sonnet-4-5", "messages": USER}
+    r = client.post("/v1/messages/count_tokens", headers={"x-api-key": key["key"]}, json=count)
+    assert r.status_code == 403 and r.json["error"]["type"] == "permission_error"
+    assert not [call for call in anthropic_emu.calls if "count_tokens" in call.path]
+    r = client.post("/v1/messages/count_tokens", headers={"x-api-key": key["key"]},
+                    json={**count, "model": "gpt-4o-mini"})
+    assert r.status_code == 200 and r.json["input_tokens"] > 0
+
+
 def test_budget_exceeded_is_an_anthropic_429(make_app):
     client = keyed_app(make_app).test_client()
     key = generate(client, max_budget=0.0000001, budget_duration="1h")
