@@ -7,7 +7,7 @@ Installed only when tracing is on (app/tracing); the proxy then answers with its
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from flask import Flask, g, request
 from marshmallow import Schema, fields
@@ -20,6 +20,7 @@ SPAN_KEY = "switchboard.span"  # WSGI environ: the request's server span
 REQUEST_ID_KEY = "switchboard.request_id"  # WSGI environ: the id the span is known by
 TRACE_IDS_KEY = "switchboard.trace_ids"  # WSGI environ: the span's ids in hex, for the logs
 ATTRIBUTES_KEY = "switchboard.span_attributes"  # WSGI environ: set on the span when it ends
+NAME_KEY = "switchboard.span_name"  # WSGI environ: the span's name by its route, once known
 
 
 class OtelSection(Schema):
@@ -62,13 +63,12 @@ class ServerSpans:
         parent = (self.propagator.extract(environ, getter=self.getter)
                   if "HTTP_TRACEPARENT" in environ else self.root)
         span = tracing.tracer().start_span(f"{method} {path}", context=parent,
-                                           kind=trace.SpanKind.SERVER,
-                                           attributes={"http.request.method": method, "url.path": path})
+                                           kind=trace.SpanKind.SERVER)
         environ[SPAN_KEY] = span
         ids = span.get_span_context()
         environ[TRACE_IDS_KEY] = trace_ids = {"trace_id": f"{ids.trace_id:032x}",
                                               "span_id": f"{ids.span_id:016x}"}
-        environ[ATTRIBUTES_KEY] = learnt = {}
+        environ[ATTRIBUTES_KEY] = learnt = {"http.request.method": method, "url.path": path}
         ours = [("traceparent", f"00-{trace_ids['trace_id']}-{trace_ids['span_id']}-"
                                 f"{ids.trace_flags:02x}")]
         if ids.trace_state:
@@ -96,6 +96,8 @@ class ServerSpans:
         try:
             self.on_end(environ)
         finally:
+            if NAME_KEY in environ:
+                span.update_name(environ[NAME_KEY])
             span.set_attributes(environ[ATTRIBUTES_KEY])
             span.end()
 
@@ -119,25 +121,26 @@ class _EndsSpan:
 
 
 class _OpenSpans:
-    """Server spans by request id, so that the request's event (published by the service,
-    which knows nothing of HTTP) can describe its outcome on the span."""
+    """Server spans (and the attributes waiting to be set on them) by request id, so that the
+    request's event (published by the service, which knows nothing of HTTP) can describe its
+    outcome on the span."""
 
     def __init__(self, capture_messages: bool):
         self.capture_messages = capture_messages
-        self._spans: dict[str, Any] = {}  # one get, set or pop at a time: atomic, no lock
+        self._spans: dict[str, tuple] = {}  # one get, set or pop at a time: atomic, no lock
 
-    def open(self, request_id: str, span) -> None:
-        self._spans[request_id] = span
+    def open(self, request_id: str, span, attributes: dict) -> None:
+        self._spans[request_id] = span, attributes
 
     def close(self, request_id: str | None) -> None:
         self._spans.pop(request_id, None)
 
     def describe(self, event) -> None:
         """Event subscriber: the outcome onto the request's span."""
-        span = self._spans.get(event.request_id)
+        span, attributes = self._spans.get(event.request_id) or (None, None)
         if span is None or not span.is_recording():  # sampled out: nothing to describe
             return
-        span.set_attributes(event_attributes(event, self.capture_messages))
+        attributes.update(event_attributes(event, self.capture_messages))
         if event.ttft_ms is not None and getattr(span, "start_time", None):
             span.add_event("gen_ai.first_token", {"switchboard.ttft_ms": event.ttft_ms},
                            timestamp=span.start_time + int(event.ttft_ms * 1_000_000))
@@ -164,10 +167,11 @@ def install(app: Flask, service) -> None:
         if span is None:
             return
         if request.url_rule is not None:
-            span.update_name(f"{request.method} {request.url_rule.rule}")
-        environ[ATTRIBUTES_KEY]["switchboard.request_id"] = environ[REQUEST_ID_KEY] = g.request_id
+            environ[NAME_KEY] = f"{request.method} {request.url_rule.rule}"
+        attributes = environ[ATTRIBUTES_KEY]
+        attributes["switchboard.request_id"] = environ[REQUEST_ID_KEY] = g.request_id
         g.trace_ids = environ[TRACE_IDS_KEY]
-        open_spans.open(g.request_id, span)
+        open_spans.open(g.request_id, span, attributes)
 
     app.wsgi_app = ServerSpans(app.wsgi_app,
                                lambda environ: open_spans.close(environ.get(REQUEST_ID_KEY)))
