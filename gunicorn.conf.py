@@ -71,7 +71,20 @@ preload_app = True
 reuse_port = True
 logger_class = "app.gunicorn_logging.GunicornLogger"  # JSON with SWITCHBOARD_LOG_FORMAT=json
 control_socket_disable = True  # gunicorn 27 opens ~/.gunicorn/ control sockets otherwise
-accesslog = os.environ.get("SWITCHBOARD_ACCESS_LOG") or None
+
+
+def _access_log() -> str | None:
+    """SWITCHBOARD_ACCESS_LOG: a file, `-` (stdout) or `off`. Unset: stdout with JSON logs (a
+    line per request is part of what that format promises: status, latency, model, key id),
+    none with the text log."""
+    from app.logs import wants_json
+    chosen = (os.environ.get("SWITCHBOARD_ACCESS_LOG") or "").strip()
+    if chosen:
+        return None if chosen.lower() == "off" else chosen
+    return "-" if wants_json(os.environ) else None
+
+
+accesslog = _access_log()
 # The path without its query string: a client may (wrongly) put a key in the URL.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 # Header limits: beyond them gunicorn answers 400 before the app sees the request.

@@ -26,8 +26,9 @@ def test_json_logs_by_request_id_without_secrets(start_gunicorn, provider_env, t
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
     config = tmp_path / "switchboard.yaml"
     config.write_text("cache: {enabled: true, backend: redis}\n")
+    # No SWITCHBOARD_ACCESS_LOG: the JSON format has its access line per request by default.
     proxy = start_gunicorn({**provider_env, "SWITCHBOARD_LOG_FORMAT": "json",
-                            "SWITCHBOARD_ACCESS_LOG": "-", "SWITCHBOARD_MASTER_KEY": MASTER,
+                            "SWITCHBOARD_MASTER_KEY": MASTER,
                             "REDIS_URL": dead_redis, "SWITCHBOARD_CONFIG": str(config)})
     http = urllib3.PoolManager()
     key = json.loads(http.request("POST", f"{proxy.base_url}/key/generate", json={},
