@@ -9,7 +9,9 @@ when absent), at the model's prices.
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 import time
 import uuid
@@ -35,6 +37,21 @@ def model_not_allowed(key: KeyRecord, model: str) -> ProxyError:
                       param="model", code="model_not_allowed")
 
 
+class LeaseIds:
+    """Lease ids unique across processes and instances without a random draw (a system call)
+    per request: a random prefix per process, then a counter."""
+
+    def __init__(self):
+        self._pid: int | None = None
+        self._prefix = ""
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        if self._pid != os.getpid():  # a forked worker draws its own prefix
+            self._pid, self._prefix, self._count = os.getpid(), uuid.uuid4().hex, itertools.count()
+        return f"{self._prefix}{next(self._count):x}"
+
+
 class Enforcer:
     def __init__(self, sql: SqlCounters, redis: RedisCounters | None, router: Router,
                  lease_seconds: float):
@@ -42,6 +59,7 @@ class Enforcer:
         self.redis = redis
         self.router = router
         self.lease_seconds = lease_seconds
+        self._lease_ids = LeaseIds()
         # Admitted requests of this process awaiting their event. A client may reuse an
         # x-request-id, so the context's start time tells two requests apart.
         self._pending: dict[tuple[str, float], tuple[Admission, float]] = {}
@@ -60,12 +78,12 @@ class Enforcer:
         sql_rates = self.redis is None and has_rate_limits(key)
         usage = Usage()
         if budgeted or sql_rates:
-            admission.sql_lease, admission.sql_rates = uuid.uuid4().hex, sql_rates
+            admission.sql_lease, admission.sql_rates = self._lease_ids.next(), sql_rates
             usage = self.sql.admit(admission, sql_rates, now)
         if shared_rates:
             admission.redis_rates = True
             if key.max_parallel_requests is not None:
-                admission.redis_lease = uuid.uuid4().hex
+                admission.redis_lease = self._lease_ids.next()
             try:
                 usage = self.redis.admit(admission, now)
             except ProxyError:

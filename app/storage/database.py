@@ -13,13 +13,14 @@ import threading
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from app.storage.deadline import bounded
 from app.storage.postgres_pool import PostgresPool
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 POOL_SIZE = 16
+T = TypeVar("T")
 SQLITE_IDLE = 32      # SQLite connections a process keeps open for its next statements
 LOCK_POLL_SECONDS = (0.0002, 0.005)  # first and longest pause between tries for the write lock
 
@@ -29,7 +30,7 @@ class Database:
     forks its workers is safe to use in each of them.
 
     `timeout` bounds every wait on the database (the caller's own deadline too, when sooner:
-    app/storage/deadline.py): SQLite's busy_timeout, PostgreSQL's statement_timeout and
+    app/storage/deadline.py): waiting for SQLite's locks, PostgreSQL's statement_timeout and
     lock_timeout, connecting, waiting for a free connection, and for each answer. A
     connection that fails is dropped, and the next use connects anew: a database that comes
     back is used again at once, never left broken until restart."""
@@ -48,7 +49,7 @@ class Database:
             self.path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             with self._sqlite() as connection:
-                connection.execute("PRAGMA journal_mode=WAL")
+                self._patiently(lambda: connection.execute("PRAGMA journal_mode=WAL"))
 
     @property
     def _pool(self) -> "PostgresPool":
@@ -80,6 +81,7 @@ class Database:
                                          isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA busy_timeout = 0")  # waits: _patiently
         try:
             yield connection
         except sqlite3.OperationalError:
@@ -125,33 +127,33 @@ class Database:
             connection.execute("COMMIT")
 
     def _begin_immediate(self, connection: sqlite3.Connection) -> None:
-        """Take SQLite's write lock, waiting with time.sleep while another connection holds
-        it. SQLite's own busy wait sleeps in C: under gevent that froze every request of the
-        worker (and the greenlet that would have released the lock) for 1-100 ms at each
-        try, the tail of keyed requests, whose limits are counted in a write per request.
-        time.sleep yields to the worker's other greenlets (or, with threads, the GIL)."""
+        """Take SQLite's write lock, waiting while another connection holds it."""
+        self._patiently(lambda: connection.execute("BEGIN IMMEDIATE"))
+
+    def _patiently(self, attempt: Callable[[], T]) -> T:
+        """`attempt()`, tried again with time.sleep while it finds the database locked.
+        SQLite's own busy wait (off: busy_timeout 0 on every connection) sleeps in C: under
+        gevent that froze every request of the worker (and the greenlet that would have
+        released the lock) for 1-100 ms at each try, the tail of keyed requests, whose
+        limits are counted in a write per request. time.sleep yields to the worker's other
+        greenlets (or, with threads, the GIL)."""
         deadline = time.monotonic() + bounded(self.timeout)
         pause = LOCK_POLL_SECONDS[0]
-        connection.execute("PRAGMA busy_timeout = 0")
-        try:
-            while True:
-                try:
-                    connection.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as exc:
-                    if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
-                        raise
-                time.sleep(pause)
-                pause = min(pause * 2, LOCK_POLL_SECONDS[1])
-        finally:
-            connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        while True:
+            try:
+                return attempt()
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, LOCK_POLL_SECONDS[1])
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Rows of one read-only statement."""
         if self.dialect == "postgresql":
             return self._pool.read(self._sql(statement), params)
         with self._sqlite() as connection:
-            return connection.execute(statement, params).fetchall()
+            return self._patiently(lambda: connection.execute(statement, params).fetchall())
 
     def run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
         """One statement that may write (`... RETURNING`), in its own transaction; its rows.
