@@ -211,14 +211,6 @@ class Transaction:
         self._database = database
         self._cursor = cursor
 
-    def run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """One statement that may write (`... RETURNING`), in its own transaction; its rows.
-        On PostgreSQL a single round trip."""
-        if self.dialect == "postgresql":
-            return self._pool.run(self._sql(statement), params)[1]
-        with self.transaction() as tx:
-            return tx.fetch(statement, params)
-
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
         self._cursor.execute(self._database._sql(statement), params)
         return self._cursor.rowcount
