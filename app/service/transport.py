@@ -3,8 +3,9 @@
 Why libcurl: on the hot path the HTTP client was the proxy's largest single cost. One call to
 the bench's mock upstream costs ~70 us of CPU through pycurl against ~320 us through urllib3
 (~3 ms through requests); `bench/clients.py` measures it. Each call drives libcurl's multi
-interface and waits in `select.poll`, so it works in gthread workers (the GIL is free while
-waiting) and under gevent (which patches `select.poll`), with no limit on descriptor numbers.
+interface and waits with poll(2) (app/service/readiness.py), so it works in gthread workers
+(the GIL is free while waiting) and under gevent (on the hub's own watchers), with no limit
+on descriptor numbers.
 
 Every request passes `Exchange.start`, the one place a request becomes bytes on the wire:
 only http and https (libcurl's protocol allow-list, redirects never followed), the URL as
@@ -30,6 +31,7 @@ from app.errors import ClientDisconnected
 from app.jsonfast import dumps
 from app.providers.base import UpstreamRequest
 from app.service.egress import Route, header_lines, parse_url
+from app.service.readiness import wait_ready
 
 
 class TransportError(Exception):
@@ -163,14 +165,10 @@ class Exchange:
         connection), then let libcurl act."""
         now = time.monotonic()
         due = now + seconds if self.timer_due is None else min(now + seconds, self.timer_due)
-        poller = select.poll()
-        for fd, events in self.sockets.items():
-            poller.register(fd, events)
         watched = client.fd if client is not None else None
-        if watched is not None:
-            poller.register(watched, select.POLLIN)
-        if self.sockets or watched is not None:
-            ready = poller.poll(max(0.0, due - now) * 1000)
+        sockets = self.sockets if watched is None else {**self.sockets, watched: select.POLLIN}
+        if sockets:
+            ready = wait_ready(sockets, due - now)
         else:
             ready = self._sleep(due - now)
         for fd, events in ready:
