@@ -9,6 +9,7 @@ import pytest
 import urllib3
 
 from tests.keys_fixtures import ADMIN, MASTER, ask, bearer
+from tests.messages_fixtures import anthropic_emu, sse_events  # noqa: F401  (fixture)
 from tests.otlp_capture import OtlpCollector
 
 SECRET_TEXT = "a private prompt 5521"
@@ -279,6 +280,24 @@ def test_every_face_gets_its_server_span(traced, collector):
         assert server["attributes"]["switchboard.api"] == path.rsplit("/", 1)[1]
         attempts = [s for s in _children(spans, server) if s["kind"] == 3]
         assert attempts and attempts[0]["attributes"]["gen_ai.operation.name"] == operation
+
+
+def test_a_passed_through_answer_keeps_its_own_id(traced, collector, anthropic_emu):
+    """gen_ai.response.id is the id the client got: Anthropic's message id, streamed or not."""
+    proxy = traced(**anthropic_emu.proxy_env())
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 20,
+            "messages": [{"role": "user", "content": "hi"}]}
+    plain = http.request("POST", f"{proxy.base_url}/v1/messages", json=body,
+                         headers={**ADMIN, "x-request-id": "trace-native"})
+    streamed = http.request("POST", f"{proxy.base_url}/v1/messages", json={**body, "stream": True},
+                            headers={**ADMIN, "x-request-id": "trace-native-stream"})
+    assert plain.status == 200 and streamed.status == 200
+    ids = {"trace-native": json.loads(plain.data)["id"],
+           "trace-native-stream": sse_events(streamed.data.decode())[0][1]["message"]["id"]}
+    spans = collector.wait_for(lambda found: all(_has_request(r)(found) for r in ids))
+    for request_id, message_id in ids.items():
+        assert message_id.startswith("msg_")
+        assert _server_span(spans, request_id)["attributes"]["gen_ai.response.id"] == message_id
 
 
 def test_key_check_span_only_when_a_key_is_checked(traced, collector):

@@ -377,7 +377,11 @@ class StreamTranslator:
 
     Each fragment is a dict with "choices" (and optionally "usage"); the service adds
     id, object, created and model so that they are the same on every chunk.
+    `response_id`: the upstream's own id of its answer, once an event named it (a
+    passed-through stream's answer keeps it, as the client sees it).
     """
+
+    response_id: str | None = None
 
     def on_event(self, event: str | None, data: str) -> Iterable[dict]:
         raise NotImplementedError

@@ -127,6 +127,7 @@ class ChunkStream:
                 for _ in self._emit(fragment):
                     pass
             yield NativeEvent(event, data)
+        self.id = translator.response_id or self.id   # the answer is the upstream's own
         for _ in self._finish(translator):
             pass
 

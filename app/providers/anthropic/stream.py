@@ -57,6 +57,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self.usage.update({k: v for k, v in (usage or {}).items() if v is not None})
 
     def message_start(self, payload: dict) -> Iterable[dict]:
+        self.response_id = payload["message"].get("id")
         self._count(payload["message"].get("usage"))
         return ()
 
