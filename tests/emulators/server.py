@@ -233,9 +233,11 @@ class Emulator:
 
 def _hung_up(connection: socket.socket, seconds: float) -> bool:
     """Wait `seconds` between two stream events, noticing at once when the proxy closes the
-    connection (as a real provider stops generating then, not at its next write)."""
-    readable, _, _ = select.select([connection], [], [], seconds)
-    if not readable:
+    connection (as a real provider stops generating then, not at its next write). poll, not
+    select: a long test run's descriptor numbers pass select's limit of 1024."""
+    poller = select.poll()
+    poller.register(connection, select.POLLIN)
+    if not poller.poll(seconds * 1000):
         return False
     try:
         return connection.recv(1, socket.MSG_PEEK) == b""
