@@ -301,3 +301,15 @@ def test_an_isolated_route_gets_a_connection_of_its_own_closed_after(server):
         time.sleep(0.01)
     assert {by_connection[1], by_connection[3]} <= server.closed
     assert by_connection[0] not in server.closed
+
+
+@pytest.mark.parametrize("server", [("endless", 0.0)], indirect=True)
+def test_closing_a_stream_whose_handles_were_already_collected_is_quiet(server):
+    """An abandoned stream is collected together with its libcurl handles, in whatever order
+    the garbage collector takes them: closing it afterwards raises nothing and pools nothing."""
+    transport = Transport()
+    stream = transport.open_stream(post(server.url), 5)
+    assert stream.read1().startswith(b"data: one")
+    stream._exchange.multi.close()   # what the collector did first
+    stream.close()
+    assert transport._idle == []

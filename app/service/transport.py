@@ -200,8 +200,13 @@ class Exchange:
         """Stop an unfinished transfer; libcurl closes its connection, which cannot be reused
         (and reports the sockets it drops through `_on_socket`)."""
         if self.active:
-            self.multi.remove_handle(self.curl)
             self.active = False
+            try:
+                self.multi.remove_handle(self.curl)
+            except pycurl.error:
+                # An abandoned stream collected by the garbage collector together with its
+                # handles: libcurl has cleaned them up already, nothing is left to stop.
+                pass
 
     def take_body(self) -> bytes:
         data = b"".join(self.body)
