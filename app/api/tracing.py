@@ -20,7 +20,7 @@ SPAN_KEY = "switchboard.span"  # WSGI environ: the request's server span
 REQUEST_ID_KEY = "switchboard.request_id"  # WSGI environ: the id the span is known by
 TRACE_IDS_KEY = "switchboard.trace_ids"  # WSGI environ: the span's ids in hex, for the logs
 ATTRIBUTES_KEY = "switchboard.span_attributes"  # WSGI environ: set on the span when it ends
-NAME_KEY = "switchboard.span_name"  # WSGI environ: the span's name by its route, once known
+NAME_KEY = "switchboard.span_name"  # WSGI environ: the span's name by its route, if not its path
 
 
 class OtelSection(Schema):
@@ -166,7 +166,7 @@ def install(app: Flask, service) -> None:
         span = environ.get(SPAN_KEY)
         if span is None:
             return
-        if request.url_rule is not None:
+        if request.url_rule is not None and request.url_rule.rule != request.path:
             environ[NAME_KEY] = f"{request.method} {request.url_rule.rule}"
         attributes = environ[ATTRIBUTES_KEY]
         attributes["switchboard.request_id"] = environ[REQUEST_ID_KEY] = g.request_id
