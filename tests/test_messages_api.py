@@ -283,6 +283,22 @@ def test_upstream_errors_keep_anthropic_types(sdk, anthropic_emu):
     assert info.value.body["error"]["type"] == "rate_limit_error"
 
 
+@pytest.mark.parametrize("model, fault", [
+    ("claude-sonnet-4-5", anthropic_error(500, "api_error", "Internal server error")),
+    ("gpt-4o-mini", Reply(502, {"error": {"message": "bad gateway", "type": "server_error",
+                                          "param": None, "code": None}})),
+    ("gemini-2.5-flash", google_error(500, "INTERNAL", "An internal error has occurred."))])
+def test_upstream_faults_are_anthropics_500_api_error(sdk, anthropic_emu, openai_emu, gemini_emu,
+                                                      model, fault):
+    """Anthropic's status for api_error is 500 (the chat path's 502 is not one it uses)."""
+    emulator = {"claude": anthropic_emu, "gpt": openai_emu, "gemini": gemini_emu}[
+        model.split("-")[0]]
+    emulator.fail_next(Fault(reply=fault, times=10))
+    with pytest.raises(anthropic.InternalServerError) as info:
+        ask(sdk, model, extra_body={"num_retries": 0})
+    assert info.value.status_code == 500 and info.value.body["error"]["type"] == "api_error"
+
+
 def test_mid_stream_failure_is_an_error_event(http, anthropic_emu):
     anthropic_emu.fail_mid_stream(after_events=3)
     r = http.post("/v1/messages", json={"model": "claude-sonnet-4-5", "max_tokens": 64,

@@ -110,7 +110,11 @@ def error_type(error: ProxyError) -> str:
 
 
 def error_status(error: ProxyError) -> int:
-    return OVERLOADED if error.code == "overloaded_error" else error.status
+    """The status Anthropic gives the error's type: 529 for overloaded_error, and 500 for an
+    api_error the chat path reports as 502 (an upstream fault; timeouts stay 504)."""
+    if error.code == "overloaded_error":
+        return OVERLOADED
+    return 500 if error.status == 502 else error.status
 
 
 def error_body(error: ProxyError, request_id: str | None = None) -> dict[str, Any]:
