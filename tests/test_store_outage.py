@@ -129,6 +129,25 @@ def test_readiness_names_a_ledger_it_cannot_use(store):
 
 
 
+def test_readiness_asks_its_parts_at_once_within_a_probes_time(keyed, postgres_url,
+                                                                write_config):
+    """The ledger (1 s) and the key store (2 s by default) both held by a lock: readiness
+    names both within about a second, as an orchestrator's probe waits, not 3 s in turn."""
+    client = keyed({"DATABASE_URL": postgres_url}, write_config("key_cache_seconds: 60\n"))
+    assert client.get("/health/readiness").status_code == 200
+    lock = TableLock(postgres_url, "api_keys, ledger")
+    try:
+        started = time.monotonic()
+        ready = client.get("/health/readiness")
+        waited = time.monotonic() - started
+    finally:
+        lock.release()
+    assert ready.status_code == 503
+    assert ready.json["checks"]["ledger"] == ready.json["checks"]["key_store"] == "unavailable"
+    assert waited < 1.0 + 0.6, waited
+    assert client.get("/health/readiness").status_code == 200
+
+
 def test_a_request_waits_on_the_key_store_no_longer_than_its_own_timeout(keyed, postgres_url,
                                                                          write_config):
     """The store's own bound is 2 s (the default); a request's `timeout: 1` cuts it to 1 s.
