@@ -85,6 +85,7 @@ class RedisCounters:
         self._settle = client.register_script(_SETTLE)
         self._lock = threading.Lock()
         self._corrections: dict[tuple[str, int], int] = {}  # (key id, window) -> tokens
+        self._sending = False                               # a sender thread runs
         self._sender_pid: int | None = None
 
     def _name(self, key_id: str, what: str) -> str:
@@ -139,21 +140,22 @@ class RedisCounters:
         with self._lock:
             slot = (key_id, window)
             self._corrections[slot] = self._corrections.get(slot, 0) + token_delta
-            if self._sender_pid != os.getpid():  # a forked child starts its own sender
-                self._sender_pid = os.getpid()
+            if not self._sending or self._sender_pid != os.getpid():  # a fork starts its own
+                self._sending, self._sender_pid = True, os.getpid()
                 threading.Thread(target=self._send_corrections, name="tpm-corrections",
                                  daemon=True).start()
 
     def _send_corrections(self) -> None:
         """Every CORRECTION_SECONDS, send what waits in one pipeline; what Redis does not take
-        waits for the next round while its window lasts."""
+        waits for the next round while its window lasts. Ends when nothing waits."""
         failing = False
         while True:
             time.sleep(CORRECTION_SECONDS)
             with self._lock:
                 waiting, self._corrections = self._corrections, {}
-            if not waiting:
-                continue
+                if not waiting:
+                    self._sending = False
+                    return
             try:
                 pipeline = self.client.pipeline(transaction=False)
                 for (key_id, window), delta in waiting.items():

@@ -185,4 +185,7 @@ class KeyService:
             self.enforcer.sql.settle(key_id, None, cost, None, 0)
 
     def close(self, timeout: float) -> None:
-        """Nothing is queued: every request was settled when it finished."""
+        """Nothing is queued (every request was settled when it finished): only the store's
+        connections are closed (a later use opens new ones)."""
+        if self._store is not None:
+            self._store.db.close()

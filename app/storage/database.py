@@ -21,7 +21,7 @@ from app.storage.postgres_pool import PostgresPool
 DEFAULT_TIMEOUT_SECONDS = 30.0
 POOL_SIZE = 16
 T = TypeVar("T")
-SQLITE_IDLE = 32      # SQLite connections a process keeps open for its next statements
+SQLITE_IDLE = 4       # SQLite connections a process keeps open for its next statements
 LOCK_POLL_SECONDS = (0.0002, 0.005)  # first and longest pause between tries for the write lock
 
 
