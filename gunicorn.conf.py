@@ -129,7 +129,10 @@ def pre_fork(server, worker):
     as the workers do: frozen, the garbage collector never walks it again, so a worker's
     full collections stay short (they made a slice of requests wait tens of ms) and the pages
     stay shared with the master instead of being copied when the collector touches them.
-    Full collections are rare (GC_THRESHOLDS)."""
+    Full collections are rare (GC_THRESHOLDS). tiktoken's tables are loaded first, to be shared
+    the same way and to spare each worker's first token count."""
+    from app.usage.tokens import load_encodings
+    load_encodings()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
