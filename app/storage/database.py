@@ -44,6 +44,7 @@ class Database:
         self._inherited: list[sqlite3.Connection] = []
         self._migrate_lock = threading.Lock()
         self._pool_lock = threading.Lock()
+        self._writer = threading.Lock()
         self._pools: dict[int, PostgresPool] = {}
         if self.dialect == "sqlite":
             self.path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
@@ -116,7 +117,7 @@ class Database:
                 with connection.transaction():
                     yield Transaction(self, connection.cursor())
             return
-        with self._sqlite() as connection:
+        with self._one_writer(), self._sqlite() as connection:
             self._begin_immediate(connection)
             try:
                 yield Transaction(self, connection.cursor())
@@ -125,6 +126,18 @@ class Database:
                     connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
+
+    @contextmanager
+    def _one_writer(self) -> Iterator[None]:
+        """One SQLite write transaction at a time in this process: its other writers queue
+        here in turn, rather than each polling SQLite's lock, which under load let some
+        requests lose to the other workers for seconds."""
+        if not self._writer.acquire(timeout=bounded(self.timeout)):
+            raise sqlite3.OperationalError("database is locked (this process's writers queue)")
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     def _begin_immediate(self, connection: sqlite3.Connection) -> None:
         """Take SQLite's write lock, waiting while another connection holds it."""
