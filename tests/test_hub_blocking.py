@@ -67,4 +67,4 @@ def test_a_cache_write_waiting_for_the_lock_never_holds_the_worker(start_gunicor
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert max(waits) < 0.6, waits
+    assert max(waits) < 0.8, waits   # the worker froze for the lock timeout (1 s) before
