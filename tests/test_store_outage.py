@@ -14,6 +14,7 @@ import uuid
 import psycopg
 import pytest
 
+from app.api.auth import EXTENSION as KEYS
 from tests.keys_fixtures import ADMIN, ask, bearer, generate
 from tests.keys_fixtures import keyed  # noqa: F401  (the fixture)
 from tests.servers import _stop, start_redis
@@ -176,6 +177,34 @@ def test_a_request_waits_on_the_key_store_no_longer_than_its_own_timeout(keyed, 
     bad_body = client.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "timeout": 1},
                            headers=bearer(known))
     assert bad_body.status_code == 400 and bad_body.json["error"]["param"] == "messages"
+
+def test_a_requests_own_timeout_leaves_the_store_in_use_for_every_other_request(
+        keyed, postgres_url, write_config):
+    """A store wait ended by the request's own short timeout says nothing of the store: other
+    requests go on using it (unknown keys are not refused for the next moments), and the
+    spend the hurried request could not settle is settled in the background."""
+    client = keyed({"DATABASE_URL": postgres_url}, write_config("key_cache_seconds: 60\n"))
+    known = generate(client)
+    stranger = generate(client)["key"]
+    assert timed_ask(client, known["key"])[0].status_code == 200
+    spent = client.get("/key/info", query_string={"key_id": known["key_id"]},
+                       headers=ADMIN).json["spend"]
+    guard = client.application.extensions[KEYS].guard
+    hurried = {**ask(), "timeout": 1}
+    lock = TableLock(postgres_url)
+    try:
+        refused = client.post("/v1/chat/completions", json=hurried, headers=bearer(stranger))
+        served = client.post("/v1/chat/completions", json=hurried, headers=bearer(known["key"]))
+        assert (refused.status_code, served.status_code) == (503, 200)
+        assert guard.up, "one request's own timeout took the key store out of use for all"
+    finally:
+        lock.release()
+    deadline = time.monotonic() + 3.0
+    while client.get("/key/info", query_string={"key_id": known["key_id"]},
+                     headers=ADMIN).json["spend"] <= spent:
+        assert time.monotonic() < deadline, "the hurried request's spend was never settled"
+        time.sleep(0.05)
+
 
 @pytest.fixture
 def own_redis(tmp_path):

@@ -29,6 +29,7 @@ from app.keys.redis_counters import RedisCounters
 from app.keys.sql_counters import SqlCounters
 from app.keys.store import MIGRATIONS, KeyRecord, KeyStore
 from app.storage.database import Database, database_url
+from app.storage.deadline import ran_out
 from app.storage.redis_client import redis_client
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class KeyService:
             try:
                 key = self.store.authenticate(token)
             except Exception as exc:
-                self.guard.failed(exc)
+                self._store_failed(exc)
             else:
                 self.cache.verified(token, key, read_at)
                 return key
@@ -118,7 +119,7 @@ class KeyService:
                     self.cache.forget(key.id)
                 raise
             except Exception as exc:
-                self.guard.failed(exc)
+                self._store_failed(exc)
             else:
                 if admission is not None and admission.stale:
                     self.cache.forget(key.id)
@@ -169,20 +170,45 @@ class KeyService:
                 raise ConnectionError("the key store is unreachable")
             self.enforcer.settle(event)
         except Exception as exc:
-            if self.guard.up:
-                self.guard.failed(exc)
             if event.cost:
                 with self._lock:
                     self._held[event.key_id] = self._held.get(event.key_id, 0.0) + event.cost
             log.warning("request %s of key %s is settled when the key store answers again "
                         "(%s)", event.request_id, event.key_id, exc)
+            if ran_out():
+                threading.Thread(target=self._catch_up, name="key-settle", daemon=True).start()
+            elif self.guard.up:
+                self.guard.failed(exc)
+
+    def _store_failed(self, error: BaseException) -> None:
+        """A wait that the request's own timeout ended says nothing of the store: only that
+        request goes without it. Any other failure stops every request's use of the store
+        until a probe answers (StoreGuard)."""
+        if not ran_out():
+            self.guard.failed(error)
+
+    def _catch_up(self) -> None:
+        """Settle what a request's own deadline kept from its settle, with the store's own
+        bound (off the request): a failure then is the store's."""
+        try:
+            self._settle_held()
+        except Exception as exc:
+            if self.guard.up:
+                self.guard.failed(exc)
 
     def _settle_held(self) -> None:
-        """The store answers again: add the spend it missed."""
+        """Add the spend the store missed; what fails to go in stays held for the next try."""
         with self._lock:
-            held, self._held = self._held, {}
-        for key_id, cost in held.items():
-            self.enforcer.sql.settle(key_id, None, cost, None, 0)
+            pending, self._held = list(self._held.items()), {}
+        try:
+            while pending:
+                key_id, cost = pending[0]
+                self.enforcer.sql.settle(key_id, None, cost, None, 0)
+                pending.pop(0)
+        finally:
+            with self._lock:
+                for key_id, cost in pending:
+                    self._held[key_id] = self._held.get(key_id, 0.0) + cost
 
     def close(self, timeout: float) -> None:
         """Nothing is queued (every request was settled when it finished): only the store's

@@ -32,3 +32,10 @@ def bounded(own: float) -> float:
         return own
     return max(0.0, min(own, deadline - time.monotonic()))
 
+
+
+def ran_out() -> bool:
+    """True once the current request's own deadline has passed: a store wait that ended then
+    was cut short by the request, and says nothing of the store."""
+    deadline = _deadline.get()
+    return deadline is not None and time.monotonic() >= deadline
