@@ -7,6 +7,8 @@ keep-alive time; a deploy then takes the whole graceful timeout, and gunicorn ki
 worker before it can flush its ledger rows. Here a stop hangs up at once on the connections
 idle at that moment (as the gthread worker does); requests in progress, and connections
 accepted before the listener closes, are served (gunicorn closes them after the response).
+
+Each kept-alive connection takes its turn before reading its next request (`take_turns`).
 """
 from __future__ import annotations
 
@@ -22,6 +24,24 @@ from app.gunicorn_clients import HEADER_TIMEOUT, SLOW, ClientBody, TooSlow, Wait
 from app.gunicorn_errors import write_json_error
 
 HANG_UP = "the worker is stopping"
+
+
+def take_turns() -> None:
+    """Back to the hub until after its next poll, so every connection whose request or
+    upstream answer is ready by then runs before this one goes on.
+
+    A greenlet only lets the others run when it waits. With a client that sends its next
+    request as soon as it has the answer and an upstream that answers at once, neither read
+    waits: one connection was served up to ~60 times in a row while the worker's other
+    connections waited (bench scenario 2, c=16: p99 20x the p50; about 3x with this).
+    `gevent.sleep(0)` is not enough: its callback runs again before the hub polls. A timer
+    due now fires after the poll, with the sockets found ready there."""
+    hub = gevent.get_hub()
+    timer = hub.loop.timer(0)
+    try:
+        hub.wait(timer)
+    finally:
+        timer.close()
 
 
 class GeventWorker(BaseGeventWorker):
@@ -69,7 +89,8 @@ class GeventWorker(BaseGeventWorker):
     @contextmanager
     def timeout_ctx(self):
         """Around the wait for a connection's next request: its headers within
-        HEADER_TIMEOUT on a new connection, within `keepalive` on a kept-alive one."""
+        HEADER_TIMEOUT on a new connection, within `keepalive` on a kept-alive one, which
+        first lets the worker's other connections take their turn."""
         me = gevent.getcurrent()
         fresh = me not in self.served
         self.idle.add(me)
@@ -78,6 +99,8 @@ class GeventWorker(BaseGeventWorker):
                 try:
                     with self.within(waiting.sock, HEADER_TIMEOUT if fresh else
                                      self.cfg.keepalive):
+                        if not fresh:
+                            take_turns()
                         yield
                 except TooSlow:
                     self._close_slow(waiting.sock, fresh)
