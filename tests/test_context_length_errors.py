@@ -7,7 +7,8 @@ import pytest
 
 from tests.emulators.anthropic import AnthropicEmulator, anthropic_error
 from tests.emulators.cohere import CohereEmulator, cohere_error
-from tests.emulators.gemini import GeminiEmulator, google_error
+from tests.emulators.gemini import GeminiEmulator
+from tests.emulators.gemini_errors import google_error
 from tests.emulators.huggingface import HuggingFaceEmulator, hf_error
 from tests.emulators.openai import AzureEmulator, OpenAIEmulator, openai_error
 from tests.emulators.server import Fault, Reply

@@ -9,7 +9,7 @@ import anthropic
 import pytest
 
 from tests.emulators.anthropic import anthropic_error
-from tests.emulators.gemini import google_error
+from tests.emulators.gemini_errors import google_error
 from tests.emulators.server import Fault, Reply, sse
 from tests.messages_fixtures import (anthropic_emu, gemini_emu, http, app, make_app,  # noqa: F401
                                      messages_env, sdk, sdk_for, sse_events)

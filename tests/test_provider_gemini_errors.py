@@ -7,8 +7,8 @@ import openai
 import pytest
 
 from tests.emulators.contracts import needs_specs
-from tests.emulators.gemini import (CONTRACT, REQUEST, RESPONSE, STATUS,
-                                    GeminiEmulator, bad_key, internal, no_key, overloaded, rate_limited)
+from tests.emulators.gemini import CONTRACT, REQUEST, RESPONSE, STATUS, GeminiEmulator
+from tests.emulators.gemini_errors import bad_key, internal, no_key, overloaded, rate_limited
 from tests.emulators.server import Fault
 from tests.provider_fixtures import NO_RETRY, provider_fixtures, sdk_for
 

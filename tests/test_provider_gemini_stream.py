@@ -9,7 +9,8 @@ import pytest
 
 from app.errors import UpstreamError
 from app.providers import PROVIDERS
-from tests.emulators.gemini import GeminiEmulator, rate_limited
+from tests.emulators.gemini import GeminiEmulator
+from tests.emulators.gemini_errors import rate_limited
 from tests.emulators.server import Fault
 from tests.provider_fixtures import WEATHER, provider_fixtures, sent, sse_frames
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.emulators.gemini import (BAD_SIGNATURE, GeminiEmulator, api_rules, text_signature)
+from tests.emulators.gemini import GeminiEmulator
+from tests.emulators.gemini_rules import BAD_SIGNATURE, api_rules, text_signature
 from tests.provider_fixtures import WEATHER, provider_fixtures, sent
 
 from tests.gemini_cases import (CLOCK, FLASH, USER)

@@ -4,26 +4,23 @@ v1beta.
 Requests are checked against `GenerateContentRequest` of the converted Gemini contract
 (gemini/openapi.json, OAS 3.0; see WIRE-FORMATS §2.3 point 4 for its path-pattern
 artifact, which matters only to Prism), plus what the live API enforces beyond that
-schema: unknown field names are refused (Google's JSON is proto-backed), roles are
-`user`/`model`, no empty turns or empty text, one data field per part, and function
-responses must answer the function calls of the model turn just before them. Every
-answer body, stream chunk and error body is itself checked against the contract.
-Errors use Google's RPC shape; a bad key is HTTP 400 API_KEY_INVALID, a missing one 403.
+schema (gemini_rules.py). Every answer body, stream chunk and error body is itself
+checked against the contract. Errors use Google's RPC shape (gemini_errors.py).
 """
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
-from collections import Counter
 
-from tests.emulators.contracts import Contract, load_spec, specs_available
+from tests.emulators.contracts import Contract, specs_available
+from tests.emulators.gemini_errors import INTERNAL, bad_key, google_error, no_key
+from tests.emulators.gemini_rules import (SPEC, api_rules, declarations, text_signature,
+                                          unknown_fields)
 from tests.emulators.model import (Generation, Tool, Turn, count_prompt, embed_text, generate,
                                    stream_pieces)
 from tests.emulators.server import Call, Emulator, Reply
 
-SPEC = "gemini/openapi.json"
 CONTRACT = Contract(SPEC)
 REQUEST = CONTRACT.request_body_pointer("/models/{modelsId}:generateContent")
 REQUEST_SCHEMA = "#/components/schemas/GenerateContentRequest"   # what REQUEST refers to
@@ -39,175 +36,13 @@ EMBED_MODELS = re.compile(r"^(gemini-embedding-[0-9a-z.-]+|text-embedding-\d+)$"
 EMBED_DIMENSIONS = 16     # gemini-embedding-001 has 3072; a short vector keeps the tests light
 BATCH_LIMIT = 100
 MODELS = re.compile(r"^gemini-[a-z0-9.-]+$")   # the model ids this emulator serves
-DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse",
-               "executableCode", "codeExecutionResult", "toolCall", "toolResponse")
 FINISH = {"length": "MAX_TOKENS"}
-INTERNAL = ("An internal error has occurred. Please retry or report in "
-            "https://developers.generativeai.google/guide/troubleshooting")
-
-
-def google_error(code: int, status: str, message: str, details: list | None = None) -> Reply:
-    """A Google RPC error answer, as generativelanguage.googleapis.com sends it."""
-    error = {"code": code, "message": message, "status": status}
-    if details is not None:
-        error["details"] = details
-    return Reply(code, {"error": error})
-
-
-def rate_limited(delay: str = "30s") -> Reply:
-    return google_error(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please "
-                        "check your plan and billing details.", [
-                            {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                             "violations": [{"quotaMetric": "generativelanguage.googleapis.com/"
-                                             "generate_content_free_tier_requests",
-                                             "quotaId": "GenerateRequestsPerMinutePerProject"}]},
-                            {"@type": "type.googleapis.com/google.rpc.Help", "links": [
-                                {"description": "Learn more about Gemini API quotas",
-                                 "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
-                            {"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                             "retryDelay": delay}])
-
-
-def overloaded() -> Reply:
-    return google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
-
-
-def internal() -> Reply:
-    return google_error(500, "INTERNAL", INTERNAL)
-
-
-def bad_key() -> Reply:
-    message = "API key not valid. Please pass a valid API key."
-    return google_error(400, "INVALID_ARGUMENT", message, [
-        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-         "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
-        {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
-         "message": message}])
-
-
-def no_key() -> Reply:
-    return google_error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers "
-                        "(callers without established identity). Please use API Key or other "
-                        "form of API consumer identity to call this API.")
-
-
-def unknown_fields(instance, schema: dict, path: str = "") -> list[str]:
-    """Field names the schema does not declare (the live API refuses them: proto JSON)."""
-    spec = load_spec(SPEC)
-    while "$ref" in schema:
-        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
-    problems = []
-    if isinstance(instance, dict) and "properties" in schema:
-        for key, value in instance.items():
-            if key not in schema["properties"]:
-                problems.append(f'Unknown name "{key}" at \'{path or "request"}\': '
-                                f'Cannot find field.')
-            else:
-                problems += unknown_fields(value, schema["properties"][key],
-                                           f"{path}.{key}".strip("."))
-    elif isinstance(instance, list) and "items" in schema:
-        for i, item in enumerate(instance):
-            problems += unknown_fields(item, schema["items"], f"{path}[{i}]")
-    return problems
-
-
 THOUGHT = "Thinking about the question."
-MISSING_SIGNATURE = ("Function call is missing a thought_signature in functionCall parts. This "
-                     "is required for tools to work correctly, and missing thought_signature may "
-                     "lead to degraded model performance.")
-
-
-BAD_SIGNATURE = "Unable to submit request because the thought signature is not valid."
-
-
-def text_signature(text: str) -> str:
-    """The signature Gemini 3 puts on an answer without function calls (here: tied to the
-    text it signs, so a signature moved to other text or another part is caught)."""
-    return base64.b64encode(f"sig:text:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-                            .encode()).decode()
-
-
-def text_signature_rules(content: dict) -> list[str]:
-    """A text signature sent back must be the one given for that text, on the turn's last
-    text part (where Gemini put it)."""
-    texts = [p for p in content.get("parts") or () if "text" in p]
-    problems = []
-    for position, part in enumerate(texts):
-        signature = part.get("thoughtSignature")
-        if signature and (signature != text_signature(part["text"])
-                          or position != len(texts) - 1):
-            problems.append(BAD_SIGNATURE)
-    return problems
-
-
-def thinking_rules(body: dict, model: str) -> list[str]:
-    """Gemini 3: thinking levels, every function call sent back with its signature, and
-    text signatures sent back unchanged where they were given."""
-    problems = []
-    config = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
-    if not model.startswith("gemini-3"):
-        if "thinkingLevel" in config:
-            problems.append("Thinking level is not supported for this model.")
-        if model.startswith("gemini-2.5-pro") and config.get("thinkingBudget") == 0:
-            problems.append("Budget 0 is invalid. This model only works in thinking mode.")
-        return problems
-    for content in body.get("contents") or ():
-        if content.get("role") == "model":
-            problems += text_signature_rules(content)
-        for part in content.get("parts") or ():
-            if content.get("role") == "model" and "functionCall" in part and \
-                    not part.get("thoughtSignature"):
-                problems.append(MISSING_SIGNATURE)
-    return problems
-
-
-def api_rules(body: dict, model: str) -> list[str]:
-    """What the live API refuses although the schema allows it."""
-    contents = body.get("contents") or []
-    problems = [] if contents else ["* GenerateContentRequest.contents: contents is not specified"]
-    system = body.get("systemInstruction")
-    for i, content in enumerate(contents + ([system] if system else [])):
-        where = f"contents[{i}]" if i < len(contents) else "systemInstruction"
-        if where != "systemInstruction" and content.get("role") not in ("user", "model"):
-            problems.append(f"{where}.role: Please use a valid role: user, model.")
-        if not content.get("parts"):
-            problems.append(f"{where}.parts: must not be empty")
-        for j, part in enumerate(content.get("parts") or ()):
-            fields = [f for f in DATA_FIELDS if f in part]
-            if len(fields) != 1:
-                problems.append(f"{where}.parts[{j}]: a part must hold exactly one data field")
-            if part.get("text") == "":
-                problems.append("Unable to submit request because it has an empty text "
-                                "parameter. Add a value to the parameter and try again.")
-    for i, content in enumerate(contents):
-        answers = [p["functionResponse"]["name"] for p in content.get("parts") or ()
-                   if "functionResponse" in p]
-        if not answers:
-            continue
-        before = contents[i - 1] if i else {}
-        calls = [p["functionCall"]["name"] for p in before.get("parts") or ()
-                 if "functionCall" in p]
-        if before.get("role") != "model" or Counter(calls) != Counter(answers):
-            problems.append("Please ensure that the number of function response parts is equal "
-                            "to the number of function call parts of the function call turn, "
-                            "and that the function response turn comes immediately after a "
-                            "function call turn.")
-    problems += thinking_rules(body, model)
-    declared = {d["name"] for d in declarations(body)}
-    calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
-    allowed = calling.get("allowedFunctionNames")
-    if allowed and (calling.get("mode") not in ("ANY", "VALIDATED") or set(allowed) - declared):
-        problems.append("allowed_function_names must name declared functions and needs mode ANY")
-    return problems
 
 
 def thought_tokens(config: dict) -> int:
     return len(THOUGHT.split()) if (config.get("thinkingConfig") or {}).get("includeThoughts") \
         else 0
-
-
-def declarations(body: dict) -> list[dict]:
-    return [d for tool in body.get("tools") or () for d in tool.get("functionDeclarations") or ()]
 
 
 def tool_result_text(response: dict) -> str:
