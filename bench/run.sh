@@ -6,7 +6,10 @@
 #   1 added latency, one request at a time, upstream 0 ms (+ the proxy's own
 #     x-switchboard-overhead-ms header)
 #   2 throughput, upstream 0 ms, THROUGHPUT_CONC ["16 64"] connections (wrk)
-#   3 realistic: upstream REALISTIC_LATENCY_MS [1000], REALISTIC_CONC [1000] in flight (wrk)
+#   3 realistic: upstream REALISTIC_LATENCY_MS [1000], REALISTIC_CONC [1000] in flight (wrk);
+#     each connection's first request starts at a random moment within REALISTIC_RAMP_MS [the
+#     upstream latency], as arriving clients do: the steady state of 1,000 in flight, not one
+#     burst of 1,000 at an instant (scenario 4's bursts are that; REALISTIC_RAMP_MS=0 for it here)
 #   4 streaming, STREAM_CHUNKS [20] chunks STREAM_INTERVAL_MS [20] apart: TTFT at c=1, then
 #     bursts of STREAM_BURSTS ["100 1000"] streams opened at once (all chunks + [DONE]?)
 #   5 exact-cache hits at 64 connections: Switchboard restarted with CACHE_CONFIG_YAML
@@ -64,6 +67,7 @@ QUIET_TIMEOUT=${QUIET_TIMEOUT:-10}
 THROUGHPUT_CONC=${THROUGHPUT_CONC:-"16 64"}
 REALISTIC_LATENCY_MS=${REALISTIC_LATENCY_MS:-1000}
 REALISTIC_CONC=${REALISTIC_CONC:-1000}
+REALISTIC_RAMP_MS=${REALISTIC_RAMP_MS:-$REALISTIC_LATENCY_MS}
 REALISTIC_DURATION=${REALISTIC_DURATION:-$((DURATION > 20 ? DURATION : 20))}
 STREAM_CHUNKS=${STREAM_CHUNKS:-20}
 STREAM_INTERVAL_MS=${STREAM_INTERVAL_MS:-20}
@@ -151,6 +155,7 @@ version_of() { "$1" -c "import importlib.metadata as m; print(m.version('$2'))" 
   fi
   echo "realistic: upstream ${REALISTIC_LATENCY_MS} ms, ${REALISTIC_CONC} connections, ${REALISTIC_DURATION}s"
   echo "realistic_latency_ms: $REALISTIC_LATENCY_MS"
+  echo "realistic_ramp_ms: $REALISTIC_RAMP_MS"
   echo "stream: ${STREAM_CHUNKS} chunks ${STREAM_INTERVAL_MS} ms apart"
   echo "scenarios: $SCENARIOS; duration ${DURATION}s (+${WARMUP}s warm-up), repeats $REPEATS"
   [[ -z "${BASELINE:-}" ]] || echo "baseline: switchboard@base = $(git -C "$ROOT" rev-parse --short "$BASELINE")"
@@ -296,7 +301,8 @@ scenario_3() {
   start_mock "$REALISTIC_LATENCY_MS" 0
   local rep t
   for ((rep = 1; rep <= REPEATS; rep++)); do for t in "${TARGETS[@]}"; do
-    measure 3 "c=$REALISTIC_CONC" "$t" "$rep" -- wrk_run "${URL[$t]}" "$REALISTIC_CONC" "$REALISTIC_DURATION"
+    BENCH_RAMP_MS=$REALISTIC_RAMP_MS BENCH_CONNECTIONS_PER_THREAD=$((REALISTIC_CONC / (REALISTIC_CONC >= 256 ? 2 : 1))) \
+      measure 3 "c=$REALISTIC_CONC" "$t" "$rep" -- wrk_run "${URL[$t]}" "$REALISTIC_CONC" "$REALISTIC_DURATION"
     sleep 2   # let the server drain what wrk left in flight before the next target
   done; done
 }

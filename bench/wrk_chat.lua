@@ -15,7 +15,26 @@ wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_API_KEY") or "sk-b
 
 local count_header = os.getenv("BENCH_COUNT_HEADER")
 local threads = {}
-function setup(thread) table.insert(threads, thread) end
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("seed", #threads)
+end
+
+-- BENCH_RAMP_MS (with BENCH_CONNECTIONS_PER_THREAD): each connection's first request waits a
+-- random 0..BENCH_RAMP_MS ms, so the connections start spread over that time, as clients
+-- arriving one after the other do, instead of all at one instant (a burst, which scenario 4
+-- measures on its own). wrk does not count the wait in the latency.
+local ramp_ms = tonumber(os.getenv("BENCH_RAMP_MS") or "") or 0
+if ramp_ms > 0 then
+  local first_requests = tonumber(os.getenv("BENCH_CONNECTIONS_PER_THREAD") or "") or 0
+  local started = 0
+  function init(args) math.randomseed(os.time() * 1000 + (seed or 0)) end
+  function delay()
+    started = started + 1
+    if started <= first_requests then return math.random(0, ramp_ms) end
+    return 0
+  end
+end
 
 if count_header and count_header ~= "" then
   counts = {}
