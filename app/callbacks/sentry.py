@@ -23,7 +23,7 @@ from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
 from sentry_sdk.transport import HttpTransport
 from sentry_sdk.utils import BadDsn, Dsn
 
-from app.callbacks.facts import answered_model, distinct_id, ended_at, event_uuid, facts
+from app.callbacks.facts import distinct_id, ended_at, event_uuid, facts
 from app.callbacks.queue import DeliveryError, one_at_a_time
 from app.callbacks.redaction import Scrubber
 from app.callbacks.settings import CallbackSettings

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import UpstreamError
-from app.providers.base import in_band_error, usage_dict
+from app.providers.base import usage_dict
+from app.providers.upstream_errors import in_band_error
 
 FINISH_REASONS = {
     "COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length",

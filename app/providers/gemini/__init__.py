@@ -15,8 +15,8 @@ from app.errors import UpstreamError
 from app.jsonfast import loads
 from app.providers import context_length, legacy_functions
 from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
-                                UpstreamResponse, chat_completion, retry_after_seconds,
-                                token_count, upstream_error)
+                                UpstreamResponse, chat_completion, token_count)
+from app.providers.upstream_errors import retry_after_seconds, upstream_error
 from app.providers.gemini import embed
 from app.providers.gemini.request import wire_body
 from app.providers.gemini.response import StreamState, choices, usage

@@ -31,8 +31,8 @@ from urllib.parse import quote
 from app.errors import InvalidRequestError, ProxyError, UpstreamError
 from app.providers import context_length, legacy_functions
 from app.providers.base import (FollowUp, StreamTranslator, Target, UpstreamRequest,
-                                UpstreamResponse, params_outside, retry_after_seconds,
-                                upstream_error)
+                                UpstreamResponse, params_outside)
+from app.providers.upstream_errors import retry_after_seconds, upstream_error
 from app.providers.embedding_format import embedding_list, input_texts
 from app.providers.huggingface import chat, textgen
 from app.providers.openai import OpenAIProvider

@@ -18,8 +18,8 @@ from typing import Any, Mapping
 
 from app.errors import InvalidRequestError, UpstreamError
 from app.providers.base import (FollowUp, Provider, StreamTranslator, Target, UpstreamRequest,
-                                UpstreamResponse, params_outside, retry_after_seconds,
-                                upstream_error)
+                                UpstreamResponse, params_outside)
+from app.providers.upstream_errors import retry_after_seconds, upstream_error
 from app.providers.replicate.request import ALWAYS, FAMILY_PARAMS, create_request, resolve
 from app.providers.replicate.response import (ENDED_BADLY, RUNNING, backoff, completion,
                                               prediction_error, retry_hint)
