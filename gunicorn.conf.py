@@ -69,6 +69,10 @@ preload_app = True
 # connection, so under load one worker served up to twice its share and its queue made the
 # p99 (bench/: "share of requests per worker").
 reuse_port = True
+# gunicorn's own parser, even where its C parser (gunicorn[fast]) is installed: app/gunicorn_errors.py
+# turns the Python parser's errors into JSON bodies without the request's bytes; the C parser's
+# messages quote the request line, keys included.
+http_parser = "python"
 logger_class = "app.gunicorn_logging.GunicornLogger"  # JSON with SWITCHBOARD_LOG_FORMAT=json
 control_socket_disable = True  # gunicorn 27 opens ~/.gunicorn/ control sockets otherwise
 
