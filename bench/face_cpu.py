@@ -5,14 +5,18 @@ noise. In process (default): the Flask app driven by its test client, the figure
 process's CPU time (every thread: the ledger writer included); `--profile N` adds each
 path's top N functions by own time (cProfile). `--gunicorn`: Switchboard as the bench runs
 it (bench/targets/switchboard.sh), one keep-alive connection, the figure being the CPU of
-gunicorn's whole process tree (master + workers).
+gunicorn's whole process tree (master + workers). `--tracing`: the chat path only, through two
+such servers, one with OpenTelemetry off and one exporting every span to the mock's OTLP sink
+(as the bench's `tracing` scenario runs them), one worker each: what tracing adds to a
+request's CPU, the export thread's encoding and sending included.
 
-    .venv/bin/python bench/face_cpu.py --requests 2000 --rounds 3 [--profile 25 | --gunicorn]
+    .venv/bin/python bench/face_cpu.py --requests 2000 --rounds 3 [--profile 25 | --gunicorn | --tracing]
 """
 from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import http.client
 import io
 import json
@@ -111,13 +115,13 @@ class Server:
         return (tree_cpu(self.process.pid) - started) / count
 
 
-def start_switchboard(mock_port: int, folder: str) -> Server:
+def start_switchboard(mock_port: int, folder: str, **env: str) -> Server:
     port = free_port()
     process = subprocess.Popen([str(HERE / "targets" / "switchboard.sh")],
                                start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL,
                                env={**os.environ, "SB_PORT": str(port),
-                                    "MOCK_PORT": str(mock_port), "SB_DATA_DIR": folder})
+                                    "MOCK_PORT": str(mock_port), "SB_DATA_DIR": folder, **env})
     wait_healthy(port, process)
     return Server(process, port)
 
@@ -156,13 +160,14 @@ def in_process(mock_port: int, folder: str):
 
 
 def report(figures: dict[str, list[float]], args) -> None:
-    base = min(figures["chat -> openai"])
-    where = "gunicorn's process tree" if args.gunicorn else "in process"
-    mean_base = statistics.mean(figures["chat -> openai"])
+    base_name = next(iter(figures))
+    base = min(figures[base_name])
+    where = "gunicorn's process tree" if args.gunicorn or args.tracing else "in process"
+    mean_base = statistics.mean(figures[base_name])
     print(f"CPU ms per request ({where}), {args.rounds} rounds of {args.requests} requests:")
     for name, values in figures.items():
         best, mean = min(values), statistics.mean(values)
-        print(f"  {name:38s} best {best * 1e3:.3f} ({(best - base) * 1e3:+.3f} vs chat), "
+        print(f"  {name:38s} best {best * 1e3:.3f} ({(best - base) * 1e3:+.3f} vs first), "
               f"mean {mean * 1e3:.3f} ({(mean - mean_base) * 1e3:+.3f}), "
               f"rounds: {', '.join(f'{v * 1e3:.3f}' for v in values)}")
 
@@ -175,37 +180,45 @@ def main() -> None:
                         help="also print each path's top N functions by own time")
     parser.add_argument("--gunicorn", action="store_true",
                         help="measure Switchboard under gunicorn instead of in process")
+    parser.add_argument("--tracing", action="store_true",
+                        help="the chat path under gunicorn with tracing off and on")
     args = parser.parse_args()
     bodies = {name: (path, json.dumps(body).encode()) for name, (path, body) in PATHS.items()}
     with tempfile.TemporaryDirectory(prefix="face-cpu-") as folder:
         mock_port = free_port()
         mock = start_mock(mock_port, folder)
-        server = None
+        servers: list[Server] = []
         try:
-            if args.gunicorn:
-                server = start_switchboard(mock_port, folder)
-                measure = server.run
+            if args.tracing:
+                one = {"WEB_CONCURRENCY": "1"}
+                servers = [start_switchboard(mock_port, folder, **one),
+                           start_switchboard(mock_port, folder, **one,
+                                             OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{mock_port}")]
+                chat = bodies["chat -> openai"]
+                runs = {"chat, tracing off": (*chat, servers[0].run),
+                        "chat, tracing on": (*chat, servers[1].run)}
+            elif args.gunicorn:
+                servers = [start_switchboard(mock_port, folder)]
+                runs = {name: (*request, servers[0].run) for name, request in bodies.items()}
             else:
                 client = in_process(mock_port, folder)
-
-                def measure(path: str, body: bytes, count: int) -> float:
-                    return run(client, path, body, count)
-            for path, body in bodies.values():
+                runs = {name: (*request, functools.partial(run, client))
+                        for name, request in bodies.items()}
+            for path, body, measure in runs.values():
                 measure(path, body, max(1, args.requests // 10))   # warm up
-            figures: dict[str, list[float]] = {name: [] for name in bodies}
+            figures: dict[str, list[float]] = {name: [] for name in runs}
             for _ in range(args.rounds):
-                for name, (path, body) in bodies.items():
+                for name, (path, body, measure) in runs.items():
                     figures[name].append(measure(path, body, args.requests))
             report(figures, args)
-            if args.profile and not args.gunicorn:
+            if args.profile and not servers:
                 for name, (path, body) in bodies.items():
                     print(f"\n==== {name}\n" + profile(client, path, body, args.requests,
                                                         args.profile))
         finally:
-            for process in (server.process if server else None, mock):
-                if process is not None:
-                    os.killpg(process.pid, 15)
-                    process.wait(15)
+            for process in (*(server.process for server in servers), mock):
+                os.killpg(process.pid, 15)
+                process.wait(15)
 
 
 if __name__ == "__main__":

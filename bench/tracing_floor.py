@@ -5,11 +5,11 @@ the attempt's CLIENT span with its 14) and to encode them for OTLP, with the off
 and with app/tracing/wire.py. The floor under what tracing can add to a request; the bench's
 `tracing` scenario measures what it does add, through gunicorn.
 
-    .venv/bin/python bench/tracing_floor.py [--requests 5000] [--gevent]
+    .venv/bin/python bench/tracing_floor.py [--requests 5000] [--gevent] [--official]
 
---gevent: threading patched as gunicorn.conf.py patches it, with the SDK's span locks made
-the interpreter's as app/tracing does (with gevent's own, making the spans costs about a
-third more).
+--gevent: threading patched as gunicorn.conf.py patches it. The SDK runs as the proxy runs it,
+with app/tracing/lean_sdk.py's swaps (the attributes' fast path; under gevent, the
+interpreter's locks); --official: as shipped, for comparison.
 """
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--gevent", action="store_true")
+    ap.add_argument("--official", action="store_true",
+                    help="the SDK as shipped, without app/tracing/lean_sdk.py's swaps")
     args = ap.parse_args()
     if args.gevent:
         from gevent import monkey
@@ -56,9 +58,9 @@ def main() -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from app import tracing
-    from app.tracing import wire
-    tracing._native_span_locks()  # under --gevent, as the proxy runs; nothing otherwise
+    from app.tracing import lean_sdk, wire
+    if not args.official:
+        lean_sdk.install()  # as the proxy runs
 
     kept = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "floor"}))
@@ -95,7 +97,8 @@ def main() -> None:
         for batch in batches:
             encode(batch)
         timings[name] = (time.process_time() - started) / n
-    print(f"{n} requests, 2 spans each{' (gevent)' if args.gevent else ''}: CPU per request")
+    print(f"{n} requests, 2 spans each{' (gevent)' if args.gevent else ''}"
+          f"{' (official SDK)' if args.official else ''}: CPU per request")
     print(f"  make, fill, end the spans: {make * 1e6:6.1f} us")
     for name, seconds in timings.items():
         print(f"  encode ({name}):{' ' * (12 - len(name))}{seconds * 1e6:6.1f} us"

@@ -18,10 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import types
 from typing import Mapping
 
-from app.tracing import export
+from app.tracing import export, lean_sdk
 
 _lock = threading.Lock()
 _wanted: dict | None = None  # the service name, once tracing is on in this process tree
@@ -42,7 +41,7 @@ def configure(env: Mapping[str, str]) -> bool:
     global _wanted
     if enabled_by(env) and _wanted is None:
         _sdk()  # imported here, in the master: a worker's first request does not pay for it
-        _native_span_locks()
+        lean_sdk.install()
         _wanted = {"service.name": env.get("OTEL_SERVICE_NAME") or "switchboard"}
         logging.getLogger("opentelemetry").setLevel(logging.ERROR)  # failures go to /metrics
         os.register_at_fork(after_in_child=_forget_after_fork)
@@ -78,28 +77,6 @@ def _sdk():
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     return Resource, TracerProvider, BatchSpanProcessor
-
-
-def _native_span_locks() -> None:
-    """Under gevent, `threading.Lock` is gevent's, about fifteen times dearer to make than the
-    interpreter's, and the SDK makes four per span (the span, its attributes, events and
-    links) for an eighth of a span's cost. Those locks only guard dict and list updates and
-    are never held across a greenlet switch (the span processors run outside them), so the
-    SDK's span modules get the interpreter's own Lock; its batch processor keeps gevent's
-    Thread, Event and Lock, which it waits on."""
-    try:
-        from gevent import monkey
-    except ImportError:
-        return
-    if not monkey.is_module_patched("threading"):
-        return
-    import opentelemetry.attributes
-    import opentelemetry.sdk.trace
-    import opentelemetry.sdk.util
-    native = types.SimpleNamespace(**{**vars(threading),
-                                      "Lock": monkey.get_original("threading", "Lock")})
-    for module in (opentelemetry.sdk.trace, opentelemetry.sdk.util, opentelemetry.attributes):
-        module.threading = native
 
 
 def flush(timeout: float) -> None:

@@ -1,0 +1,77 @@
+"""app/tracing/lean_sdk.py: spans filled through the attributes' fast path hold exactly what
+the SDK as shipped holds for the same calls (entries, order, dropped counts)."""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from app.tracing import lean_sdk
+
+# What the proxy gives (plain), and what must take the SDK's own checks.
+CASES = [
+    {"gen_ai.operation.name": "chat", "gen_ai.request.max_tokens": 32, "switchboard.cost": 1.5e-05,
+     "switchboard.cost_unknown": True, "gen_ai.response.finish_reasons": ["stop", "length"],
+     "switchboard.empty": "", "switchboard.none": []},
+    {"switchboard.tuple": ("a", 1, 2.5, False)},
+    {"": "dropped key", "kept": 1},
+    {"switchboard.mapping": {"a": 1}, "x": "y"},
+    {"switchboard.nested": [["a"], ["b"]]},
+    {"switchboard.object": object(), "x": 1},
+    {"switchboard.bytes": b"\x00"},
+    {"switchboard.none": None},
+    {3: "a non-string key"},
+]
+
+
+def _spans(lean: bool, limits: SpanLimits | None = None):
+    import opentelemetry.sdk.trace as sdk_trace
+    if lean:
+        lean_sdk.install()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=limits)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for case in CASES:
+        span = tracer.start_span("s", attributes={"first": 1, "second": "two"})
+        span.set_attributes(case)
+        span.set_attributes({"first": 2})  # an existing key moves last
+        span.add_event("e", {"switchboard.ttft_ms": 12.5, "k": ["a"]})
+        span.end()
+    provider.shutdown()
+    assert issubclass(sdk_trace.BoundedAttributes, lean_sdk._PlainAttributesMixin) == lean
+    return [(list(s.attributes.items()), s.dropped_attributes,
+             [(e.name, list(e.attributes.items())) for e in s.events])
+            for s in exporter.get_finished_spans()]
+
+
+@pytest.fixture
+def shipped_sdk():
+    """The SDK's span module as shipped before and after the test (the swap is process-wide)."""
+    import opentelemetry.sdk.trace as sdk_trace
+    sdk_trace.BoundedAttributes = BoundedAttributes
+    yield
+    sdk_trace.BoundedAttributes = BoundedAttributes
+
+
+@pytest.mark.parametrize("limits", [None, SpanLimits(max_span_attributes=3),
+                                    SpanLimits(max_span_attribute_length=2)])
+def test_fast_path_keeps_what_the_sdk_keeps(shipped_sdk, limits):
+    shipped = _spans(False, limits)
+    assert _spans(True, limits) == shipped
+    if limits is None:
+        assert shipped[0][0][0] == ("second", "two") and shipped[0][0][-1] == ("first", 2)
+        assert ("gen_ai.response.finish_reasons", ("stop", "length")) in shipped[0][0]
+
+
+def test_install_twice_swaps_once(shipped_sdk):
+    import opentelemetry.sdk.trace as sdk_trace
+    lean_sdk.install()
+    swapped = sdk_trace.BoundedAttributes
+    lean_sdk.install()
+    assert sdk_trace.BoundedAttributes is swapped
+    assert importlib.import_module("opentelemetry.attributes").BoundedAttributes is BoundedAttributes
