@@ -155,6 +155,24 @@ def test_handle_only_enqueues_and_rows_arrive_in_batches(ledger_env):
     assert _count(ledger) == 120
 
 
+def test_row_ids_grow_with_time(ledger_env):
+    """Each row lands at the end of the primary-key index (a random id made every insert
+    touch a random page of it, the more costly the larger the ledger)."""
+    ledger = _ledger(ledger_env, batch_size=500, flush_interval=30)
+    handled = []
+    for _ in range(40):
+        event = make_event()
+        ledger.handle(event)
+        handled.append(event.request_id)
+        time.sleep(0.002)   # rows a few ms apart: each in a millisecond of its own
+    ledger.close(10)
+    id_of = dict((request_id, row_id) for row_id, request_id in
+                 ledger.database.query("SELECT id, request_id FROM ledger"))
+    ids_as_handled = [id_of[request_id] for request_id in handled]
+    assert len(set(ids_as_handled)) == 40
+    assert sorted(ids_as_handled) == ids_as_handled
+
+
 def test_a_full_queue_waits_instead_of_dropping(ledger_env):
     ledger = _ledger(ledger_env, batch_size=5, flush_interval=0.01, queue_size=3)
     threads = [threading.Thread(target=lambda: [ledger.handle(make_event()) for _ in range(25)])

