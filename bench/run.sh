@@ -28,7 +28,9 @@
 #     is the mock's own endpoint for each
 #   10 the Messages API (POST /v1/messages, what Claude Code sends): added latency at c=1 and
 #     req/s at MESSAGES_CONC [16], passed through to the mock's Anthropic /v1/messages
-#     (claude-3-5-haiku-20241022); `direct` is the mock's endpoint, LiteLLM its /v1/messages
+#     (claude-3-5-haiku-20241022), each measurement beside the same request on the chat path
+#     (/v1/chat/completions to the mock's OpenAI endpoint), back to back on the same mock;
+#     `direct` is the mock's endpoint for each, LiteLLM its /v1/messages and chat endpoint
 #   keys: req/s at KEYS_CONC [16] with a virtual key that has rpm, tpm and a budget (limits
 #     far above the load, so every request is checked and counted, none refused), on the
 #     embedded SQLite (switchboard+keys) and on PostgreSQL + Redis (switchboard+keys-pg,
@@ -503,6 +505,8 @@ responses_bodies() {
     "$ask" "$system" > "$OUT_DIR/responses-anthropic.json"
   printf '{"model":"claude-3-5-haiku-20241022","system":%s,"messages":[{"role":"user","content":%s}],"max_tokens":32,"temperature":0}' \
     "$system" "$ask" > "$OUT_DIR/messages-anthropic.json"
+  printf '{"model":"gpt-3.5-turbo","messages":[{"role":"system","content":%s},{"role":"user","content":%s}],"max_tokens":32,"temperature":0}' \
+    "$system" "$ask" > "$OUT_DIR/chat-openai.json"
 }
 
 scenario_9() {
@@ -524,17 +528,30 @@ scenario_9() {
   done
 }
 
+# Scenario 10's faces: the path and the body of one request, the same system prompt and
+# question in each format (the chat body is the one scenarios 1-2 send).
+face_request() { # face -> "path body-file"
+  case $1 in
+    chat) echo "/v1/chat/completions $OUT_DIR/chat-openai.json" ;;
+    pass-through) echo "/v1/messages $OUT_DIR/messages-anthropic.json" ;;
+  esac
+}
+
 scenario_10() {
   start_mock 0 0
   responses_bodies
-  local rep t conc body=$OUT_DIR/messages-anthropic.json
+  local rep t conc face faces path body
   for conc in 1 $MESSAGES_CONC; do for ((rep = 1; rep <= REPEATS; rep++)); do for t in "${TARGETS[@]}"; do
-    if ((conc == 1)); then
-      measure 10 "pass-through c=1" "$t" "$rep" -- loadgen latency --url "${URL[$t]}" \
-        --path /v1/messages --body-file "$body" --duration "$DURATION" --warmup "$WARMUP"
-    else
-      BENCH_PATH=/v1/messages BENCH_BODY_FILE=$body wrk_measure 10 "pass-through c=$conc" "$t" "$rep" "$conc" "$DURATION"
-    fi
+    faces="chat pass-through"; ((rep % 2)) || faces="pass-through chat"   # each first in turn
+    for face in $faces; do
+      read -r path body <<< "$(face_request "$face")"
+      if ((conc == 1)); then
+        measure 10 "$face c=1" "$t" "$rep" -- loadgen latency --url "${URL[$t]}" \
+          --path "$path" --body-file "$body" --duration "$DURATION" --warmup "$WARMUP"
+      else
+        BENCH_PATH=$path BENCH_BODY_FILE=$body wrk_measure 10 "$face c=$conc" "$t" "$rep" "$conc" "$DURATION"
+      fi
+    done
   done; done; done
 }
 

@@ -28,7 +28,7 @@ TITLES = {
     "7": "7 scaling, c=1, upstream 0 ms",
     "8": "8 embeddings, 16-input batch, upstream 0 ms",
     "9": "9 Responses API (/v1/responses), upstream 0 ms",
-    "10": "10 Messages API (/v1/messages) passed through to Anthropic, upstream 0 ms",
+    "10": "10 Messages API (/v1/messages) passed through to Anthropic beside the chat path, upstream 0 ms",
     "keys": "keys: a virtual key with rpm, tpm and a budget, upstream 0 ms",
     "tracing": "tracing: OpenTelemetry on (switchboard+otel) vs off, upstream 0 ms",
 }
@@ -271,8 +271,38 @@ def rows_tracing(tb, sc, title, case, meta):
             tb.add(title, case, "req/s traced ÷ untraced", {TRACED: ratio(on, off)}, "–", None)
 
 
+def rows_faces(tb, sc, title, case, meta):
+    """Scenario 10: each face's rows; under the Messages pass-through's, how it compares with
+    the same request on the chat path measured beside it (same run, same mock)."""
+    latency = case.endswith("c=1")
+    (rows_latency if latency else rows_throughput)(tb, sc, title, case, meta)
+    chat = case.replace("pass-through", "chat", 1)
+    if chat == case or not tb.recs(sc, chat, PROXY):
+        return
+    proxies = [t for t in tb.targets if t != "direct"]
+
+    def added_p50(target, which):
+        own, base = (tb.value(sc, which, t, field("latency_ms", "p50")) for t in (target, "direct"))
+        return None if own is None or base is None else own - base
+
+    if latency:
+        cells = {}
+        for t in proxies:
+            a, b = added_p50(t, case), added_p50(t, chat)
+            cells[t] = "–" if a is None or b is None else f"{a - b:+.3f}"
+        tb.add(title, case, "added p50: pass-through − chat, ms (≤ 0: no dearer)", cells, "–", None)
+    else:
+        cells = {t: ratio(tb.value(sc, case, t, ok_rps), tb.value(sc, chat, t, ok_rps)) for t in proxies}
+        tb.add(title, case, "req/s: pass-through ÷ chat (≥ 1: no slower)", cells, "–", None)
+    cells = {t: ratio(tb.value(sc, case, t, cpu_ms_per_request), tb.value(sc, chat, t, cpu_ms_per_request))
+             for t in proxies}
+    tb.add(title, case, "CPU per request: pass-through ÷ chat", cells, "–", None)
+
+
 def row_builder(sc, case):
-    if sc in ("8", "9", "10"):
+    if sc == "10":
+        return rows_faces
+    if sc in ("8", "9"):
         return rows_latency if case.endswith("c=1") else rows_throughput
     if sc == "tracing":
         return rows_tracing
