@@ -153,6 +153,21 @@ def worker_class(request) -> str:
     return request.param
 
 
+def module_gunicorn(request, env: dict[str, str]) -> GunicornProxy:
+    """A gunicorn for a module-scoped fixture (`request` is its own): the tests of a module
+    that only read what they sent themselves (their own keys, request ids, emulator faults)
+    share it instead of waiting for a start and a stop each. On the OpenAI and Azure
+    emulators, with storage of its own, plus `env`; stopped when the fixture ends."""
+    emulators = request.getfixturevalue("emulators")
+    folder = request.getfixturevalue("tmp_path_factory").mktemp("gunicorn")
+    proxy = GunicornProxy({**emulators(OpenAIEmulator).proxy_env(),
+                           **emulators(AzureEmulator).proxy_env(),
+                           "SWITCHBOARD_DATA_DIR": str(folder / "data"), **env},
+                          folder / "gunicorn.log")
+    request.addfinalizer(proxy.stop)
+    return proxy
+
+
 @pytest.fixture
 def start_gunicorn(tmp_path):
     started: list[GunicornProxy] = []

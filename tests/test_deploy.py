@@ -15,6 +15,7 @@ import openai
 import pytest
 import urllib3
 
+from tests.conftest import module_gunicorn
 from tests.emulators.server import Fault, Reply
 from tests.servers import _stop, _wait_port, free_port
 
@@ -64,13 +65,16 @@ def _read_all(sock: socket.socket) -> tuple[bytes, float]:
     return b"".join(chunks), first
 
 
-@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
-def test_slow_json_answer_is_padded_with_whitespace(start_gunicorn, provider_env, openai_emu,
-                                                    worker_class):
-    proxy = start_gunicorn({**provider_env, "SWITCHBOARD_KEEPALIVE_WHITESPACE": "0.2",
-                            "SWITCHBOARD_WORKER_CLASS": worker_class})
+@pytest.fixture(scope="module", params=["gevent", "gthread"])
+def padded(request):
+    """Whitespace after 0.2 s of silence, one gunicorn per worker class for the tests below."""
+    return module_gunicorn(request, {"SWITCHBOARD_KEEPALIVE_WHITESPACE": "0.2",
+                                     "SWITCHBOARD_WORKER_CLASS": request.param})
+
+
+def test_slow_json_answer_is_padded_with_whitespace(padded, openai_emu):
     openai_emu.fail_next(Fault(hang=1.5))
-    sock, _ = _raw_post(proxy.port, CHAT)
+    sock, _ = _raw_post(padded.port, CHAT)
     raw, first_byte = _read_all(sock)
     head, _, body = raw.partition(b"\r\n\r\n")
     assert first_byte < 1.0  # the router saw bytes long before the answer was ready
@@ -94,29 +98,29 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
-def test_padding_keeps_sdk_and_error_bodies_working(start_gunicorn, provider_env, openai_emu):
-    proxy = start_gunicorn({**provider_env, "SWITCHBOARD_KEEPALIVE_WHITESPACE": "0.2"})
-    client = openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key="unused", max_retries=0)
+@pytest.mark.parametrize("padded", ["gevent"], indirect=True)
+def test_padding_keeps_sdk_and_error_bodies_working(padded, openai_emu):
+    client = openai.OpenAI(base_url=f"{padded.base_url}/v1", api_key="unused", max_retries=0)
     openai_emu.fail_next(Fault(hang=1.0))
     answer = client.chat.completions.create(**CHAT)
     assert answer.choices[0].message.content.endswith("slow one")
     # A failure found after the padding began: status 200 was sent, the body says what failed.
     openai_emu.fail_next(Fault(hang=1.0, reply=Reply(400, {"error": {
         "message": "bad thing", "type": "invalid_request_error", "param": None, "code": None}})))
-    response = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=CHAT)
+    response = http.request("POST", f"{padded.base_url}/v1/chat/completions", json=CHAT)
     assert response.status == 200
     assert "bad thing" in json.loads(response.data)["error"]["message"]
 
 
-def test_fast_answers_and_streams_are_not_padded(start_gunicorn, provider_env, openai_emu):
-    proxy = start_gunicorn({**provider_env, "SWITCHBOARD_KEEPALIVE_WHITESPACE": "0.2"})
-    fast = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=CHAT)
+@pytest.mark.parametrize("padded", ["gevent"], indirect=True)
+def test_fast_answers_and_streams_are_not_padded(padded, openai_emu):
+    fast = http.request("POST", f"{padded.base_url}/v1/chat/completions", json=CHAT)
     assert fast.status == 200 and not fast.data.startswith(b"\n")
-    error = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
+    error = http.request("POST", f"{padded.base_url}/v1/chat/completions",
                             json={**CHAT, "model": "no-such-model"})
     assert error.status == 404  # a failure before the first pause keeps its status
     openai_emu.fail_next(Fault(hang=1.0))
-    stream = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
+    stream = http.request("POST", f"{padded.base_url}/v1/chat/completions",
                              json={**CHAT, "stream": True})
     assert stream.status == 200
     assert stream.headers["content-type"].startswith("text/event-stream")

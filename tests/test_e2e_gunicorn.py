@@ -5,10 +5,15 @@ import openai
 import pytest
 import urllib3
 
+from tests.conftest import module_gunicorn
 
-@pytest.fixture
-def proxy(start_gunicorn, provider_env, worker_class):
-    return start_gunicorn({**provider_env, "SWITCHBOARD_WORKER_CLASS": worker_class})
+pytestmark = pytest.mark.usefixtures("openai_emu", "azure_emu")   # reset and checked per test
+
+
+@pytest.fixture(scope="module", params=["gevent", "gthread"])
+def proxy(request):
+    """One gunicorn per worker class for the module: each test only reads its own answers."""
+    return module_gunicorn(request, {"SWITCHBOARD_WORKER_CLASS": request.param})
 
 
 def sdk(proxy) -> openai.OpenAI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
+from tests.conftest import module_gunicorn
 from tests.emulators.anthropic import AnthropicEmulator
 from tests.emulators.cohere import CohereEmulator
 from tests.emulators.gemini import GeminiEmulator
@@ -29,13 +30,19 @@ README_MODELS = [
 ]
 
 
-@pytest.fixture
-def proxy(start_gunicorn, provider_env, anthropic_emu, cohere_emu, gemini_emu, hf_emu,
-          replicate_emu):
-    env = dict(provider_env)
-    for emulator in (anthropic_emu, cohere_emu, gemini_emu, hf_emu, replicate_emu):
-        env.update(emulator.proxy_env())
-    return start_gunicorn(env)
+EMULATORS = (AnthropicEmulator, CohereEmulator, GeminiEmulator, HuggingFaceEmulator,
+             ReplicateEmulator)
+pytestmark = pytest.mark.usefixtures("openai_emu", "azure_emu", "anthropic_emu", "cohere_emu",
+                                     "gemini_emu", "hf_emu", "replicate_emu")
+
+
+@pytest.fixture(scope="module")
+def proxy(request, emulators):
+    """One gunicorn for both tests, on every provider's emulator."""
+    env = {}
+    for emulator_class in EMULATORS:
+        env.update(emulators(emulator_class).proxy_env())
+    return module_gunicorn(request, env)
 
 
 @pytest.fixture

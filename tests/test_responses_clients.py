@@ -17,6 +17,7 @@ import openai
 import pytest
 import urllib3
 
+from tests.conftest import module_gunicorn
 from tests.emulators.anthropic import AnthropicEmulator
 from tests.keys_fixtures import ADMIN, MASTER
 from tests.provider_fixtures import emulator_fixture
@@ -30,14 +31,19 @@ CONFIG = """model_list:
 """
 
 
-@pytest.fixture
-def gateway(start_gunicorn, provider_env, anthropic_emu, tmp_path, worker_class):
-    config = tmp_path / "switchboard.yaml"
+pytestmark = pytest.mark.usefixtures("openai_emu", "azure_emu", "anthropic_emu")
+
+
+@pytest.fixture(scope="module", params=["gevent", "gthread"])
+def gateway(request, emulators, tmp_path_factory):
+    """One gunicorn per worker class for the module (each test reads back only its own
+    responses and its own key's rows)."""
+    config = tmp_path_factory.mktemp("config") / "switchboard.yaml"
     config.write_text(CONFIG)
-    return start_gunicorn({**provider_env, **anthropic_emu.proxy_env(),
-                           "SWITCHBOARD_CONFIG": str(config),
-                           "SWITCHBOARD_WORKER_CLASS": worker_class,
-                           "SWITCHBOARD_MASTER_KEY": MASTER})
+    return module_gunicorn(request, {**emulators(AnthropicEmulator).proxy_env(),
+                                     "SWITCHBOARD_CONFIG": str(config),
+                                     "SWITCHBOARD_WORKER_CLASS": request.param,
+                                     "SWITCHBOARD_MASTER_KEY": MASTER})
 
 
 def admin(gateway, method: str, path: str, body: dict | None = None) -> dict:

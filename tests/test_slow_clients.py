@@ -11,9 +11,10 @@ import time
 import pytest
 import urllib3
 
+from tests.conftest import module_gunicorn
 from tests.keys_fixtures import ask
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("openai_emu", "azure_emu")]
 CHAT = b"POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\n"
 
 
@@ -35,12 +36,14 @@ def error_of(reply: bytes) -> dict:
     return json.loads(body)["error"]
 
 
-@pytest.fixture
-def impatient(start_gunicorn, provider_env, worker_class):
-    return start_gunicorn({**provider_env, "SWITCHBOARD_WORKER_CLASS": worker_class,
-                           "SWITCHBOARD_HEADER_TIMEOUT": "1",
-                           "SWITCHBOARD_BODY_TIMEOUT": "1",
-                           "SWITCHBOARD_MAX_REQUEST_BYTES": "2000"})
+@pytest.fixture(scope="module", params=["gevent", "gthread"])
+def impatient(request):
+    """Short timeouts and a small body limit, one gunicorn per worker class for the tests
+    below: each uses connections of its own, closed when it ends."""
+    return module_gunicorn(request, {"SWITCHBOARD_WORKER_CLASS": request.param,
+                                     "SWITCHBOARD_HEADER_TIMEOUT": "1",
+                                     "SWITCHBOARD_BODY_TIMEOUT": "1",
+                                     "SWITCHBOARD_MAX_REQUEST_BYTES": "2000"})
 
 
 def test_headers_that_never_finish_get_408_and_a_closed_connection(impatient):

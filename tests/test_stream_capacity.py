@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import urllib3
 
+from tests.conftest import module_gunicorn
 from tests.emulators.server import Fault, Reply, sse
 
 BODY = (b'{"model": "gpt-4", "stream": true, '
@@ -42,11 +43,15 @@ def open_and_drop(port: int) -> bytes:
     return first
 
 
-@pytest.fixture
-def proxy(start_gunicorn, provider_env):
-    return start_gunicorn({**provider_env, "WEB_CONCURRENCY": "1", "SWITCHBOARD_THREADS": "4"})
+@pytest.fixture(scope="module", params=["gevent", "gthread"])
+def proxy(request):
+    """One worker of four threads, one gunicorn per worker class for the tests below (each
+    counts only the upstream streams it opened itself)."""
+    return module_gunicorn(request, {"SWITCHBOARD_WORKER_CLASS": request.param,
+                                     "WEB_CONCURRENCY": "1", "SWITCHBOARD_THREADS": "4"})
 
 
+@pytest.mark.parametrize("proxy", ["gevent"], indirect=True)
 def test_client_disconnect_closes_upstream_and_frees_threads(proxy, openai_emu):
     drops = 8  # twice the worker's threads: leaked threads would exhaust it
     before = openai_emu.closed_streams  # the emulator is shared with earlier tests
@@ -102,14 +107,10 @@ def read_first_chunk_and_drop(port: int) -> None:
     sock.close()
 
 
-@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
-def test_hanging_up_mid_stream_closes_the_upstream_within_a_second(start_gunicorn, provider_env,
-                                                                   openai_emu, worker_class):
+def test_hanging_up_mid_stream_closes_the_upstream_within_a_second(proxy, openai_emu):
     """Clients drop slow streams part-way (the upstream pauses 5 s between chunks): each
     upstream connection is closed within 1 s of the hang-up, none is left open, and the
     proxy serves normally afterwards."""
-    proxy = start_gunicorn({**provider_env, "SWITCHBOARD_WORKER_CLASS": worker_class,
-                            "WEB_CONCURRENCY": "1", "SWITCHBOARD_THREADS": "4"})
     drops = 3
     opened, closed = openai_emu.open_streams, openai_emu.closed_streams  # a shared emulator
     for _ in range(drops):
