@@ -8,6 +8,9 @@ import time
 import pytest
 import urllib3
 
+from tests.conftest import GunicornProxy
+from tests.emulators.anthropic import AnthropicEmulator
+from tests.emulators.openai import OpenAIEmulator
 from tests.keys_fixtures import ADMIN, MASTER, ask, bearer
 from tests.messages_fixtures import anthropic_emu, sse_events  # noqa: F401  (fixture)
 from tests.otlp_capture import OtlpCollector
@@ -19,6 +22,10 @@ CLIENT_SPAN = "b7ad6b7169203331"
 http = urllib3.PoolManager(timeout=30, retries=False)
 
 
+TRACED = {"OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_SERVICE_NAME": "sb-test",
+          "SWITCHBOARD_MASTER_KEY": MASTER}
+
+
 @pytest.fixture
 def collector():
     collector = OtlpCollector()
@@ -27,15 +34,35 @@ def collector():
 
 
 @pytest.fixture
-def traced(start_gunicorn, provider_env, collector, tmp_path):
+def traced(collector, start_gunicorn, provider_env, tmp_path):
+    """A proxy of the test's own, exporting to the test's own collector. (The collector is
+    set up first, so that it is stopped last: a proxy's graceful stop flushes its spans,
+    and an absent collector would make it wait out the exporter's retries.)"""
     def start(config: str = "", **env):
         path = tmp_path / "switchboard.yaml"
         path.write_text(config or "{}\n")
         return start_gunicorn({**provider_env, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
-                               "OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_SERVICE_NAME": "sb-test",
-                               "SWITCHBOARD_MASTER_KEY": MASTER,
-                               "SWITCHBOARD_CONFIG": str(path), **env})
+                               **TRACED, "SWITCHBOARD_CONFIG": str(path), **env})
     return start
+
+
+@pytest.fixture(scope="module")
+def shared(emulators, tmp_path_factory):
+    """One traced proxy on the default settings (and a fallback, used only when an upstream
+    fails) for the tests that only read the spans of their own request ids, exporting to a
+    collector of its own: (proxy, collector). No test on it asks for message capture, so
+    a secret found in its exports came from the proxy."""
+    folder = tmp_path_factory.mktemp("traced")
+    config = folder / "switchboard.yaml"
+    config.write_text("fallbacks: {gpt-4o-mini: [gpt-4o]}\n")
+    collector = OtlpCollector()
+    env = {**emulators(OpenAIEmulator).proxy_env(), **emulators(AnthropicEmulator).proxy_env(),
+           "SWITCHBOARD_DATA_DIR": str(folder / "data"), "SWITCHBOARD_CONFIG": str(config),
+           "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, **TRACED}
+    proxy = GunicornProxy(env, folder / "gunicorn.log")
+    yield proxy, collector
+    proxy.stop()
+    collector.stop()
 
 
 def _server_span(spans, request_id):
@@ -47,8 +74,8 @@ def _has_request(request_id):
     return lambda spans: _server_span(spans, request_id) is not None
 
 
-def test_plain_request_span(traced, collector, openai_emu):
-    proxy = traced()
+def test_plain_request_span(shared, openai_emu):
+    proxy, collector = shared
     answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
                           json=ask(SECRET_TEXT, max_tokens=50, temperature=0.5, top_p=0.9),
                           headers={**ADMIN, "x-request-id": "trace-plain",
@@ -78,8 +105,8 @@ def test_plain_request_span(traced, collector, openai_emu):
         assert secret not in raw
 
 
-def test_stream_span_lasts_as_long_as_the_stream(traced, collector):
-    proxy = traced()
+def test_stream_span_lasts_as_long_as_the_stream(shared):
+    proxy, collector = shared
     answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
                              json=ask("stream me", stream=True),
                              headers={**ADMIN, "x-request-id": "trace-stream"})
@@ -92,8 +119,8 @@ def test_stream_span_lasts_as_long_as_the_stream(traced, collector):
     assert server["attributes"]["gen_ai.usage.output_tokens"] > 0
 
 
-def test_refused_key_span(traced, collector):
-    proxy = traced()
+def test_refused_key_span(shared):
+    proxy, collector = shared
     answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(),
                              headers={**bearer("sk-sb-0000000000000000_wrong"),
                                       "x-request-id": "trace-refused"})
@@ -128,8 +155,11 @@ def test_redaction_wins_over_capture(traced, collector):
 
 def test_absent_collector_never_fails_a_request(start_gunicorn, provider_env):
     from tests.servers import free_port
+    # the exporter's own bound on a delivery, retries included (10 s by default), kept short:
+    # a refused connection fails at once either way, and the graceful stop waits it out
     proxy = start_gunicorn({**provider_env, "OTEL_EXPORTER_OTLP_ENDPOINT":
-                            f"http://127.0.0.1:{free_port()}", "OTEL_BSP_SCHEDULE_DELAY": "10"})
+                            f"http://127.0.0.1:{free_port()}", "OTEL_BSP_SCHEDULE_DELAY": "10",
+                            "OTEL_EXPORTER_OTLP_TIMEOUT": "1"})
     for _ in range(5):
         assert http.request("POST", f"{proxy.base_url}/v1/chat/completions",
                                json=ask()).status == 200
@@ -179,19 +209,22 @@ def _children(spans, parent):
                   key=lambda s: s["start"])
 
 
-def test_retries_and_fallbacks_are_sibling_attempt_spans(traced, collector, openai_emu):
+def test_retries_and_fallbacks_are_sibling_attempt_spans(shared, openai_emu):
     from tests.emulators.server import Fault, Reply
-    proxy = traced("fallbacks: {gpt-4o-mini: [gpt-4o]}\n")
+    proxy, collector = shared
     openai_emu.fail_next(Fault(reply=Reply(500, {"error": {"message": "boom", "type": "server_error",
                                                            "param": None, "code": None}}), times=2))
     answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions",
                           json=ask("hi", num_retries=1, max_tokens=20),
                           headers={**ADMIN, "x-request-id": "trace-fallback"})
     assert answer.status == 200 and answer.headers["x-switchboard-attempted-fallbacks"] == "1"
-    spans = collector.wait_for(lambda found: len([
-        s for s in found if s["kind"] == 3]) >= 3 and _has_request("trace-fallback")(found))
-    server = _server_span(spans, "trace-fallback")
-    attempts = [s for s in _children(spans, server) if s["kind"] == 3]  # CLIENT
+
+    def attempted(found) -> list[dict]:   # the CLIENT spans under this request's own
+        server = _server_span(found, "trace-fallback")
+        return [s for s in _children(found, server) if s["kind"] == 3] if server else []
+
+    spans = collector.wait_for(lambda found: len(attempted(found)) >= 3)
+    server, attempts = _server_span(spans, "trace-fallback"), attempted(spans)
     assert [a["attributes"]["gen_ai.request.model"] for a in attempts] == \
         ["gpt-4o-mini", "gpt-4o-mini", "gpt-4o"]
     assert [a["attributes"]["switchboard.attempt"] for a in attempts] == [1, 2, 3]
@@ -251,14 +284,14 @@ def test_sampled_out_requests_make_no_spans_but_carry_the_trace(traced, collecto
     assert collector.spans == []
 
 
-def test_no_traceparent_upstream_by_default(traced, collector, openai_emu):
-    proxy = traced()
+def test_no_traceparent_upstream_by_default(shared, openai_emu):
+    proxy, _ = shared
     http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask(), headers=ADMIN)
     assert "traceparent" not in openai_emu.calls[-1].headers
 
 
-def test_every_face_gets_its_server_span(traced, collector):
-    proxy = traced()
+def test_every_face_gets_its_server_span(shared):
+    proxy, collector = shared
     faces = {
         "trace-embeddings": ("/v1/embeddings", {"model": "text-embedding-3-small",
                                                 "input": ["one", "two"]}, "embeddings"),
@@ -282,9 +315,9 @@ def test_every_face_gets_its_server_span(traced, collector):
         assert attempts and attempts[0]["attributes"]["gen_ai.operation.name"] == operation
 
 
-def test_a_passed_through_answer_keeps_its_own_id(traced, collector, anthropic_emu):
+def test_a_passed_through_answer_keeps_its_own_id(shared, anthropic_emu):
     """gen_ai.response.id is the id the client got: Anthropic's message id, streamed or not."""
-    proxy = traced(**anthropic_emu.proxy_env())
+    proxy, collector = shared
     body = {"model": "claude-sonnet-4-5", "max_tokens": 20,
             "messages": [{"role": "user", "content": "hi"}]}
     plain = http.request("POST", f"{proxy.base_url}/v1/messages", json=body,
