@@ -5,11 +5,13 @@ and changes seen within the documented bounds."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 
 from app.keys.redis_counters import CORRECTION_SECONDS
+from tests.emulators.server import Fault
 from tests.keys_fixtures import ADMIN, ask, bearer, fresh_window, generate
 from tests.keys_fixtures import keyed  # noqa: F401  (the fixture)
 
@@ -50,6 +52,42 @@ def test_a_limited_key_costs_two_round_trips_per_request(keyed, postgres_url, wr
     assert statements_run(postgres_url) - before <= 2 * REQUESTS + 1
     info = client.get("/key/info", query_string={"key_id": made["key_id"]}, headers=ADMIN).json
     assert info["spend"] > 0
+
+
+def test_requests_finishing_together_are_settled_together(keyed, postgres_url, write_config,
+                                                         openai_emu):
+    """Settling waits for the store (a client's next request finds its spend counted), but
+    requests finishing at the same moment share one statement: fewer than one per request,
+    and nothing is lost or counted twice."""
+    client = keyed({"DATABASE_URL": postgres_url}, write_config(QUIET_LEDGER))
+    made = generate(client, rpm_limit=10_000, tpm_limit=10_000_000, max_budget=100.0)
+    headers = bearer(made["key"])
+    concurrency = 24
+    openai_emu.fail_next(Fault(hang=1.0, times=concurrency))
+    fresh_window(10)
+    before = statements_run(postgres_url)
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        sent = [pool.submit(client.post, "/v1/chat/completions", json=ask(), headers=headers)
+                for _ in range(concurrency)]
+        deadline = time.monotonic() + 10
+        while len(openai_emu.calls) < concurrency:   # all admitted, all waiting upstream
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # Another instance holds the key's row while they finish: they all wait to settle.
+        with psycopg.connect(postgres_url) as other:
+            other.execute("SELECT spend FROM api_keys FOR UPDATE")
+            time.sleep(1.5)
+        replies = [future.result() for future in sent]
+    assert [r.status_code for r in replies] == [200] * concurrency
+    statements = statements_run(postgres_url) - before
+    # One statement to admit each; few to settle them all (and this test's own three).
+    assert statements <= concurrency + concurrency // 2, "they were not settled together"
+    database = client.application.extensions["switchboard.keys"].store.db
+    spend, reserved, in_flight = database.query(
+        "SELECT spend, reserved, in_flight FROM api_keys")[0]
+    assert spend == pytest.approx(sum(float(r.headers["x-switchboard-cost"]) for r in replies))
+    assert (reserved, in_flight) == (0.0, 0)
+    assert database.query("SELECT COUNT(*) FROM api_key_leases") == [(0,)]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

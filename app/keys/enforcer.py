@@ -3,9 +3,10 @@
 Before the call: refuse a model the key may not use, then reserve the request's estimated
 cost against the budget and count it towards rpm / tpm / max_parallel_requests. After it
 (when its event is published): release its slot, add its real cost to the key's spend and
-correct its token count. The reservation is the most the request can cost (app.usage.quote):
-the prompt counted with tiktoken, plus `n` x `max_tokens` of output (the model's output limit
-when absent), at the model's prices.
+correct its token count, in one write with the other requests finishing meanwhile
+(app/keys/group_commit.py). The reservation is the most the request can cost
+(app.usage.quote): the prompt counted with tiktoken, plus `n` x `max_tokens` of output (the
+model's output limit when absent), at the model's prices.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING
 from app.errors import ProxyError
 from app.keys.limits import (Admission, Usage, has_rate_limits, rate_headers, window_of)
 from app.keys.redis_counters import RedisCounters
-from app.keys.sql_counters import SqlCounters
+from app.keys.group_commit import GroupCommit
+from app.keys.sql_counters import Settle, SqlCounters
 from app.keys.store import KeyRecord
 from app.usage.quote import prompt_tokens, worst_case
 
@@ -60,6 +62,8 @@ class Enforcer:
         self.router = router
         self.lease_seconds = lease_seconds
         self._lease_ids = LeaseIds()
+        # Requests finishing together are settled in one write (app/keys/group_commit.py).
+        self._settles = GroupCommit(sql.settle_many, sql.db.timeout)
         # Admitted requests of this process awaiting their event. A client may reuse an
         # x-request-id, so the context's start time tells two requests apart.
         self._pending: dict[tuple[str, float], tuple[Admission, float]] = {}
@@ -125,12 +129,12 @@ class Enforcer:
         cost = event.cost or 0.0
         if admission is None:
             if cost:
-                self.sql.settle(event.key_id, None, cost, None, 0)
+                self._settles.run(Settle(event.key_id, None, cost, None, 0))
             return
         window, delta = self._token_correction(admission, event)
         try:
-            self.sql.settle(event.key_id, admission.sql_lease, cost,
-                            window if admission.sql_rates else None, delta)
+            self._settles.run(Settle(event.key_id, admission.sql_lease, cost,
+                                     window if admission.sql_rates else None, delta))
         finally:
             if admission.redis_rates:
                 self._settle_redis(event.key_id, admission.redis_lease, window, delta)

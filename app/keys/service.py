@@ -4,8 +4,8 @@ consumer that settles each finished request.
 Storage opens on first use, so a proxy that never sees a virtual key never creates a
 database. The consumer settles synchronously, in the thread that publishes the event
 (before the last byte of the answer leaves): a client that waits for its answer and sends
-the next request at once must find its parallel slot free and its spend counted. It is
-one short transaction.
+the next request at once must find its parallel slot free and its spend counted. Requests
+finishing together share one short write (app/keys/group_commit.py).
 
 Every wait on the store is bounded by `key_store_timeout` (default 2 s). When the store
 cannot be reached, keys verified in the last `key_cache_seconds` keep working, held to their
@@ -203,7 +203,7 @@ class KeyService:
         try:
             while pending:
                 key_id, cost = pending[0]
-                self.enforcer.sql.settle(key_id, None, cost, None, 0)
+                self.enforcer.sql.settle(key_id, (), cost, None, 0)
                 pending.pop(0)
         finally:
             with self._lock:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from typing import NamedTuple, Sequence
 
 from app.errors import ProxyError
+from app.jsonfast import dumps
 from app.keys.limits import (PARALLEL, Admission, Usage, budget_exceeded, budget_fits,
                              rate_limit_hit, rate_limited, window_of)
 from app.keys.store import KeyRecord
@@ -87,6 +89,17 @@ def _bound(statement: str, values: dict) -> tuple[str, list]:
     """A statement written with :names, as the `?` statement and values Database takes."""
     text, names = _compiled(statement)
     return text, [values[name] for name in names]
+
+
+class Settle(NamedTuple):
+    """One finished request to settle: its lease (None: it holds none), its real cost, and
+    the tokens to add to the count of `window` (None: its tokens are not counted here)."""
+
+    key_id: str
+    lease: str | None
+    cost: float
+    window: int | None
+    delta: int
 
 
 def revoked_error() -> ProxyError:
@@ -178,23 +191,44 @@ class SqlCounters:
                                     "count": len(freed)}))
         return len(freed)
 
-    def settle(self, key_id: str, lease: str | None, cost: float, window: int | None,
+    def settle(self, key_id: str, leases: Sequence[str], cost: float, window: int | None,
                token_delta: int) -> None:
-        """Release the lease, add the real cost to the key's spend, and correct the token count
-        of `window` by what the request really used (None: its tokens are not counted here)."""
+        """Release the leases, add the real cost of their requests to the key's spend, and
+        correct the token count of `window` by what they really used (None: their tokens are
+        not counted here)."""
         tokens = window is not None and token_delta != 0
-        if not lease and not cost and not tokens:
+        if not leases and not cost and not tokens:
             return
-        values = {"id": key_id, "lease": lease, "cost": cost, "window": window,
-                  "delta": token_delta}
-        self._release("id = :lease", values, tokens)
+        values = {"id": key_id, "cost": cost, "window": window, "delta": token_delta,
+                  "leases": list(leases) if self.postgres else dumps(list(leases)).decode()}
+        self._release("id = ANY(:leases)" if self.postgres else
+                      "id IN (SELECT value FROM json_each(:leases))", values, tokens)
+
+    def settle_many(self, settles: Sequence[Settle]) -> list[BaseException | None]:
+        """Settle finished requests together: one statement (or SQLite transaction) per key
+        and window, whatever their number; per request, None or what its settling failed
+        with."""
+        groups: dict[tuple[str, int | None], list[int]] = {}
+        for index, one in enumerate(settles):
+            groups.setdefault((one.key_id, one.window), []).append(index)
+        errors: list[BaseException | None] = [None] * len(settles)
+        for (key_id, window), indexes in groups.items():
+            members = [settles[i] for i in indexes]
+            try:
+                self.settle(key_id, [one.lease for one in members if one.lease],
+                            sum(one.cost for one in members), window,
+                            sum(one.delta for one in members))
+            except Exception as exc:
+                for i in indexes:
+                    errors[i] = exc
+        return errors
 
     def extend(self, lease: str, until: float) -> None:
         self.db.execute("UPDATE api_key_leases SET expires_at = ? WHERE id = ?", (until, lease))
 
     def release(self, key_id: str, lease: str) -> None:
         """Drop a lease whose request was refused by another limit after this one admitted it."""
-        self.settle(key_id, lease, 0.0, None, 0)
+        self.settle(key_id, [lease], 0.0, None, 0)
 
     def peek(self, key_id: str, now: float) -> Usage:
         """The key's counts in the current window, without counting anything."""
