@@ -63,7 +63,7 @@ class Enforcer:
         self.lease_seconds = lease_seconds
         self._lease_ids = LeaseIds()
         # Requests finishing together are settled in one write (app/keys/group_commit.py).
-        self._settles = GroupCommit(sql.settle_many, sql.db.timeout)
+        self._settles = GroupCommit(sql.settle_many)
         # Admitted requests of this process awaiting their event. A client may reuse an
         # x-request-id, so the context's start time tells two requests apart.
         self._pending: dict[tuple[str, float], tuple[Admission, float]] = {}

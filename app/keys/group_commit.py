@@ -9,14 +9,15 @@ the locks that order its writers belong to the request threads (a gevent lock ca
 shared with a native thread).
 
 The first caller to find no batch being written writes one (every item queued so far, its
-own included); when it is done, the oldest caller still queued writes the next. A caller's
-wait for its turn ends by its request's own deadline (app/storage/deadline.py): its item,
-not taken yet, is withdrawn and the caller told so; an item already taken waits for its
-batch, which the store's own bound ends. When a batch fails, the items queued meanwhile fail
-with it at once.
+own included); when it is done, the oldest caller still queued writes the next. So a caller
+waits at most two batches, each bounded by the store's own bound; its request's own
+deadline (app/storage/deadline.py) ends that wait sooner: its item, not taken yet, is
+withdrawn and the caller told so; an item already taken waits for its batch. When a batch
+fails, the items queued meanwhile fail with it at once.
 """
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Callable, Sequence
 
@@ -40,12 +41,10 @@ class _Ticket:
 
 
 class GroupCommit:
-    def __init__(self, write: Callable[[Sequence[Any]], Sequence[BaseException | None]],
-                 timeout: float):
-        """`write(items)` stores a batch and says, item by item, None or what it failed
-        with; `timeout` is the store's own bound on a wait for one's turn."""
+    def __init__(self, write: Callable[[Sequence[Any]], Sequence[BaseException | None]]):
+        """`write(items)` stores a batch (each of its waits bounded by the store) and says,
+        item by item, None or what it failed with."""
         self._write = write
-        self.timeout = timeout
         self._lock = threading.Lock()
         self._queue: list[_Ticket] = []
         self._busy = False           # a batch is being written
@@ -66,7 +65,8 @@ class GroupCommit:
             raise ticket.error
 
     def _wait_for_turn(self, ticket: _Ticket) -> None:
-        if not ticket.wake.wait(bounded(self.timeout)):
+        left = bounded(math.inf)   # the request's own deadline, if it has one
+        if not ticket.wake.wait(None if left == math.inf else left):
             with self._lock:
                 if ticket.state == QUEUED and ticket in self._queue:
                     self._queue.remove(ticket)
