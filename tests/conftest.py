@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 import urllib3
 
+from tests.emulators.anthropic import AnthropicEmulator
+from tests.emulators.cohere import CohereEmulator
+from tests.emulators.gemini import GeminiEmulator
+from tests.emulators.huggingface import HuggingFaceEmulator
 from tests.emulators.openai import AzureEmulator, OpenAIEmulator
+from tests.emulators.replicate import ReplicateEmulator
 from tests.provider_fixtures import app_maker, emulator_fixture, proxy_app, sdk_for
 from tests.provider_fixtures import emulators  # noqa: F401  (the session fixture, for all tests)
 from tests.servers import _stop, fresh_postgres_database, start_postgres, start_redis
@@ -151,6 +156,34 @@ class GunicornProxy:
 def worker_class(request) -> str:
     """Both worker classes gunicorn.conf.py supports, for tests that drive real clients."""
     return request.param
+
+
+EVERY_EMULATOR = (OpenAIEmulator, AzureEmulator, AnthropicEmulator, CohereEmulator,
+                  GeminiEmulator, HuggingFaceEmulator, ReplicateEmulator)
+
+
+@pytest.fixture(scope="session")
+def shared_gunicorn(emulators, tmp_path_factory):
+    """`get(worker_class="gevent")`: a gunicorn on the default settings with every provider
+    pointed at its emulator, one per worker class, started on first use and shared by the
+    tests (of any module) that only send requests and read their own answers: no config,
+    no key, no storage read. Each of those tests still takes its emulators' fixtures, which
+    reset them and hold its requests to the contract."""
+    running: dict[str, GunicornProxy] = {}
+
+    def get(worker_class: str = "gevent") -> GunicornProxy:
+        if worker_class not in running:
+            folder = tmp_path_factory.mktemp(f"gunicorn-{worker_class}")
+            env = {"SWITCHBOARD_WORKER_CLASS": worker_class,
+                   "SWITCHBOARD_DATA_DIR": str(folder / "data")}
+            for emulator_class in EVERY_EMULATOR:
+                env.update(emulators(emulator_class).proxy_env())
+            running[worker_class] = GunicornProxy(env, folder / "gunicorn.log")
+        return running[worker_class]
+
+    yield get
+    for proxy in running.values():
+        proxy.stop()
 
 
 def module_gunicorn(request, env: dict[str, str]) -> GunicornProxy:

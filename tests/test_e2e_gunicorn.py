@@ -5,15 +5,11 @@ import openai
 import pytest
 import urllib3
 
-from tests.conftest import module_gunicorn
 
-pytestmark = pytest.mark.usefixtures("openai_emu", "azure_emu")   # reset and checked per test
-
-
-@pytest.fixture(scope="module", params=["gevent", "gthread"])
-def proxy(request):
-    """One gunicorn per worker class for the module: each test only reads its own answers."""
-    return module_gunicorn(request, {"SWITCHBOARD_WORKER_CLASS": request.param})
+@pytest.fixture
+def proxy(shared_gunicorn, worker_class, openai_emu):
+    """The session's gunicorn of that worker class: each test here reads only its answers."""
+    return shared_gunicorn(worker_class)
 
 
 def sdk(proxy) -> openai.OpenAI:

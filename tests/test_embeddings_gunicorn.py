@@ -13,11 +13,9 @@ from tests.provider_fixtures import emulator_fixture
 cohere_emu = emulator_fixture(CohereEmulator, "cohere_emu")
 
 
-@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
-def test_split_batch_and_streamed_completion(start_gunicorn, provider_env, cohere_emu,
-                                             worker_class):
-    proxy = start_gunicorn({**provider_env, **cohere_emu.proxy_env(),
-                            "SWITCHBOARD_WORKER_CLASS": worker_class})
+def test_split_batch_and_streamed_completion(shared_gunicorn, worker_class, openai_emu,
+                                             cohere_emu):
+    proxy = shared_gunicorn(worker_class)
     client = openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key="unused", max_retries=0)
     texts = [f"document {i}" for i in range(250)]
     answer = client.embeddings.create(model="embed-english-v3.0", input=texts,

@@ -136,8 +136,8 @@ def test_cache_partition_includes_system_blocks_and_tools(make_app, write_config
     assert ask(system="Be brief.", tools=[tool])[0] == "miss"
 
 
-def test_async_sdk_against_gunicorn(messages_env, start_gunicorn, worker_class):
-    proxy = start_gunicorn({**messages_env, "SWITCHBOARD_WORKER_CLASS": worker_class})
+def test_async_sdk_against_gunicorn(shared_gunicorn, worker_class, anthropic_emu, openai_emu):
+    proxy = shared_gunicorn(worker_class)
 
     async def run():
         client = anthropic.AsyncAnthropic(base_url=proxy.base_url, api_key="x", max_retries=0)

@@ -172,8 +172,8 @@ def test_emulator_merges_consecutive_turns(anthropic_emu):
 
 
 # -- end to end through gunicorn -------------------------------------------------------------
-def test_through_gunicorn(start_gunicorn, anthropic_env):
-    proxy_process = start_gunicorn(anthropic_env)
+def test_through_gunicorn(shared_gunicorn, anthropic_emu):
+    proxy_process = shared_gunicorn()
     client = openai.OpenAI(base_url=proxy_process.base_url + "/v1", api_key="x", max_retries=0)
     plain = client.chat.completions.create(model="claude-2", messages=USER)
     assert plain.choices[0].message.content == "Hello! You said: ping"

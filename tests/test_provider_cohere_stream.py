@@ -284,8 +284,8 @@ def test_unsupported_param_refused_when_streaming(http, cohere_emu):
     assert not cohere_emu.calls
 
 
-def test_end_to_end_on_gunicorn(start_gunicorn, cohere_env, cohere_emu):
-    server = start_gunicorn(cohere_env)
+def test_end_to_end_on_gunicorn(shared_gunicorn, cohere_emu):
+    server = shared_gunicorn()
     client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="x", max_retries=0,
                            http_client=httpx2.Client(timeout=10))
     whole = client.chat.completions.create(model="command-nightly", messages=USER)

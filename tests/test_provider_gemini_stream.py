@@ -247,9 +247,9 @@ def test_translator_ignores_empty_chunks():
                                                    "role": "model"}}]}, {}]) == []
 
 
-def test_gunicorn_end_to_end(start_gunicorn, gemini_env):
+def test_gunicorn_end_to_end(shared_gunicorn, gemini_emu):
     """A real gunicorn process, the SDK over TCP: a streamed tool call, then the answer."""
-    proxy = start_gunicorn(gemini_env)
+    proxy = shared_gunicorn()
     client = openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key="unused", max_retries=0)
     messages = [{"role": "user", "content": "get_weather now"}]
     first = client.chat.completions.create(model="gemini-2.5-pro", messages=messages,

@@ -131,8 +131,8 @@ def test_unreadable_answer_is_a_502(http, hf_emu):
     assert "cannot read" in r.json["error"]["message"]
 
 
-def test_through_gunicorn(start_gunicorn, hf_env):
-    proxy = start_gunicorn(hf_env)
+def test_through_gunicorn(shared_gunicorn, hf_emu):
+    proxy = shared_gunicorn()
     sdk = openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key="x", max_retries=0)
     text = sdk.chat.completions.create(model=f"huggingface/{CODE_MODEL}", messages=CODE)
     assert text.choices[0].message.content == "Hello! You said: def fib(n):"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.conftest import module_gunicorn
 from tests.emulators.anthropic import AnthropicEmulator
 from tests.emulators.cohere import CohereEmulator
 from tests.emulators.gemini import GeminiEmulator
@@ -30,23 +29,11 @@ README_MODELS = [
 ]
 
 
-EMULATORS = (AnthropicEmulator, CohereEmulator, GeminiEmulator, HuggingFaceEmulator,
-             ReplicateEmulator)
-pytestmark = pytest.mark.usefixtures("openai_emu", "azure_emu", "anthropic_emu", "cohere_emu",
-                                     "gemini_emu", "hf_emu", "replicate_emu")
-
-
-@pytest.fixture(scope="module")
-def proxy(request, emulators):
-    """One gunicorn for both tests, on every provider's emulator."""
-    env = {}
-    for emulator_class in EMULATORS:
-        env.update(emulators(emulator_class).proxy_env())
-    return module_gunicorn(request, env)
-
-
 @pytest.fixture
-def client(proxy) -> openai.OpenAI:
+def client(shared_gunicorn, openai_emu, azure_emu, anthropic_emu, cohere_emu, gemini_emu, hf_emu,
+           replicate_emu) -> openai.OpenAI:
+    """The official SDK against the session's gunicorn, on every provider's emulator."""
+    proxy = shared_gunicorn()
     return openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key="x", max_retries=0,
                          timeout=30)
 

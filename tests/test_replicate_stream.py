@@ -119,8 +119,8 @@ def test_throttled_create_is_a_plain_429(sdk, replicate_emu):
     assert "Request was throttled" in raised.value.body["message"]
 
 
-def test_through_gunicorn(start_gunicorn, replicate_env):
-    proxy_process = start_gunicorn(replicate_env)
+def test_through_gunicorn(shared_gunicorn, replicate_emu):
+    proxy_process = shared_gunicorn()
     client = openai.OpenAI(base_url=proxy_process.base_url + "/v1", api_key="x", max_retries=0)
     chunks = list(client.chat.completions.create(model=LLAMA2, messages=USER, stream=True))
     assert streamed_text(chunks) == "Hello! You said: stream this please"

@@ -35,8 +35,8 @@ def frames(raw: bytes) -> list:
             for line in raw.split(b"\n\n") if line.startswith(b"data: ")]
 
 
-def test_a_stream_ends_at_the_requests_timeout(start_gunicorn, provider_env, openai_emu):
-    proxy = start_gunicorn(provider_env)
+def test_a_stream_ends_at_the_requests_timeout(shared_gunicorn, openai_emu):
+    proxy = shared_gunicorn()
     url = f"{proxy.base_url}/v1/chat/completions"
     assert urllib3.request("POST", url, json=ask(), timeout=60).status == 200  # warm
     openai_emu.fail_next(slow_stream(40, 0.1))  # 4 s of chunks, never silent for long
