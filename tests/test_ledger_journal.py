@@ -130,3 +130,38 @@ def test_a_full_queue_spills_to_the_journal_instead_of_waiting(ledger_env):  # n
     ledger.replay()
     assert request_ids(ledger.database) == sorted(event.request_id for event in events)
     assert os.listdir(os.path.join(ledger_env["SWITCHBOARD_DATA_DIR"], JOURNAL_DIR)) == []
+
+
+# Under gevent: request greenlets append rows while the ledger writer's native thread marks
+# rows stored (app/offload.py), taking the journal's lock again and again. Every greenlet must
+# get through, none left waiting on the lock for good; prints how many finished.
+CONTENDED = """
+from gevent import monkey; monkey.patch_all()
+import sys, time, gevent
+from app.offload import NativeThread
+from app.usage.journal import Journal
+journal, native, pending = Journal(sys.argv[1]), NativeThread(), []
+stop = time.monotonic() + 2
+
+def request():
+    while time.monotonic() < stop:
+        pending.append(journal.append({"id": "row"}))
+        gevent.sleep(0)
+
+def batches():  # on the native thread: the journal's lock taken again and again
+    while time.monotonic() < stop or pending:
+        batch = pending[:]
+        del pending[:len(batch)]
+        journal.stored(batch)
+
+workers = [gevent.spawn(request) for _ in range(16)] + [gevent.spawn(native.call, batches)]
+print(len(gevent.joinall(workers, timeout=8)), "of", len(workers), flush=True)
+"""
+
+
+def test_greenlets_and_the_native_writer_share_the_journal_without_hanging(tmp_path):
+    """gevent's patched Lock, released on the writer's native thread, left greenlets waiting
+    on it for good: requests behind the journal's lock were never answered."""
+    done = subprocess.run([sys.executable, "-c", CONTENDED, str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "17 of 17", done.stdout + done.stderr

@@ -24,13 +24,14 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import orjson
+
+from app.offload import shared_lock
 
 log = logging.getLogger("switchboard.journal")
 
@@ -52,7 +53,7 @@ class Segment:
 class Journal:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
-        self._lock = threading.Lock()
+        self._lock = shared_lock()   # the ledger writer's native thread takes it too
         self._current: Segment | None = None
         self._pid = os.getpid()
         self._retry_at = 0.0
