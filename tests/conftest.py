@@ -19,7 +19,8 @@ from tests.emulators.openai import AzureEmulator, OpenAIEmulator
 from tests.emulators.replicate import ReplicateEmulator
 from tests.provider_fixtures import app_maker, emulator_fixture, proxy_app, sdk_for
 from tests.provider_fixtures import emulators  # noqa: F401  (the session fixture, for all tests)
-from tests.servers import _stop, fresh_postgres_database, start_postgres, start_redis
+from tests.servers import (_stop, fresh_postgres_database, start_postgres, start_redis,
+                           stop_postgres)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +97,7 @@ def redis_url(redis_server):
 def postgres_server():
     process, url, workdir = start_postgres()
     yield url
-    _stop(process)
+    stop_postgres(process, workdir)
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -122,7 +123,7 @@ class GunicornProxy:
             env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready()
 
-    def _wait_ready(self, limit: float = 30.0) -> None:
+    def _wait_ready(self, limit: float = 60.0) -> None:
         deadline = time.monotonic() + limit
         http = urllib3.PoolManager()
         while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ Below them, the small readers and inputs those tests share.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
 import httpx2
@@ -38,8 +39,8 @@ def emulators() -> Iterator[Callable[[type[Emulator]], Emulator]]:
         return running[emulator_class]
 
     yield get
-    for emulator in running.values():
-        emulator.stop()
+    with ThreadPoolExecutor() as pool:   # each stop waits up to half a second for its loop
+        list(pool.map(Emulator.stop, running.values()))
 
 
 def emulator_fixture(emulator_class: type[Emulator], name: str):

@@ -22,7 +22,8 @@ import pytest
 import urllib3
 
 from tests.emulators.server import Fault
-from tests.servers import _stop, fresh_postgres_database, run_postgres, start_postgres
+from tests.servers import (fresh_postgres_database, postmaster_pid, run_postgres, start_postgres,
+                           stop_postgres)
 
 LONG = os.environ.get("SWITCHBOARD_LONG_FAULTS") == "1"
 MASTER = "sb-master-faults-0123456789"
@@ -157,13 +158,7 @@ def own_postgres():
     server = {"process": process, "url": url, "workdir": workdir,
               "port": int(url.rsplit(":", 1)[1])}
     yield server
-    if server["process"].poll() is None:
-        os.kill(postmaster_pid(server), signal.SIGINT)   # fast: the proxy may still be connected
-    _stop(server["process"])
-
-
-def postmaster_pid(server: dict) -> int:
-    return int((server["workdir"] / "pgdata" / "postmaster.pid").read_text().split()[0])
+    stop_postgres(server["process"], workdir)   # fast: the proxy may still be connected
 
 
 def test_postgres_stopped_and_restarted(start_gunicorn, provider_env, slow_upstream,
@@ -183,7 +178,7 @@ def test_postgres_stopped_and_restarted(start_gunicorn, provider_env, slow_upstr
     down_for = 30.0 if LONG else 4.0
     with Load(proxy.base_url, {"Authorization": f"Bearer {key}"}, threads=6) as load:
         time.sleep(1.5)                          # both workers verify the key
-        os.kill(postmaster_pid(own_postgres), signal.SIGINT)   # fast shutdown: sessions cut
+        os.kill(postmaster_pid(own_postgres["workdir"]), signal.SIGINT)   # fast: sessions cut
         own_postgres["process"].wait(30)
         stopped = time.monotonic()
         time.sleep(down_for / 2)
@@ -294,7 +289,7 @@ def test_a_read_only_data_folder_loses_no_row(start_gunicorn, provider_env, slow
 
 def postgres_family(server: dict) -> list[int]:
     """The postmaster and every server process it started (the sessions' backends)."""
-    family = [postmaster_pid(server)]
+    family = [postmaster_pid(server["workdir"])]
     for pid in family:
         family += [int(child) for child in
                    Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

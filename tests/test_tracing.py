@@ -175,8 +175,8 @@ def test_absent_collector_never_fails_a_request(start_gunicorn, provider_env):
         pytest.fail("no export failure counted in /metrics")
 
 
-def test_tracing_off_without_endpoint(start_gunicorn, provider_env):
-    proxy = start_gunicorn(provider_env)
+def test_tracing_off_without_endpoint(shared_gunicorn, openai_emu):
+    proxy = shared_gunicorn()
     answer = http.request("POST", f"{proxy.base_url}/v1/chat/completions", json=ask())
     assert answer.status == 200 and "traceparent" not in answer.headers
 
