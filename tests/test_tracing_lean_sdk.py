@@ -3,6 +3,7 @@ the SDK as shipped holds for the same calls (entries, order, dropped counts)."""
 from __future__ import annotations
 
 import importlib
+import os
 
 import pytest
 from opentelemetry.attributes import BoundedAttributes
@@ -75,3 +76,37 @@ def test_install_twice_swaps_once(shipped_sdk):
     lean_sdk.install()
     assert sdk_trace.BoundedAttributes is swapped
     assert importlib.import_module("opentelemetry.attributes").BoundedAttributes is BoundedAttributes
+
+
+def test_batch_processor_notices_a_fork(shipped_sdk, tmp_path):
+    """The pid the batch processor compares is renewed in a forked child, so a child's spans
+    still reach its exporter (through a new worker thread, as the SDK makes after a fork)."""
+    lean_sdk.install()
+    import opentelemetry.sdk._shared_internal as batching
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class ToFile(SpanExporter):
+        def export(self, spans):
+            with open(tmp_path / f"{os.getpid()}.txt", "a") as out:
+                out.writelines(f"{span.name}\n" for span in spans)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(ToFile(), schedule_delay_millis=10))
+    tracer = provider.get_tracer("t")
+    tracer.start_span("parent").end()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            assert batching.os.getpid() == os.getpid()
+            tracer.start_span("child").end()
+            provider.force_flush(5000)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    provider.shutdown()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (tmp_path / f"{child}.txt").read_text() == "child\n"
+    assert (tmp_path / f"{os.getpid()}.txt").read_text() == "parent\n"

@@ -10,9 +10,12 @@ swapped here, in the SDK's span module only (its metrics and logs keep the origi
   entries, in the same order, as the SDK's own checks would keep, set in one locked pass;
   anything else takes the SDK's own path.
 - Under gevent, `threading.Lock` in the span modules is the interpreter's (see `_native_locks`).
+- The batch processor asks the kernel for the process id at every span's end (to notice a
+  fork): it reads it from a copy kept here and renewed in each forked child (`_known_pid`).
 """
 from __future__ import annotations
 
+import os
 import threading
 import types
 from typing import Any, Mapping
@@ -26,6 +29,7 @@ def install() -> None:
     import opentelemetry.sdk.trace as sdk_trace
     if not issubclass(sdk_trace.BoundedAttributes, _PlainAttributesMixin):
         sdk_trace.BoundedAttributes = _plain_attributes_class(sdk_trace.BoundedAttributes)
+        _known_pid()
     _native_locks()
 
 
@@ -68,6 +72,21 @@ def _plain(attributes: Mapping[str, Any], max_len: int | None) -> dict | None:
         else:
             return None
     return plain
+
+
+def _known_pid() -> None:
+    """`os.getpid()` is a system call, and the batch processor makes it for every span it is
+    given (an eighth of its cost under load); the pid is known here instead, and renewed in
+    a forked child before any of its code runs (fork hooks run in the order they were
+    registered, and this one is registered before any batch processor's)."""
+    import opentelemetry.sdk._shared_internal as batching
+    pid = [os.getpid()]
+
+    def renew() -> None:
+        pid[0] = os.getpid()
+
+    os.register_at_fork(after_in_child=renew)
+    batching.os = types.SimpleNamespace(**{**vars(os), "getpid": lambda: pid[0]})
 
 
 def _native_locks() -> None:

@@ -104,9 +104,13 @@ def _attribute(tag: int, key: str, value: Any) -> bytes:
 
 
 def _attributes_of(tag: int, attributes: Mapping[str, Any] | None) -> bytes:
+    """The KeyValue fields of `attributes`, read through a plain dict (an SDK span's
+    BoundedAttributes copies to one in C, where reading it key by key costs a Python call
+    each)."""
     if not attributes:
         return b""
-    return b"".join([_attribute(tag, key, attributes[key]) for key in attributes])
+    plain = attributes.copy() if hasattr(attributes, "copy") else dict(attributes)
+    return b"".join([_attribute(tag, key, value) for key, value in plain.items()])
 
 
 def _flags(parent) -> int:
