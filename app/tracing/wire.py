@@ -110,7 +110,12 @@ def _attributes_of(tag: int, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
     plain = attributes.copy() if hasattr(attributes, "copy") else dict(attributes)
-    return b"".join([_attribute(tag, key, value) for key, value in plain.items()])
+    known = _attributes.get
+    try:  # the common case inline: every pair hashable, most of them encoded before
+        return b"".join([known((tag, key, value.__class__, value)) or _attribute(tag, key, value)
+                         for key, value in plain.items()])
+    except TypeError:  # a mapping value: not hashable
+        return b"".join([_attribute(tag, key, value) for key, value in plain.items()])
 
 
 def _flags(parent) -> int:
