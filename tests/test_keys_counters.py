@@ -59,29 +59,32 @@ def test_requests_finishing_together_are_settled_together(keyed, postgres_url, w
     """Settling waits for the store (a client's next request finds its spend counted), but
     requests finishing at the same moment share one statement: fewer than one per request,
     and nothing is lost or counted twice."""
-    client = keyed({"DATABASE_URL": postgres_url}, write_config(QUIET_LEDGER))
+    # The store's bound outlasts the lock this test holds on the key's row.
+    client = keyed({"DATABASE_URL": postgres_url},
+                   write_config(QUIET_LEDGER + "key_store_timeout: 10\n"))
     made = generate(client, rpm_limit=10_000, tpm_limit=10_000_000, max_budget=100.0)
     headers = bearer(made["key"])
     concurrency = 24
     openai_emu.fail_next(Fault(hang=1.0, times=concurrency))
     fresh_window(10)
-    before = statements_run(postgres_url)
+    before, called = statements_run(postgres_url), len(openai_emu.calls)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         sent = [pool.submit(client.post, "/v1/chat/completions", json=ask(), headers=headers)
                 for _ in range(concurrency)]
         deadline = time.monotonic() + 10
-        while len(openai_emu.calls) < concurrency:   # all admitted, all waiting upstream
+        while len(openai_emu.calls) < called + concurrency:  # all admitted, all upstream
             assert time.monotonic() < deadline
             time.sleep(0.01)
         # Another instance holds the key's row while they finish: they all wait to settle.
         with psycopg.connect(postgres_url) as other:
             other.execute("SELECT spend FROM api_keys FOR UPDATE")
-            time.sleep(1.5)
+            time.sleep(3.0)
         replies = [future.result() for future in sent]
     assert [r.status_code for r in replies] == [200] * concurrency
     statements = statements_run(postgres_url) - before
-    # One statement to admit each; few to settle them all (and this test's own three).
-    assert statements <= concurrency + concurrency // 2, "they were not settled together"
+    # One statement to admit each, a few reads of the key, this test's own three, and far
+    # fewer than one statement per request to settle them.
+    assert statements < 2 * concurrency, "each request was settled on its own"
     database = client.application.extensions["switchboard.keys"].store.db
     spend, reserved, in_flight = database.query(
         "SELECT spend, reserved, in_flight FROM api_keys")[0]

@@ -3,8 +3,8 @@
 Before the call: refuse a model the key may not use, then reserve the request's estimated
 cost against the budget and count it towards rpm / tpm / max_parallel_requests. After it
 (when its event is published): release its slot, add its real cost to the key's spend and
-correct its token count, in one write with the other requests finishing meanwhile
-(app/keys/group_commit.py). The reservation is the most the request can cost
+correct its token count (on PostgreSQL in one statement with the other requests finishing
+meanwhile: app/keys/group_commit.py). The reservation is the most the request can cost
 (app.usage.quote): the prompt counted with tiktoken, plus `n` x `max_tokens` of output (the
 model's output limit when absent), at the model's prices.
 """
@@ -62,8 +62,11 @@ class Enforcer:
         self.router = router
         self.lease_seconds = lease_seconds
         self._lease_ids = LeaseIds()
-        # Requests finishing together are settled in one write (app/keys/group_commit.py).
-        self._settles = GroupCommit(sql.settle_many)
+        # On PostgreSQL, requests finishing together are settled in one statement
+        # (app/keys/group_commit.py). Not on SQLite: there a batch's writer polls for the
+        # file's lock against the other workers' writers, and every settle of its worker
+        # waited on that one poller (tails of seconds under load); each settles alone.
+        self._settles = GroupCommit(sql.settle_many) if sql.postgres else None
         # Admitted requests of this process awaiting their event. A client may reuse an
         # x-request-id, so the context's start time tells two requests apart.
         self._pending: dict[tuple[str, float], tuple[Admission, float]] = {}
@@ -129,15 +132,22 @@ class Enforcer:
         cost = event.cost or 0.0
         if admission is None:
             if cost:
-                self._settles.run(Settle(event.key_id, None, cost, None, 0))
+                self._settle(Settle(event.key_id, None, cost, None, 0))
             return
         window, delta = self._token_correction(admission, event)
         try:
-            self._settles.run(Settle(event.key_id, admission.sql_lease, cost,
-                                     window if admission.sql_rates else None, delta))
+            self._settle(Settle(event.key_id, admission.sql_lease, cost,
+                                window if admission.sql_rates else None, delta))
         finally:
             if admission.redis_rates:
                 self._settle_redis(event.key_id, admission.redis_lease, window, delta)
+
+    def _settle(self, settle: Settle) -> None:
+        if self._settles is None:
+            self.sql.settle(settle.key_id, [settle.lease] if settle.lease else (), settle.cost,
+                            settle.window, settle.delta)
+        else:
+            self._settles.run(settle)
 
     def _settle_redis(self, key_id: str, lease: str | None, window: int, delta: int) -> None:
         """A slot Redis cannot free now lapses with its lease; the request stays settled."""
