@@ -210,5 +210,4 @@ class Enforcer:
             return 0, 0.0  # the service refuses the model itself
         if not budgeted:
             return prompt_tokens(target, body)[0], 0.0
-        quote = worst_case(target, body)
-        return quote["prompt_tokens"], quote["cost"]
+        return worst_case(target, body)

@@ -58,17 +58,19 @@ def output_limit(target: Target) -> int:
                or UNKNOWN_OUTPUT_LIMIT)
 
 
-def worst_case(target: Target, body: dict[str, Any]) -> dict[str, Any]:
-    """The most this request can cost: the prompt, plus `n` choices (`best_of` candidates,
-    all billed, for text completions) each as long as `max_tokens` allows (the model's
-    output limit when absent or larger). What a budget reserves before the call, so
-    concurrent requests cannot outspend it."""
-    tokens, estimated = prompt_tokens(target, body)
+def worst_case(target: Target, body: dict[str, Any]) -> tuple[int, float]:
+    """(prompt tokens, the most this request can cost): the prompt, plus `n` choices
+    (`best_of` candidates, all billed, for text completions) each as long as `max_tokens`
+    allows (the model's output limit when absent or larger). What a budget reserves before
+    the call, so concurrent requests cannot outspend it; priced once, on every keyed
+    request's path."""
+    tokens = prompt_tokens(target, body)[0]
     ceiling = output_limit(target)
     asked = body.get("max_completion_tokens") or body.get("max_tokens")
     per_choice = min(asked, ceiling) if asked else ceiling
     output = max(body.get("n") or 1, body.get("best_of") or 1) * per_choice
-    return _priced(target, TokenCounts(prompt=tokens, completion=output), estimated)
+    counts = TokenCounts(prompt=tokens, completion=output)
+    return tokens, round(cost_of(target.info, target.settings, counts), 12)
 
 
 def quote_completion(target: Target, body: dict[str, Any]) -> dict[str, Any]:

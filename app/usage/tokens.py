@@ -79,6 +79,12 @@ def _content_text(content: Any) -> str:
                    if isinstance(p, dict) and isinstance(p.get("text"), str))
 
 
+@lru_cache(maxsize=64)
+def _role_tokens(encoding_name: str, role: str) -> int:
+    """Tokens of a message's role: the same few words in every message of every request."""
+    return len(encoding(encoding_name).encode(role, disallowed_special=()))
+
+
 def count_messages(model: str, messages: Iterable[dict], tools: list | None = None,
                    functions: list | None = None) -> int:
     """Prompt tokens of a chat request as OpenAI bills them (tool definitions estimated)."""
@@ -86,7 +92,7 @@ def count_messages(model: str, messages: Iterable[dict], tools: list | None = No
     total = REPLY_PRIMING
     for message in messages:
         total += TOKENS_PER_MESSAGE
-        total += len(enc.encode(message.get("role", ""), disallowed_special=()))
+        total += _role_tokens(enc.name, message.get("role", ""))
         total += len(enc.encode(_content_text(message.get("content")), disallowed_special=()))
         if message.get("name"):
             total += TOKENS_PER_NAME + len(enc.encode(message["name"], disallowed_special=()))
