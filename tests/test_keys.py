@@ -171,7 +171,7 @@ def test_budget_refuses_once_spent_and_resets_on_its_duration(keyed):
     budget = 0.00001  # a few requests of gpt-4o-mini
     # the first completion of a process loads the tokenizer: not inside the budget period
     assert client.post("/chat/completions", json=ask(), headers=ADMIN).status_code == 200
-    made = generate(client, max_budget=budget, budget_duration="10s")  # > the loop, loaded
+    made = generate(client, max_budget=budget, budget_duration="5s")  # > the loop, loaded
     headers = bearer(made["key"])
     costs = []
     for _ in range(20):  # max_tokens: the reply to "hi" is 4 tokens
