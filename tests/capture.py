@@ -24,6 +24,7 @@ from app.api import create_app
 from app.config import load_settings
 from app.service.completion import CompletionService
 from prometheus_client import REGISTRY
+from tests.emulators.server import PromptHandler
 
 HANG_LIMIT_SECONDS = 60.0
 
@@ -69,7 +70,7 @@ class CaptureServer:
     def start(self) -> "CaptureServer":
         capture = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(PromptHandler):
             protocol_version = "HTTP/1.1"
 
             def log_message(self, *args):

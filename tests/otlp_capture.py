@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest, ExportTraceServiceResponse)
+
+from tests.emulators.server import PromptHandler
 
 
 def _value(any_value):
@@ -37,7 +39,7 @@ class OtlpCollector:
         self._lock = threading.Lock()
         collector = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(PromptHandler):
             def log_message(self, *args):
                 pass
 
