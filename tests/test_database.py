@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
 
 import pytest
 
 from app.storage.database import Database
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ["CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER)",
          ["CREATE INDEX things_name ON things (name)", "ALTER TABLE things ADD COLUMN note TEXT"]]
 
@@ -128,3 +132,39 @@ def test_a_migration_waits_out_a_lock_held_past_the_bound(postgres_url):
         release.join()
         holder.close()
     assert Database(postgres_url).query("SELECT note FROM things") == []
+
+
+# Under gevent: request greenlets read while a NativeThread call (the ledger's writer) reads
+# too, each taking a connection from the process's pool and giving it back under the pool's
+# lock. Every greenlet must get through; prints how many finished.
+POOL_CONTENDED = """
+from gevent import monkey; monkey.patch_all()
+import sys, time, gevent
+from app.offload import NativeThread
+from app.storage.database import Database
+db, native = Database(sys.argv[1]), NativeThread()
+stop = time.monotonic() + 2
+
+def request():
+    while time.monotonic() < stop:
+        db.query("SELECT 1")
+        gevent.sleep(0)
+
+def writer():  # on the native thread: the pool's lock taken again and again
+    while time.monotonic() < stop:
+        db.query("SELECT 1")
+
+workers = [gevent.spawn(request) for _ in range(16)] + [gevent.spawn(native.call, writer)]
+print(len(gevent.joinall(workers, timeout=8)), "of", len(workers), flush=True)
+"""
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_greenlets_and_a_native_thread_share_the_connection_pool(engine, tmp_path, request):
+    """gevent's patched Lock, released on a native thread, can leave greenlets waiting on it
+    for good (see tests/test_ledger_journal.py): the pools' locks are OS locks."""
+    url = f"sqlite:///{tmp_path / 'pool.db'}" if engine == "sqlite" \
+        else request.getfixturevalue("postgres_url")
+    done = subprocess.run([sys.executable, "-c", POOL_CONTENDED, url], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "17 of 17", done.stdout + done.stderr

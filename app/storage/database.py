@@ -15,6 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
+from app.offload import shared_lock
 from app.storage.deadline import bounded
 from app.storage.postgres_pool import PostgresPool
 
@@ -43,7 +44,7 @@ class Database:
         self._idle_pid = os.getpid()
         self._inherited: list[sqlite3.Connection] = []
         self._migrate_lock = threading.Lock()
-        self._pool_lock = threading.Lock()
+        self._pool_lock = shared_lock()   # request greenlets and the ledger's native thread
         self._writer = threading.Lock()
         self._pools: dict[int, PostgresPool] = {}
         if self.dialect == "sqlite":

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Sequence
 import psycopg
 from psycopg import pq
 
+from app.offload import shared_lock
 from app.storage.deadline import bounded
 
 LIBPQ_MIN_CONNECT_TIMEOUT = 2   # libpq reads anything lower as 2 s
@@ -60,7 +61,7 @@ class PostgresPool:
         self.url = url
         self.timeout = timeout
         self._slots = threading.BoundedSemaphore(size)
-        self._lock = threading.Lock()
+        self._lock = shared_lock()   # taken by request greenlets and the ledger's native thread
         self._idle: list[psycopg.Connection] = []
         milliseconds = max(1, int(timeout * 1000))
         self._options = {
