@@ -76,10 +76,14 @@ class GroupCommit:
     def _write_batch(self) -> None:
         with self._lock:
             batch, self._queue = self._queue, []
+        interrupted: BaseException | None = None
         try:
             errors = self._write([ticket.item for ticket in batch])
-        except BaseException as exc:   # the whole batch failed: each caller hears why
+        except Exception as exc:   # the whole batch failed: each caller hears why
             errors = [exc] * len(batch)
+        except BaseException as exc:   # the writer's own thread ends (GreenletExit): the
+            interrupted = exc          # others hear of a failure, not of its ending
+            errors = [ConnectionError("the writer of this batch was interrupted")] * len(batch)
         failure = next((error for error in errors if error is not None), None)
         with self._lock:
             following = self._queue[0] if self._queue and failure is None else None
@@ -98,3 +102,5 @@ class GroupCommit:
             ticket.wake.set()
         if following is not None:
             following.wake.set()
+        if interrupted is not None:
+            raise interrupted
