@@ -21,9 +21,10 @@ REQUESTS = 20
 QUIET_LEDGER = "key_refresh_seconds: 60\nledger: {flush_interval: 60}\n"
 
 
-def statements_run(url: str) -> int:
+def statements_run(url: str, like: str = "%") -> int:
     """Statements the server has run in the test's database (round trips: the proxy's
-    connections are in autocommit, so each statement is one), this count's own excepted."""
+    connections are in autocommit, so each statement is one), this count's own excepted;
+    only those whose text is `like` that pattern."""
     with psycopg.connect(url, autocommit=True) as connection:
         try:
             connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -32,7 +33,8 @@ def statements_run(url: str) -> int:
         return connection.execute(
             "SELECT COALESCE(SUM(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid "
             "FROM pg_database WHERE datname = current_database()) AND query NOT LIKE "
-            "'%pg_stat_statements%' AND query NOT LIKE '%pg_database%'").fetchone()[0]
+            "'%%pg_stat_statements%%' AND query NOT LIKE '%%pg_database%%' AND query LIKE %s",
+            (like,)).fetchone()[0]
 
 
 @pytest.mark.parametrize("rates", ["postgres", "redis"])
@@ -54,6 +56,9 @@ def test_a_limited_key_costs_two_round_trips_per_request(keyed, postgres_url, wr
     assert info["spend"] > 0
 
 
+SETTLES = "%DELETE FROM api_key_leases WHERE id = ANY%"   # settling frees its requests' leases
+
+
 def test_requests_finishing_together_are_settled_together(keyed, postgres_url, write_config,
                                                          openai_emu):
     """Settling waits for the store (a client's next request finds its spend counted), but
@@ -67,7 +72,7 @@ def test_requests_finishing_together_are_settled_together(keyed, postgres_url, w
     concurrency = 24
     openai_emu.fail_next(Fault(hang=1.0, times=concurrency))
     fresh_window(10)
-    before, called = statements_run(postgres_url), len(openai_emu.calls)
+    before, called = statements_run(postgres_url, SETTLES), len(openai_emu.calls)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         sent = [pool.submit(client.post, "/v1/chat/completions", json=ask(), headers=headers)
                 for _ in range(concurrency)]
@@ -81,10 +86,11 @@ def test_requests_finishing_together_are_settled_together(keyed, postgres_url, w
             time.sleep(3.0)
         replies = [future.result() for future in sent]
     assert [r.status_code for r in replies] == [200] * concurrency
-    statements = statements_run(postgres_url) - before
-    # One statement to admit each, a few reads of the key, this test's own three, and far
-    # fewer than one statement per request to settle them.
-    assert statements < 2 * concurrency, "each request was settled on its own"
+    # Fewer settling statements than requests (the key's reads and the admissions, which vary
+    # with the key's refreshes, are not counted here; how many share one varies with when
+    # each request's upstream answer came: 2-16 statements for these 24 requests).
+    settles = statements_run(postgres_url, SETTLES) - before
+    assert settles < concurrency, "each request was settled on its own"
     database = client.application.extensions["switchboard.keys"].store.db
     spend, reserved, in_flight = database.query(
         "SELECT spend, reserved, in_flight FROM api_keys")[0]
