@@ -150,8 +150,11 @@ def on_reload(server):
 
 
 def worker_exit(server, worker):
-    """Graceful stop (SIGTERM, restart): flush the ledger and integration queues first."""
-    service = getattr(worker.wsgi, "extensions", {}).get("switchboard") if worker.wsgi else None
+    """Graceful stop (SIGTERM, restart): flush the ledger and integration queues first. gunicorn
+    also calls this in the master for a worker that vanished before it was told to stop: that
+    copy of the worker never loaded the app (no `wsgi`), and the master must go on stopping."""
+    wsgi = getattr(worker, "wsgi", None)
+    service = getattr(wsgi, "extensions", {}).get("switchboard") if wsgi else None
     if service is not None:
         service.close(timeout=graceful_timeout - 5)
     from app.tracing import flush

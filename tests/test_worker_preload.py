@@ -28,3 +28,24 @@ def test_the_master_loads_the_token_tables_before_forking():
     assert run.returncode == 0, run.stderr
     # both tables loaded by the hook; the models' counts then load nothing more
     assert run.stdout.split() == ["2", "o200k_base", "cl100k_base", "2"]
+
+
+VANISHED = """
+import runpy
+hooks = runpy.run_path("gunicorn.conf.py")
+class MastersCopy:   # gunicorn's Worker as the master holds it: it never loaded the app
+    pid = 4242
+hooks["worker_exit"](None, MastersCopy())
+print("stopped")
+"""
+
+
+def test_the_master_stops_a_worker_that_vanished_first():
+    """gunicorn calls worker_exit in the master for a worker already gone when the master
+    stops it; raising there cut the master's stop short (its temporary metrics folder was
+    left behind)."""
+    env = {**os.environ, "SWITCHBOARD_WORKER_CLASS": "gthread"}
+    run = subprocess.run([sys.executable, "-c", VANISHED], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["stopped"]
