@@ -168,3 +168,52 @@ def test_greenlets_and_a_native_thread_share_the_connection_pool(engine, tmp_pat
     done = subprocess.run([sys.executable, "-c", POOL_CONTENDED, url], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "17 of 17", done.stdout + done.stderr
+
+
+# Under gevent: request greenlets wait their turn while a NativeThread call (the ledger's
+# writer) holds it too: SQLite's one writer per process, PostgreSQL's pool of connections (more
+# greenlets than it has). Every greenlet must get through long before the store's timeout;
+# prints how many finished and how many statements failed.
+TURNS_CONTENDED = """
+from gevent import monkey; monkey.patch_all()
+import sys, time, gevent
+from app.offload import NativeThread
+from app.storage.database import POOL_SIZE, Database
+db, native = Database(sys.argv[1], timeout=30), NativeThread()
+db.execute("CREATE TABLE IF NOT EXISTS turns (n INTEGER)")
+stop, failed = time.monotonic() + 2, []
+
+def statement():
+    try:
+        if db.dialect == "sqlite":
+            db.execute("INSERT INTO turns (n) VALUES (1)")
+        else:
+            db.query("SELECT pg_sleep(0.002)")
+    except Exception as exc:
+        failed.append(exc)
+
+def request():
+    while time.monotonic() < stop:
+        statement()
+        gevent.sleep(0)
+
+def writer():  # on the native thread
+    while time.monotonic() < stop:
+        statement()
+
+workers = [gevent.spawn(request) for _ in range(POOL_SIZE + 8)] + [gevent.spawn(native.call, writer)]
+print(len(gevent.joinall(workers, timeout=8)), "of", len(workers), "failed", len(failed), flush=True)
+"""
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_greenlets_and_a_native_thread_take_turns(engine, tmp_path, request):
+    """gevent's lock, released on a native thread, left the greenlets queued for SQLite's writer
+    asleep until the store's timeout (1 of 25 through, the rest failing 'database is locked'):
+    the writer's turn and the pool's connections (whose semaphore did not show it here) are
+    SharedSemaphores (app/offload.py), whose greenlets and native thread wait differently."""
+    url = f"sqlite:///{tmp_path / 'turns.db'}" if engine == "sqlite" \
+        else request.getfixturevalue("postgres_url")
+    done = subprocess.run([sys.executable, "-c", TURNS_CONTENDED, url], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "25 of 25 failed 0", done.stdout + done.stderr

@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from app.offload import shared_lock
+from app.offload import SharedSemaphore, shared_lock
 from app.storage.deadline import bounded
 from app.storage.postgres_pool import PostgresPool
 
@@ -45,7 +45,7 @@ class Database:
         self._inherited: list[sqlite3.Connection] = []
         self._migrate_lock = threading.Lock()
         self._pool_lock = shared_lock()   # request greenlets and the ledger's native thread
-        self._writer = threading.Lock()
+        self._writer = SharedSemaphore(1)   # held across SQLite's lock waits, on both sides
         self._pools: dict[int, PostgresPool] = {}
         if self.dialect == "sqlite":
             self.path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url

@@ -15,7 +15,6 @@ real transaction where several statements must commit together.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from contextlib import contextmanager, suppress
 from typing import Any, Iterator, Sequence
@@ -23,7 +22,7 @@ from typing import Any, Iterator, Sequence
 import psycopg
 from psycopg import pq
 
-from app.offload import shared_lock
+from app.offload import SharedSemaphore, shared_lock
 from app.storage.deadline import bounded
 
 LIBPQ_MIN_CONNECT_TIMEOUT = 2   # libpq reads anything lower as 2 s
@@ -60,7 +59,7 @@ class PostgresPool:
     def __init__(self, url: str, size: int, timeout: float):
         self.url = url
         self.timeout = timeout
-        self._slots = threading.BoundedSemaphore(size)
+        self._slots = SharedSemaphore(size)   # request greenlets and the ledger's native thread
         self._lock = shared_lock()   # taken by request greenlets and the ledger's native thread
         self._idle: list[psycopg.Connection] = []
         milliseconds = max(1, int(timeout * 1000))
