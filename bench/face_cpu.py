@@ -8,9 +8,13 @@ it (bench/targets/switchboard.sh), one keep-alive connection, the figure being t
 gunicorn's whole process tree (master + workers). `--tracing`: the chat path only, through two
 such servers, one with OpenTelemetry off and one exporting every span to the mock's OTLP sink
 (as the bench's `tracing` scenario runs them), one worker each: what tracing adds to a
-request's CPU, the export thread's encoding and sending included.
+request's CPU, the export thread's encoding and sending included. `--stream`: bursts of
+`--requests` streams opened at once (bench/loadgen.py burst, scenario 4's client) through
+one gunicorn, against a mock sending 20 chunks 20 ms apart and one sending 2: the CPU of
+gunicorn's process tree per stream, and per chunk from the difference of the two.
 
     .venv/bin/python bench/face_cpu.py --requests 2000 --rounds 3 [--profile 25 | --gunicorn | --tracing]
+    .venv/bin/python bench/face_cpu.py --stream --requests 500 --rounds 3
 """
 from __future__ import annotations
 
@@ -57,9 +61,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_mock(port: int, folder: str) -> subprocess.Popen:
+def start_mock(port: int, folder: str, **env: str) -> subprocess.Popen:
     mock = subprocess.Popen([str(HERE / "mock" / "start.sh")], start_new_session=True,
-                            env={**os.environ, "MOCK_PORT": str(port), "MOCK_DIR": folder},
+                            env={**os.environ, "MOCK_PORT": str(port), "MOCK_DIR": folder, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_healthy(port, mock)
     return mock
@@ -115,6 +119,36 @@ class Server:
         return (tree_cpu(self.process.pid) - started) / count
 
 
+# Scenario 4's upstream: chunks 20 ms apart; the long and the short stream per mock.
+STREAM_INTERVAL_MS, LONG, SHORT = 20, 20, 2
+LOADGEN_PYTHON = os.environ.get("BENCH_PY", "/tmp/bench-venv/bin/python")
+
+
+class StreamBurst:
+    """Bursts of streams through one Switchboard to the mock at `mock_port` (which sends
+    `chunks` chunks per stream): `run` measures the CPU of gunicorn's process tree per
+    stream, and keeps the last burst's peak of streams open at once and TTFT p50."""
+
+    def __init__(self, server: Server, mock_port: int, chunks: int):
+        self.server, self.chunks, self.mock_port = server, chunks, mock_port
+        self.peaks: list[int] = []
+        self.ttfts: list[float] = []
+
+    def run(self, path: str, body: bytes, count: int) -> float:
+        started = tree_cpu(self.server.process.pid)
+        out = subprocess.run([LOADGEN_PYTHON, str(HERE / "loadgen.py"), "burst", "--url",
+                              f"http://127.0.0.1:{self.server.port}", "--streams", str(count),
+                              "--expect-chunks", str(self.chunks), "--timeout", "120"],
+                             capture_output=True, text=True, check=True).stdout
+        spent = tree_cpu(self.server.process.pid) - started
+        result = json.loads(out.split("RESULT ", 1)[1])
+        if result["error_count"]:
+            sys.exit(f"burst of {count}: errors {result['errors']}")
+        self.peaks.append(result["peak_open_streams"])
+        self.ttfts.append(result["ttft_ms"]["p50"])
+        return spent / count
+
+
 def start_switchboard(mock_port: int, folder: str, **env: str) -> Server:
     port = free_port()
     process = subprocess.Popen([str(HERE / "targets" / "switchboard.sh")],
@@ -162,7 +196,8 @@ def in_process(mock_port: int, folder: str):
 def report(figures: dict[str, list[float]], args) -> None:
     base_name = next(iter(figures))
     base = min(figures[base_name])
-    where = "gunicorn's process tree" if args.gunicorn or args.tracing else "in process"
+    where = ("gunicorn's process tree" if args.gunicorn or args.tracing or args.stream
+             else "in process")
     mean_base = statistics.mean(figures[base_name])
     print(f"CPU ms per request ({where}), {args.rounds} rounds of {args.requests} requests:")
     for name, values in figures.items():
@@ -170,6 +205,15 @@ def report(figures: dict[str, list[float]], args) -> None:
         print(f"  {name:38s} best {best * 1e3:.3f} ({(best - base) * 1e3:+.3f} vs first), "
               f"mean {mean * 1e3:.3f} ({(mean - mean_base) * 1e3:+.3f}), "
               f"rounds: {', '.join(f'{v * 1e3:.3f}' for v in values)}")
+
+
+def report_stream(figures: dict[str, list[float]], bursts: list[StreamBurst]) -> None:
+    long, short = (statistics.mean(values) for values in figures.values())
+    print(f"  per chunk: {(long - short) / (LONG - SHORT) * 1e3:.3f} ms "
+          f"(means: ({long * 1e3:.3f} - {short * 1e3:.3f}) / {LONG - SHORT})")
+    for burst in bursts:
+        print(f"  {burst.chunks} chunks: peak open at once {burst.peaks}, "
+              f"TTFT p50 ms {burst.ttfts}")
 
 
 def main() -> None:
@@ -182,14 +226,28 @@ def main() -> None:
                         help="measure Switchboard under gunicorn instead of in process")
     parser.add_argument("--tracing", action="store_true",
                         help="the chat path under gunicorn with tracing off and on")
+    parser.add_argument("--stream", action="store_true",
+                        help="CPU per stream and per chunk: bursts of --requests streams")
     args = parser.parse_args()
     bodies = {name: (path, json.dumps(body).encode()) for name, (path, body) in PATHS.items()}
     with tempfile.TemporaryDirectory(prefix="face-cpu-") as folder:
         mock_port = free_port()
-        mock = start_mock(mock_port, folder)
+        mock = start_mock(mock_port, folder, MOCK_INTERVAL_MS=str(STREAM_INTERVAL_MS),
+                          MOCK_CHUNKS=str(LONG)) if args.stream else start_mock(mock_port, folder)
         servers: list[Server] = []
+        mocks = [mock]
         try:
-            if args.tracing:
+            if args.stream:
+                short_port = free_port()
+                mocks.append(start_mock(short_port, folder + "/short", MOCK_CHUNKS=str(SHORT),
+                                        MOCK_INTERVAL_MS=str(STREAM_INTERVAL_MS)))
+                servers = [start_switchboard(mock_port, folder),
+                           start_switchboard(short_port, folder + "/short")]
+                bursts = [StreamBurst(servers[0], mock_port, LONG),
+                          StreamBurst(servers[1], short_port, SHORT)]
+                chat = bodies["chat -> openai"]
+                runs = {f"stream of {b.chunks} chunks": (*chat, b.run) for b in bursts}
+            elif args.tracing:
                 one = {"WEB_CONCURRENCY": "1"}
                 servers = [start_switchboard(mock_port, folder, **one),
                            start_switchboard(mock_port, folder, **one,
@@ -211,12 +269,14 @@ def main() -> None:
                 for name, (path, body, measure) in runs.items():
                     figures[name].append(measure(path, body, args.requests))
             report(figures, args)
+            if args.stream:
+                report_stream(figures, bursts)
             if args.profile and not servers:
                 for name, (path, body) in bodies.items():
                     print(f"\n==== {name}\n" + profile(client, path, body, args.requests,
                                                         args.profile))
         finally:
-            for process in (*(server.process for server in servers), mock):
+            for process in (*(server.process for server in servers), *mocks):
                 os.killpg(process.pid, 15)
                 process.wait(15)
 

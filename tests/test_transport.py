@@ -313,3 +313,40 @@ def test_closing_a_stream_whose_handles_were_already_collected_is_quiet(server):
     stream._exchange.multi.close()   # what the collector did first
     stream.close()
     assert transport._idle == []
+
+
+@pytest.mark.parametrize("server", [("endless", 0.0)], indirect=True)
+def test_a_running_stream_reads_after_the_work_ready_in_its_worker(server):
+    """Under gevent, a started stream's next read waits while other greenlets of the worker
+    are ready to run (a burst of new requests starting), then takes every event that arrived
+    meanwhile at once; a worker that stays busy holds it back at most RELAY_DEFER_SECONDS."""
+    script = textwrap.dedent(f"""
+        from gevent import monkey; monkey.patch_all()
+        import time, gevent
+        from app.providers.base import UpstreamRequest
+        from app.service.transport import RELAY_DEFER_SECONDS, Transport
+
+        def busy(seconds):   # always ready to run: a greenlet that only yields
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                gevent.sleep(0)
+
+        stream = Transport().open_stream(UpstreamRequest("POST", {server.url!r}, {{}}, {{}}), 10)
+        assert stream.read1().startswith(b"data: one")   # the stream's start
+        for seconds in (0.3, 3 * RELAY_DEFER_SECONDS):
+            time.sleep(0.05)
+            worker = gevent.spawn(busy, seconds)
+            gevent.sleep(0)
+            started = time.monotonic()
+            piece = stream.read1()
+            print(round(time.monotonic() - started, 2), piece.count(b"data: more"))
+            worker.kill()
+        stream.close()
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (after_burst, events), (after_cap, _) = [
+        (float(a), int(b)) for a, b in (line.split() for line in result.stdout.splitlines())]
+    assert 0.3 <= after_burst < 0.45 and events >= 5
+    assert 0.5 <= after_cap < 1.0

@@ -31,7 +31,7 @@ from app.errors import ClientDisconnected
 from app.jsonfast import dumps
 from app.providers.base import UpstreamRequest
 from app.service.egress import Route, header_lines, parse_url
-from app.service.readiness import wait_ready
+from app.service.readiness import after_other_work, wait_ready
 
 
 class TransportError(Exception):
@@ -182,6 +182,14 @@ class Exchange:
             self.timer_due = None
             self._act(pycurl.SOCKET_TIMEOUT, 0)
 
+    def read_ready(self) -> None:
+        """Let libcurl read (or write) its sockets now, as if poll had said they were ready:
+        for bytes that are likely there already, without a wait and a wake-up for them."""
+        for fd, events in list(self.sockets.items()):
+            if self.active:
+                self._act(fd, (pycurl.CSELECT_IN if events & select.POLLIN else 0)
+                          | (pycurl.CSELECT_OUT if events & select.POLLOUT else 0))
+
     @staticmethod
     def _sleep(seconds: float) -> list:
         time.sleep(max(0.0, seconds))
@@ -243,6 +251,10 @@ class ClientWatch:
         self.fd = None          # bytes sent ahead are not a hang-up; stop watching
 
 
+# The longest a running stream's read waits behind its worker's other work (see read1).
+RELAY_DEFER_SECONDS = 0.5
+
+
 class StreamResponse:
     """An answer read as it arrives (an event stream); `close()` hands the connection back."""
 
@@ -253,6 +265,7 @@ class StreamResponse:
         self.status = exchange.status
         self.headers = exchange.headers
         self.client: ClientWatch | None = None
+        self._relaying = False   # past the first read: the stream has started
 
     def watch(self, connection: socket.socket) -> None:
         """Also watch the client's connection while waiting: see ClientWatch."""
@@ -263,6 +276,11 @@ class StreamResponse:
         exchange = self._exchange
         if exchange is None:
             return b""
+        if self._relaying and not exchange.body and after_other_work(RELAY_DEFER_SECONDS):
+            # Requests starting in this worker went first (the first read is part of this
+            # stream's own start); what arrived meanwhile is read without a further wait.
+            exchange.read_ready()
+        self._relaying = True
         if not exchange.drive(lambda: bool(exchange.body), self.stall_timeout, self.client):
             raise TransportError(f"no data for {self.stall_timeout:g} s", timed_out=True)
         if exchange.body:
