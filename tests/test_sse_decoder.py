@@ -31,6 +31,19 @@ def test_byte_by_byte():
     assert decode([STREAM[i:i + 1] for i in range(len(STREAM))]) == EXPECTED
 
 
+# Line feeds only, as providers send them: lines are split all at once (another path).
+LF_STREAM = (b"event: message_start\ndata: {\"a\": 1}\n\n: a comment\n\n"
+             b"data:tight\ndata\ndata: line two\n\nid: 7\nretry: 10\ndata: [DONE]\n\n")
+LF_EXPECTED = [("message_start", '{"a": 1}'), (None, "tight\n\nline two"), (None, "[DONE]")]
+
+
+def test_line_feed_streams_at_every_split_point_and_byte_by_byte():
+    assert decode([LF_STREAM]) == LF_EXPECTED
+    for cut in range(1, len(LF_STREAM)):
+        assert decode([LF_STREAM[:cut], LF_STREAM[cut:]]) == LF_EXPECTED, cut
+    assert decode([LF_STREAM[i:i + 1] for i in range(len(LF_STREAM))]) == LF_EXPECTED
+
+
 def test_last_event_without_blank_line_still_counts():
     assert decode([b"data: tail"]) == [(None, "tail")]
 

@@ -18,6 +18,11 @@ class SSEDecoder:
 
     def feed(self, piece: bytes) -> Iterator[tuple[str | None, str]]:
         self._buffer += piece
+        if b"\r" not in self._buffer:
+            # Lines end with LF only (every provider's streams): split them all at once.
+            *lines, self._buffer = self._buffer.split(b"\n")
+            yield from self._lines(lines)
+            return
         while True:
             line, found = self._next_line()
             if not found:
@@ -35,6 +40,16 @@ class SSEDecoder:
                 yield event
         if self._data:
             yield self._dispatch()
+
+    def _lines(self, lines: list[bytes]) -> Iterator[tuple[str | None, str]]:
+        """Whole lines; a `data` line, the most common one by far, read on the spot."""
+        for line in lines:
+            if line.startswith(b"data:"):
+                self._data.append(line[6 if line[5:6] == b" " else 5:].decode("utf-8", "replace"))
+                continue
+            event = self._line(line.decode("utf-8", "replace"))
+            if event is not None:
+                yield event
 
     def _next_line(self) -> tuple[str, bool]:
         buffer = self._buffer
