@@ -1,15 +1,18 @@
-"""app/tracing/lean_sdk.py: spans filled through the attributes' fast path hold exactly what
-the SDK as shipped holds for the same calls (entries, order, dropped counts)."""
+"""app/tracing/lean_sdk.py: a LeanSpan records what the SDK's own span records for the same
+calls (attributes, their order and dropped counts, events, links, status, name, parent), the
+provider's sampler decides as it does for the SDK's spans, and both encode to the same OTLP."""
 from __future__ import annotations
 
-import importlib
 import os
 
 import pytest
-from opentelemetry.attributes import BoundedAttributes
+from opentelemetry import context, trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from app.tracing import lean_sdk
 
@@ -27,61 +30,124 @@ CASES = [
     {"switchboard.none": None},
     {3: "a non-string key"},
 ]
+REMOTE = SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                     trace_flags=TraceFlags(TraceFlags.SAMPLED))
+LINKED = SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(1))
 
 
-def _spans(lean: bool, limits: SpanLimits | None = None):
-    import opentelemetry.sdk.trace as sdk_trace
-    if lean:
-        lean_sdk.install()
+def _tracer(lean: bool, limits: SpanLimits | None = None, sampler=None):
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(span_limits=limits)
+    provider = TracerProvider(span_limits=limits, sampler=sampler)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
+    return (lean_sdk.LeanTracer(tracer) if lean else tracer), exporter
+
+
+def _record(tracer) -> None:
+    """The calls the proxy makes on its spans, and a few it does not."""
+    remote = trace.set_span_in_context(trace.NonRecordingSpan(REMOTE))
+    server = tracer.start_span("POST /v1/chat/completions", context=remote,
+                               kind=trace.SpanKind.SERVER, attributes={"url.path": "/v1"},
+                               links=[trace.Link(LINKED, {"why": "batch"})])
+    token = context.attach(trace.set_span_in_context(server))
     for case in CASES:
         span = tracer.start_span("s", attributes={"first": 1, "second": "two"})
         span.set_attributes(case)
-        span.set_attributes({"first": 2})  # an existing key moves last
-        span.add_event("e", {"switchboard.ttft_ms": 12.5, "k": ["a"]})
+        span.set_attribute("first", 2)  # an existing key moves last
+        span.add_event("e", {"switchboard.ttft_ms": 12.5, "k": ["a"]}, timestamp=5)
+        span.set_status(Status(StatusCode.ERROR, "upstream 500"))
         span.end()
-    provider.shutdown()
-    assert issubclass(sdk_trace.BoundedAttributes, lean_sdk._PlainAttributesMixin) == lean
-    return [(list(s.attributes.items()), s.dropped_attributes,
-             [(e.name, list(e.attributes.items())) for e in s.events])
-            for s in exporter.get_finished_spans()]
+    try:
+        with tracer.start_as_current_span("raises"):
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    context.detach(token)
+    server.update_name("POST /v1/{face}")
+    server.set_status(StatusCode.OK)
+    server.set_status(Status(StatusCode.ERROR))  # OK is final
+    server.end()
+    server.set_attribute("after", "end")  # ignored
+    server.end()  # ignored
 
 
-@pytest.fixture
-def shipped_sdk():
-    """The SDK's span module as shipped before and after the test (the swap is process-wide)."""
-    import opentelemetry.sdk.trace as sdk_trace
-    sdk_trace.BoundedAttributes = BoundedAttributes
-    yield
-    sdk_trace.BoundedAttributes = BoundedAttributes
+def _recorded(span) -> tuple:
+    parent = span.parent.span_id if span.parent else None
+    events = [(e.name, list(e.attributes.items()), e.timestamp) for e in span.events
+              if e.name != "exception"]
+    exceptions = [(e.attributes.get("exception.type"), e.attributes.get("exception.message"))
+                  for e in span.events if e.name == "exception"]
+    return (span.name, span.kind, list(span.attributes.items()), span.dropped_attributes,
+            events, exceptions, span.dropped_events,
+            [(link.context, dict(link.attributes)) for link in span.links], span.dropped_links,
+            span.status.status_code, span.status.description, parent == REMOTE.span_id,
+            span.context.trace_id == REMOTE.trace_id, span.context.trace_flags,
+            span.start_time <= span.end_time)
 
 
-@pytest.mark.parametrize("limits", [None, SpanLimits(max_span_attributes=3),
-                                    SpanLimits(max_span_attribute_length=2)])
-def test_fast_path_keeps_what_the_sdk_keeps(shipped_sdk, limits):
-    shipped = _spans(False, limits)
-    assert _spans(True, limits) == shipped
+def _without_ids(message):
+    for resource_spans in message.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                span.span_id = span.parent_span_id = b""
+                span.start_time_unix_nano = span.end_time_unix_nano = 0
+                for event in span.events:
+                    if event.name == "exception":  # its time, and the line its trace names
+                        event.time_unix_nano = 0
+                        del event.attributes[:]
+    return message
+
+
+@pytest.mark.parametrize("limits", [None, SpanLimits(max_span_attributes=3, max_events=0,
+                                                     max_links=0),
+                                    SpanLimits(max_span_attribute_length=2, max_events=1),
+                                    SpanLimits(max_attribute_length=3, max_event_attributes=1,
+                                               max_links=1)])
+def test_lean_spans_record_what_sdk_spans_record(limits):
+    recorded = {}
+    for lean in (False, True):
+        tracer, exporter = _tracer(lean, limits)
+        _record(tracer)
+        spans = exporter.get_finished_spans()
+        assert all(isinstance(s, lean_sdk.LeanSpan) == lean for s in spans)
+        recorded[lean] = spans
+    assert [_recorded(s) for s in recorded[True]] == [_recorded(s) for s in recorded[False]]
+    assert (_without_ids(encode_spans(recorded[True]))
+            == _without_ids(encode_spans(recorded[False])))
     if limits is None:
-        assert shipped[0][0][0] == ("second", "two") and shipped[0][0][-1] == ("first", 2)
-        assert ("gen_ai.response.finish_reasons", ("stop", "length")) in shipped[0][0]
+        first = recorded[True][0]
+        assert list(first.attributes)[0] == "second" and list(first.attributes)[-1] == "first"
+        assert first.attributes["gen_ai.response.finish_reasons"] == ("stop", "length")
+        assert recorded[True][-1].name == "POST /v1/{face}"
 
 
-def test_install_twice_swaps_once(shipped_sdk):
-    import opentelemetry.sdk.trace as sdk_trace
-    lean_sdk.install()
-    swapped = sdk_trace.BoundedAttributes
-    lean_sdk.install()
-    assert sdk_trace.BoundedAttributes is swapped
-    assert importlib.import_module("opentelemetry.attributes").BoundedAttributes is BoundedAttributes
+@pytest.mark.parametrize("sampler, parent_sampled, recorded", [
+    (ALWAYS_OFF, None, False),
+    (ParentBased(TraceIdRatioBased(1.0)), False, False),
+    (ParentBased(TraceIdRatioBased(0.0)), True, True),
+    (ParentBased(TraceIdRatioBased(1.0)), None, True),
+])
+def test_sampler_decides(sampler, parent_sampled, recorded):
+    """As for the SDK's spans: a span sampled out is a NonRecordingSpan that reaches no
+    processor, and carries the decision in its flags."""
+    tracer, exporter = _tracer(True, sampler=sampler)
+    parent = None
+    if parent_sampled is not None:
+        flags = TraceFlags(TraceFlags.SAMPLED if parent_sampled else TraceFlags.DEFAULT)
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(
+            SpanContext(REMOTE.trace_id, REMOTE.span_id, is_remote=True, trace_flags=flags)))
+    span = tracer.start_span("s", context=parent)
+    assert span.is_recording() == recorded
+    assert span.get_span_context().trace_flags.sampled == recorded
+    span.end()
+    assert len(exporter.get_finished_spans()) == int(recorded)
 
 
-def test_batch_processor_notices_a_fork(shipped_sdk, tmp_path):
+def test_batch_processor_notices_a_fork(tmp_path):
     """The pid the batch processor compares is renewed in a forked child, so a child's spans
     still reach its exporter (through a new worker thread, as the SDK makes after a fork)."""
     lean_sdk.install()
+    lean_sdk.install()  # once is enough; a second call changes nothing
     import opentelemetry.sdk._shared_internal as batching
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -93,7 +159,7 @@ def test_batch_processor_notices_a_fork(shipped_sdk, tmp_path):
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(ToFile(), schedule_delay_millis=10))
-    tracer = provider.get_tracer("t")
+    tracer = lean_sdk.LeanTracer(provider.get_tracer("t"))
     tracer.start_span("parent").end()
     child = os.fork()
     if child == 0:

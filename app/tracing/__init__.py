@@ -20,7 +20,7 @@ import os
 import threading
 from typing import Mapping
 
-from app.tracing import export, lean_sdk
+from app.tracing import export
 
 _lock = threading.Lock()
 _wanted: dict | None = None  # the service name, once tracing is on in this process tree
@@ -41,6 +41,7 @@ def configure(env: Mapping[str, str]) -> bool:
     global _wanted
     if enabled_by(env) and _wanted is None:
         _sdk()  # imported here, in the master: a worker's first request does not pay for it
+        from app.tracing import lean_sdk
         lean_sdk.install()
         _wanted = {"service.name": env.get("OTEL_SERVICE_NAME") or "switchboard"}
         logging.getLogger("opentelemetry").setLevel(logging.ERROR)  # failures go to /metrics
@@ -68,7 +69,8 @@ def _start() -> None:
         Resource, TracerProvider, BatchSpanProcessor = _sdk()
         _provider = TracerProvider(resource=Resource.create(_wanted))  # OTEL_TRACES_SAMPLER
         _provider.add_span_processor(BatchSpanProcessor(export.exporter()))
-        _tracer = _provider.get_tracer("switchboard")
+        from app.tracing.lean_sdk import LeanTracer
+        _tracer = LeanTracer(_provider.get_tracer("switchboard"))
 
 
 def _sdk():

@@ -1,65 +1,242 @@
-"""The official SDK's spans, made cheaper to fill without changing what they hold.
+"""The proxy's spans: the OpenTelemetry API's `Span`, started by the official SDK's provider
+(its sampler, id generator, resource, span limits and span processors, all configured by
+the standard OTEL_* variables), but without the SDK span's own machinery.
 
-A traced request makes two spans and gives them about thirty attributes: half of the SDK's
-CPU for them went to checking those attributes one by one (a recursive type check per value,
-then a locked insert per key), and under gevent a further eighth to gevent's locks. Both are
-swapped here, in the SDK's span module only (its metrics and logs keep the originals):
-
-- `BoundedAttributes` gets a fast path for the attributes the proxy gives (non-empty string
-  keys, str / int / float / bool values or lists of them, within the span limits): the same
-  entries, in the same order, as the SDK's own checks would keep, set in one locked pass;
-  anything else takes the SDK's own path.
-- Under gevent, `threading.Lock` in the span modules is the interpreter's (see `_native_locks`).
-- The batch processor asks the kernel for the process id at every span's end (to notice a
-  fork): it reads it from a copy kept here and renewed in each forked child (`_known_pid`).
+A traced request makes two to five spans, and the SDK's span class was most of what tracing
+cost the request's path: four locks per span (gevent's under gevent), a recursive type check
+then a locked insert per attribute, events and links in lock-guarded lists, and the ended
+span copied into a ReadableSpan for the processors. A `LeanSpan` is one object whose
+attributes are a plain dict filled in one pass (values other than plain ones, and span
+limits on value length, take the SDK's own checks), ended in place: the batch processor and
+app/tracing/wire.py read it as they read the SDK's ReadableSpan. Spans are used by the one
+request that opened them, and read by the exporter only once ended, so they hold no lock.
+tests/test_tracing_lean_sdk.py holds what a LeanSpan records to what the SDK's span records
+for the same calls.
 """
 from __future__ import annotations
 
+import logging
 import os
-import threading
 import types
-from typing import Any, Mapping
+from time import time_ns
+from typing import Any, Mapping, Sequence
 
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+log = logging.getLogger("switchboard")
 _PLAIN = frozenset((str, int, float, bool))
 _SEQUENCES = frozenset((list, tuple))
+_UNSET = Status(StatusCode.UNSET)
 
 
 def install() -> None:
-    """Swap both into the SDK (once per process, before the first span)."""
-    import opentelemetry.sdk.trace as sdk_trace
-    if not issubclass(sdk_trace.BoundedAttributes, _PlainAttributesMixin):
-        sdk_trace.BoundedAttributes = _plain_attributes_class(sdk_trace.BoundedAttributes)
-        _known_pid()
-    _native_locks()
+    """Once per process, before the first span: the batch processor's pid check (`_known_pid`)."""
+    import opentelemetry.sdk._shared_internal as batching
+    if not isinstance(batching.os, types.SimpleNamespace):
+        _known_pid(batching)
 
 
-class _PlainAttributesMixin:
-    """Marks the swapped class (install() is idempotent)."""
+def _known_pid(batching) -> None:
+    """`os.getpid()` is a system call, and the batch processor makes it for every span it is
+    given (an eighth of its cost under load); the pid is known here instead, and renewed in
+    a forked child before any of its code runs (fork hooks run in the order they were
+    registered, and this one is registered before any batch processor's)."""
+    pid = [os.getpid()]
+
+    def renew() -> None:
+        pid[0] = os.getpid()
+
+    os.register_at_fork(after_in_child=renew)
+    batching.os = types.SimpleNamespace(**{**vars(os), "getpid": lambda: pid[0]})
 
 
-def _plain_attributes_class(base: type) -> type:
-    class PlainAttributes(_PlainAttributesMixin, base):
-        """The SDK's BoundedAttributes, with one pass for plain values (see module doc)."""
+class LeanTracer(trace_api.Tracer):
+    """Starts LeanSpans as `sdk_tracer` (the provider's, for one scope) starts its spans: the
+    same parent, sampling decision, ids, trace flags and span processors."""
 
-        def _set_items(self, attributes: Mapping[str, Any]) -> None:
-            plain = _plain(attributes, self.max_value_len)
-            if (plain is None or self._immutable
-                    or (self.maxlen is not None and len(self._dict) + len(plain) > self.maxlen)):
-                return super()._set_items(attributes)
-            entries = self._dict
-            with self._lock:
-                for key, value in plain.items():
-                    if key in entries:  # moved last, as the SDK's own insert does
-                        del entries[key]
-                    entries[key] = value
+    def __init__(self, sdk_tracer: sdk_trace.Tracer):
+        self._sdk = sdk_tracer
+        self._limits = sdk_tracer._span_limits  # pylint: disable=protected-access
 
-    return PlainAttributes
+    def start_span(self, name: str, context=None, kind: SpanKind = SpanKind.INTERNAL,
+                   attributes: Mapping[str, Any] | None = None, links: Sequence = (),
+                   start_time: int | None = None, record_exception: bool = True,
+                   set_status_on_exception: bool = True) -> trace_api.Span:
+        sdk = self._sdk
+        parent = trace_api.get_current_span(context).get_span_context()
+        if not sdk._is_enabled():  # pylint: disable=protected-access
+            return trace_api.NonRecordingSpan(parent)
+        ids = sdk.id_generator
+        if parent is None or not parent.is_valid:
+            parent, trace_id = None, ids.generate_trace_id()
+            random_trace_id = ids.is_trace_id_random()
+        else:
+            trace_id, random_trace_id = parent.trace_id, parent.trace_flags.random_trace_id
+        links = links or ()
+        sampling = sdk.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        flags = TraceFlags.SAMPLED if sampling.decision.is_sampled() else TraceFlags.DEFAULT
+        if random_trace_id:
+            flags |= TraceFlags.RANDOM_TRACE_ID
+        span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
+                                   trace_flags=TraceFlags(flags), trace_state=sampling.trace_state)
+        if not sampling.decision.is_recording():
+            return trace_api.NonRecordingSpan(span_context)
+        span = LeanSpan(name, span_context, parent, kind, self, record_exception,
+                        set_status_on_exception)
+        if sampling.attributes:
+            span.set_attributes(sampling.attributes)
+        for link in links:
+            span.add_link(link.context, link.attributes)
+        span.start_time = start_time if start_time is not None else time_ns()
+        sdk.span_processor.on_start(span, parent_context=context)
+        return span
+
+    def start_as_current_span(self, name: str, context=None, kind: SpanKind = SpanKind.INTERNAL,
+                              attributes=None, links=(), start_time=None,
+                              record_exception=True, set_status_on_exception=True,
+                              end_on_exit=True):
+        span = self.start_span(name, context, kind, attributes, links, start_time,
+                               record_exception, set_status_on_exception)
+        return trace_api.use_span(span, end_on_exit=end_on_exit,
+                                  record_exception=record_exception,
+                                  set_status_on_exception=set_status_on_exception)
 
 
-def _plain(attributes: Mapping[str, Any], max_len: int | None) -> dict | None:
-    """`attributes` as the SDK would store them, or None when one needs its own checks."""
-    if max_len is not None:
-        return None
+class LeanSpan(trace_api.Span):
+    """A recording span; once ended, also what the processors and exporters read (the
+    ReadableSpan attributes: name, context, parent, kind, times, attributes, events, links,
+    status, resource, instrumentation_scope, dropped counts)."""
+
+    __slots__ = ("name", "context", "parent", "kind", "start_time", "end_time", "attributes",
+                 "events", "links", "status", "dropped_attributes", "dropped_events",
+                 "dropped_links", "_tracer", "_record_exception", "_set_status_on_exception")
+
+    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None,
+                 kind: SpanKind, tracer: LeanTracer, record_exception: bool,
+                 set_status_on_exception: bool):
+        self.name, self.context, self.parent, self.kind = name, context, parent, kind
+        self.start_time = self.end_time = None
+        self.attributes: dict[str, Any] = {}
+        self.events: list = []
+        self.links: list = []
+        self.status = _UNSET
+        self.dropped_attributes = self.dropped_events = self.dropped_links = 0
+        self._tracer = tracer
+        self._record_exception, self._set_status_on_exception = (record_exception,
+                                                                 set_status_on_exception)
+
+    @property
+    def resource(self):
+        return self._tracer._sdk.resource
+
+    @property
+    def instrumentation_scope(self):
+        return self._tracer._sdk._instrumentation_scope  # pylint: disable=protected-access
+
+    def get_span_context(self) -> SpanContext:
+        return self.context
+
+    def is_recording(self) -> bool:
+        return self.end_time is None
+
+    def _ended(self, what: str) -> bool:
+        if self.end_time is None:
+            return False
+        log.debug("%s on an ended span %s ignored", what, self.name)
+        return True
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.set_attributes({key: value})
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """As the SDK's span: invalid entries left out, an existing key moved last, the oldest
+        entry dropped (and counted) beyond the span's attribute limit."""
+        if self._ended("set_attributes"):
+            return
+        limits = self._tracer._limits
+        longest = limits.max_span_attribute_length
+        clean = _plain(attributes) if longest is None else None
+        if clean is None:
+            clean = BoundedAttributes(None, attributes, max_value_len=longest)
+            self.dropped_attributes += clean.dropped  # invalid keys
+        entries, most = self.attributes, limits.max_span_attributes
+        for key, value in clean.items():
+            if key in entries:
+                del entries[key]
+            elif most is not None and len(entries) >= most:
+                if most == 0:
+                    self.dropped_attributes += 1
+                    continue
+                del entries[next(iter(entries))]
+                self.dropped_attributes += 1
+            entries[key] = value
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None,
+                  timestamp: int | None = None) -> None:
+        if self._ended("add_event"):
+            return
+        limits = self._tracer._limits
+        if limits.max_events is not None and len(self.events) >= limits.max_events:
+            self.dropped_events += 1
+            if not self.events:
+                return
+            del self.events[0]
+        self.events.append(sdk_trace.Event(name, BoundedAttributes(
+            limits.max_event_attributes, attributes, max_value_len=limits.max_attribute_length,
+            immutable=True), timestamp))
+
+    def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None) -> None:
+        if self._ended("add_link") or not sdk_trace._is_valid_link(context, attributes):  # pylint: disable=protected-access
+            return
+        limits = self._tracer._limits
+        if limits.max_links is not None and len(self.links) >= limits.max_links:
+            self.dropped_links += 1
+            if not self.links:
+                return
+            del self.links[0]
+        self.links.append(trace_api.Link(context, BoundedAttributes(
+            limits.max_link_attributes, attributes, max_value_len=limits.max_attribute_length,
+            immutable=True)))
+
+    def update_name(self, name: str) -> None:
+        if not self._ended("update_name"):
+            self.name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """As the SDK's span: an OK status is final, and UNSET changes nothing."""
+        if self._ended("set_status") or self.status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self.status = status
+
+    # The SDK span's own: builds the `exception` event's attributes, then calls add_event.
+    record_exception = sdk_trace.Span.record_exception
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._ended("end"):
+            return
+        self.end_time = end_time if end_time is not None else time_ns()
+        processor = self._tracer._sdk.span_processor
+        processor._on_ending(self)  # pylint: disable=protected-access
+        processor.on_end(self)
+
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
+        if exc_val is not None and self.is_recording():
+            if self._record_exception:
+                self.record_exception(exc_val, escaped=True)
+            if self._set_status_on_exception:
+                self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        self.end()
+
+
+def _plain(attributes: Mapping[str, Any]) -> dict | None:
+    """`attributes` as the SDK would store them when all are plain (non-empty string keys,
+    str / int / float / bool values or lists of them), or None when one needs its checks."""
     plain = {}
     for key, value in attributes.items():
         kind = value.__class__
@@ -72,40 +249,3 @@ def _plain(attributes: Mapping[str, Any], max_len: int | None) -> dict | None:
         else:
             return None
     return plain
-
-
-def _known_pid() -> None:
-    """`os.getpid()` is a system call, and the batch processor makes it for every span it is
-    given (an eighth of its cost under load); the pid is known here instead, and renewed in
-    a forked child before any of its code runs (fork hooks run in the order they were
-    registered, and this one is registered before any batch processor's)."""
-    import opentelemetry.sdk._shared_internal as batching
-    pid = [os.getpid()]
-
-    def renew() -> None:
-        pid[0] = os.getpid()
-
-    os.register_at_fork(after_in_child=renew)
-    batching.os = types.SimpleNamespace(**{**vars(os), "getpid": lambda: pid[0]})
-
-
-def _native_locks() -> None:
-    """Under gevent, `threading.Lock` is gevent's, about fifteen times dearer to make than the
-    interpreter's, and the SDK makes four per span (the span, its attributes, events and
-    links) for an eighth of a span's cost. Those locks only guard dict and list updates and
-    are never held across a greenlet switch (the span processors run outside them), so the
-    SDK's span modules get the interpreter's own Lock; its batch processor keeps gevent's
-    Thread, Event and Lock, which it waits on."""
-    try:
-        from gevent import monkey
-    except ImportError:
-        return
-    if not monkey.is_module_patched("threading"):
-        return
-    import opentelemetry.attributes
-    import opentelemetry.sdk.trace
-    import opentelemetry.sdk.util
-    native = types.SimpleNamespace(**{**vars(threading),
-                                      "Lock": monkey.get_original("threading", "Lock")})
-    for module in (opentelemetry.sdk.trace, opentelemetry.sdk.util, opentelemetry.attributes):
-        module.threading = native
