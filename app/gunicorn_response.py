@@ -4,8 +4,8 @@ gunicorn writes a response's status line and headers with one send(2) and each b
 with another. A JSON answer is one piece, so every answer took two sends (each with gevent's
 buffer-size lookup), and with TCP_NODELAY two segments: the client woke for the head, then
 read again for the body. Here the head goes out with the first body piece (one send, one
-segment, one wake-up); bodies gunicorn frames itself (chunked streams), bodies it trims
-and answers without a body keep gunicorn's own path.
+segment, one wake-up, and no buffer-size lookup before it); bodies gunicorn frames itself
+(chunked streams), bodies it trims and answers without a body keep gunicorn's own path.
 
 The Date header is formatted once per second rather than per response (it has one-second
 resolution; formatting it cost as much as the rest of the head).
@@ -53,10 +53,14 @@ class Response(wsgi.Response):
                                and len(arg) > self.response_length)):
             super().write(arg)
             return
-        head = self.head()
+        data = self.head() + arg
         self.headers_sent = True
         self.sent += len(arg)
-        util.write(self.sock, head + arg)
+        # send() first: gevent's sendall() looks up the socket's buffer size (a syscall) to
+        # cut the data in pieces, which an answer that fits in one send never needs.
+        taken = self.sock.send(data)
+        if taken < len(data):
+            util.write(self.sock, data[taken:])
 
 
 def install() -> None:

@@ -4,8 +4,11 @@ each send a record of its own, so the number of sends is seen by the reader."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
+import gevent
+import gevent.socket
 import pytest
 from gunicorn import util
 from gunicorn.config import Config
@@ -74,3 +77,32 @@ def test_the_date_header_is_the_current_second():
             break
     assert ours == gunicorns
     assert http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+@pytest.mark.parametrize("kind", ["gevent", "plain"])
+def test_a_body_larger_than_the_socket_buffer_arrives_whole(kind):
+    """The first send takes what fits (a gevent socket does not wait for the rest); the
+    rest follows while the reader drains."""
+    body = bytes(range(256)) * 16384           # 4 MiB, far beyond a socket's buffer
+    cfg = Config()
+    request = next(RequestParser(cfg, [b"POST /v1/x HTTP/1.1\r\nHost: p\r\n\r\n"],
+                                 ("127.0.0.1", 5)))
+    ours, theirs = (gevent.socket if kind == "gevent" else socket).socketpair()
+    received = bytearray()
+
+    def drain():
+        while piece := theirs.recv(1 << 16):
+            received.extend(piece)
+
+    reader = gevent.spawn(drain) if kind == "gevent" else threading.Thread(target=drain)
+    if kind == "plain":
+        reader.start()
+    with ours:
+        response = Response(request, ours, cfg)
+        response.start_response("200 OK", [("Content-Length", str(len(body)))])
+        response.write(body)
+        response.close()
+    reader.join(10)
+    theirs.close()
+    head, _, rest = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and rest == body
