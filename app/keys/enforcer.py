@@ -3,8 +3,10 @@
 Before the call: refuse a model the key may not use, then reserve the request's estimated
 cost against the budget and count it towards rpm / tpm / max_parallel_requests. After it
 (when its event is published): release its slot, add its real cost to the key's spend and
-correct its token count (on PostgreSQL in one statement with the other requests finishing
-meanwhile: app/keys/group_commit.py). The reservation is the most the request can cost
+correct its token count. A key without max_parallel_requests is counted in the store by
+slices of several requests, taken and given back by this worker (app/keys/allowance.py);
+one with it, request by request (settled on PostgreSQL in one statement with the other
+requests finishing meanwhile: app/keys/group_commit.py). The reservation is the most the request can cost
 (app.usage.quote): the prompt counted with tiktoken, plus `n` x `max_tokens` of output (the
 model's output limit when absent), at the model's prices.
 """
@@ -16,9 +18,10 @@ import os
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from app.errors import ProxyError
+from app.keys.allowance import Allowances, Slice
 from app.keys.limits import (Admission, Usage, has_rate_limits, rate_headers, window_of)
 from app.keys.redis_counters import RedisCounters
 from app.keys.group_commit import GroupCommit
@@ -56,7 +59,8 @@ class LeaseIds:
 
 class Enforcer:
     def __init__(self, sql: SqlCounters, redis: RedisCounters | None, router: Router,
-                 lease_seconds: float):
+                 lease_seconds: float, give_back: Callable[[Slice], None]):
+        """`give_back(slice)` returns a slice to the store (app/keys/allowance.py)."""
         self.sql = sql
         self.redis = redis
         self.router = router
@@ -67,6 +71,7 @@ class Enforcer:
         # file's lock against the other workers' writers, and every settle of its worker
         # waited on that one poller (tails of seconds under load); each settles alone.
         self._settles = GroupCommit(sql.settle_many) if sql.postgres else None
+        self.allowances = Allowances(sql, self._lease_ids.next, give_back, self._settle)
         # Admitted requests of this process awaiting their event. A client may reuse an
         # x-request-id, so the context's start time tells two requests apart.
         self._pending: dict[tuple[str, float], tuple[Admission, float]] = {}
@@ -84,7 +89,9 @@ class Enforcer:
         shared_rates = self.redis is not None and has_rate_limits(key)
         sql_rates = self.redis is None and has_rate_limits(key)
         usage = Usage()
-        if budgeted or sql_rates:
+        if (budgeted or sql_rates) and key.max_parallel_requests is None:
+            usage = self.allowances.admit(admission, sql_rates, now)
+        elif budgeted or sql_rates:
             admission.sql_lease, admission.sql_rates = self._lease_ids.next(), sql_rates
             usage = self.sql.admit(admission, sql_rates, now)
         if shared_rates:
@@ -124,12 +131,22 @@ class Enforcer:
             return {}
         return rate_headers(key, usage, now)
 
-    def settle(self, event: RequestEvent) -> None:
-        """Account a finished request of a key: free its slot, add its cost to the spend."""
+    def settle(self, event: RequestEvent, store_up: bool = True) -> None:
+        """Account a finished request of a key: free its slot, add its cost to the spend (raise
+        when that needs the store and it is not `store_up`)."""
         with self._lock:
             found = self._pending.pop((event.request_id, event.started_at), None)
         admission = found[0] if found else None
         cost = event.cost or 0.0
+        if admission is not None and admission.allowance is not None:
+            window, delta = self._token_correction(admission, event)
+            self.allowances.finish(admission, cost, event.prompt_tokens +
+                                   event.completion_tokens - admission.tokens)
+            if admission.redis_rates:
+                self._settle_redis(event.key_id, admission.redis_lease, window, delta)
+            return
+        if not store_up:
+            raise ConnectionError("the key store is unreachable")
         if admission is None:
             if cost:
                 self._settle(Settle(event.key_id, None, cost, None, 0))
@@ -145,7 +162,7 @@ class Enforcer:
     def _settle(self, settle: Settle) -> None:
         if self._settles is None:
             self.sql.settle(settle.key_id, [settle.lease] if settle.lease else (), settle.cost,
-                            settle.window, settle.delta)
+                            settle.window, settle.delta, settle.requests)
         else:
             self._settles.run(settle)
 
@@ -167,6 +184,8 @@ class Enforcer:
         return current, max(delta, 0)
 
     def _release(self, admission: Admission) -> None:
+        if admission.allowance is not None:
+            self.allowances.release(admission)
         if admission.sql_lease:
             self.sql.release(admission.key.id, admission.sql_lease)
 
@@ -174,8 +193,8 @@ class Enforcer:
         """The request is still running (a long stream): its slot and reservation last
         another lease from now."""
         until = time.time() + self.lease_seconds
-        if admission.sql_lease:
-            self.sql.extend(admission.sql_lease, until)
+        if admission.sql_lease or admission.allowance is not None:
+            self.sql.extend(admission.sql_lease or admission.allowance.lease, until)
         if admission.redis_lease:
             try:
                 self.redis.extend(admission.key.id, admission.redis_lease, until)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.errors import ProxyError
 from app.keys.store import KeyRecord, iso
@@ -44,6 +45,7 @@ class Admission:
     tokens: int                # prompt tokens counted towards tpm now
     cost: float                # cost reserved against the budget now
     window: int
+    requests: int = 1                  # requests counted (a slice counts several)
     sql_lease: str | None = None       # lease row: budget reservation, in-flight count
     sql_rates: bool = False            # rpm / tpm counted in SQL (no Redis)
     redis_rates: bool = False          # rpm / tpm / max_parallel_requests counted in Redis
@@ -51,6 +53,7 @@ class Admission:
     stale: bool = False                # the key changed since `key` was read
     headers: dict[str, str] = field(default_factory=dict)
     request: tuple[str, float] | None = None  # (request id, start) it waits on the event of
+    allowance: Any = None              # the worker's slice it was admitted on (allowance.py)
 
 
 def has_rate_limits(key: KeyRecord) -> bool:

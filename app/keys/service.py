@@ -2,10 +2,12 @@
 consumer that settles each finished request.
 
 Storage opens on first use, so a proxy that never sees a virtual key never creates a
-database. The consumer settles synchronously, in the thread that publishes the event
-(before the last byte of the answer leaves): a client that waits for its answer and sends
-the next request at once must find its parallel slot free and its spend counted. Requests
-finishing together share one short write (app/keys/group_commit.py).
+database. The consumer settles in the thread that publishes the event (before the last byte
+of the answer leaves): a client that waits for its answer and sends the next request at
+once must find its parallel slot free and its spend counted. Most requests are admitted and
+settled on this worker's slice of their key, with no write (app/keys/allowance.py); those
+of a key with max_parallel_requests are written one by one, requests finishing together
+sharing one write (app/keys/group_commit.py).
 
 Every wait on the store is bounded by `key_store_timeout` (default 2 s). When the store
 cannot be reached, keys verified in the last `key_cache_seconds` keep working, held to their
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from app.config import Settings
 from app.errors import ProxyError
+from app.keys.allowance import Slice
 from app.keys.availability import KeyCache, StoreGuard, store_unavailable
 from app.keys.enforcer import Enforcer
 from app.keys.limits import Admission, Usage, budget_exceeded, budget_fits
@@ -82,7 +85,7 @@ class KeyService:
                 redis_counters = RedisCounters(client, self.lease_seconds)
             self._store = KeyStore(database)
             self._enforcer = Enforcer(SqlCounters(database, self.lease_seconds), redis_counters,
-                                      self.router, self.lease_seconds)
+                                      self.router, self.lease_seconds, self._give_back)
 
     def ping(self) -> None:
         """Raise unless the key store answers within key_store_timeout."""
@@ -134,7 +137,8 @@ class KeyService:
         """Pass a stream through, extending its admission's lease while chunks flow (no gap
         exceeds stream_timeout, far below a lease), so that a stream longer than a lease
         keeps its parallel slot and reservation to its end."""
-        if admission is None or not (admission.sql_lease or admission.redis_lease):
+        if admission is None or not (admission.sql_lease or admission.redis_lease
+                                     or admission.allowance is not None):
             yield from chunks
             return
         renew_every = self.lease_seconds / 3
@@ -166,19 +170,31 @@ class KeyService:
             return
         self.cache.spent(event.key_id, event.cost or 0.0)
         try:
+            self.enforcer.settle(event, self.guard.up)
+        except Exception as exc:
+            self._unsettled(event.key_id, event.cost or 0.0, exc, f"request {event.request_id}")
+
+    def _give_back(self, piece: Slice) -> None:
+        """Return a slice of a key to the store; its spend, when the store does not take it,
+        is settled when it answers again (its reservation lapses with its lease)."""
+        try:
             if not self.guard.up:
                 raise ConnectionError("the key store is unreachable")
-            self.enforcer.settle(event)
+            self.enforcer.allowances.write_back(piece)
         except Exception as exc:
-            if event.cost:
-                with self._lock:
-                    self._held[event.key_id] = self._held.get(event.key_id, 0.0) + event.cost
-            log.warning("request %s of key %s is settled when the key store answers again "
-                        "(%s)", event.request_id, event.key_id, exc)
-            if ran_out():
-                threading.Thread(target=self._catch_up, name="key-settle", daemon=True).start()
-            elif self.guard.up:
-                self.guard.failed(exc)
+            self._unsettled(piece.key.id, piece.spent, exc, "a slice")
+
+    def _unsettled(self, key_id: str, cost: float, error: BaseException, what: str) -> None:
+        """Hold spend the store did not take, to settle it when the store answers again."""
+        if cost:
+            with self._lock:
+                self._held[key_id] = self._held.get(key_id, 0.0) + cost
+        log.warning("%s of key %s is settled when the key store answers again (%s)", what,
+                    key_id, error)
+        if ran_out():
+            threading.Thread(target=self._catch_up, name="key-settle", daemon=True).start()
+        elif self.guard.up:
+            self.guard.failed(error)
 
     def _store_failed(self, error: BaseException) -> None:
         """A wait that the request's own timeout ended says nothing of the store: only that
@@ -211,7 +227,9 @@ class KeyService:
                     self._held[key_id] = self._held.get(key_id, 0.0) + cost
 
     def close(self, timeout: float) -> None:
-        """Nothing is queued (every request was settled when it finished): only the store's
-        connections are closed (a later use opens new ones)."""
+        """Give back this worker's idle slices, then close the store's connections (a later
+        use opens new ones)."""
+        if self._enforcer is not None:
+            self._enforcer.allowances.close()
         if self._store is not None:
             self._store.db.close()

@@ -38,9 +38,9 @@ _RETURNED = ("spend, reserved, in_flight, window_requests, window_tokens, budget
 
 @functools.lru_cache(maxsize=None)
 def _admit_statement(rates: bool) -> str:
-    counting = (f", window_requests = {_REQUESTS} + 1, window_tokens = {_TOKENS} + :tokens, "
-                "window_start = :window") if rates else ""
-    limits = (f" AND (rpm_limit IS NULL OR {_REQUESTS} + 1 <= rpm_limit)"
+    counting = (f", window_requests = {_REQUESTS} + :requests, "
+                f"window_tokens = {_TOKENS} + :tokens, window_start = :window") if rates else ""
+    limits = (f" AND (rpm_limit IS NULL OR {_REQUESTS} + :requests <= rpm_limit)"
               f" AND (tpm_limit IS NULL OR {_TOKENS} + :tokens <= tpm_limit)"
               " AND (max_parallel_requests IS NULL OR in_flight + 1 <= max_parallel_requests)"
               ) if rates else ""
@@ -58,13 +58,16 @@ _LEASE = ("INSERT INTO api_key_leases (id, key_id, cost, expires_at) "
 @functools.lru_cache(maxsize=None)
 def _release_statement(freed: str, count: str, tokens: bool) -> str:
     """Subtract `count` freed leases holding `freed` from the row, add :cost to the spend, and
-    (with `tokens`) correct the token count of :window by :delta: never below 0, and a newer
-    window starts over. With no request left in flight nothing stays reserved (no drift)."""
+    (with `tokens`) correct the token count of :window by :delta and its request count by
+    :requests: never below 0, and a newer window starts over. With no request left in
+    flight nothing stays reserved (no drift)."""
     correction = (
         ", window_tokens = CASE WHEN window_start = :window THEN (CASE WHEN window_tokens + "
         ":delta < 0 THEN 0 ELSE window_tokens + :delta END) WHEN window_start < :window THEN "
         "(CASE WHEN :delta < 0 THEN 0 ELSE :delta END) ELSE window_tokens END, "
-        "window_requests = CASE WHEN window_start < :window THEN 0 ELSE window_requests END, "
+        "window_requests = CASE WHEN window_start = :window THEN (CASE WHEN window_requests + "
+        ":requests < 0 THEN 0 ELSE window_requests + :requests END) WHEN window_start < :window "
+        "THEN 0 ELSE window_requests END, "
         "window_start = CASE WHEN window_start < :window THEN :window ELSE window_start END"
     ) if tokens else ""
     return (f"UPDATE api_keys SET spend = spend + :cost, reserved = CASE WHEN in_flight - "
@@ -92,14 +95,16 @@ def _bound(statement: str, values: dict) -> tuple[str, list]:
 
 
 class Settle(NamedTuple):
-    """One finished request to settle: its lease (None: it holds none), its real cost, and
-    the tokens to add to the count of `window` (None: its tokens are not counted here)."""
+    """One finished request (or slice of requests) to settle: its lease (None: it holds
+    none), its real cost, and the tokens and requests to add to the counts of `window` (None:
+    they are not counted here)."""
 
     key_id: str
     lease: str | None
     cost: float
     window: int | None
     delta: int
+    requests: int = 0
 
 
 def revoked_error() -> ProxyError:
@@ -118,19 +123,10 @@ class SqlCounters:
         is gone). `admission.stale` says whether the key changed since `admission.key` was
         read."""
         key = admission.key
-        values = {"id": key.id, "now": now, "cost": admission.cost, "tokens": admission.tokens,
-                  "window": admission.window, "lease": admission.sql_lease,
-                  "expires": now + self.lease_seconds,
-                  "next_reset": now + key.budget_seconds if key.budget_seconds else None}
+        values = self._values(admission, now)
         for _ in range(ATTEMPTS):
-            row = self._count(rates, values)
-            if row is not None:
-                spend, reserved, in_flight, requests, tokens, reset_at, updated_at = row
-                admission.stale = updated_at != key.updated_at
-                usage = Usage(in_flight=int(in_flight), spend=spend, reserved=reserved,
-                              budget_reset_at=reset_at)
-                if rates:
-                    usage.requests, usage.tokens = int(requests), int(tokens)
+            usage = self._counted(admission, rates, values)
+            if usage is not None:
                 return usage
             if self._sweep(key.id, now):
                 continue  # leases of a crashed worker had lapsed: try again without them
@@ -141,6 +137,32 @@ class SqlCounters:
             if not budget_fits(current, usage, admission.cost):
                 raise budget_exceeded(current, usage, admission.cost, now)
         raise rate_limited(key, PARALLEL, Usage(), admission.tokens, now)  # contended: retry
+
+    def try_admit(self, admission: Admission, rates: bool, now: float) -> Usage | None:
+        """Count the admission (`admission.requests` requests) if every limit allows it, in
+        one try; None when one does not (nothing is counted)."""
+        return self._counted(admission, rates, self._values(admission, now))
+
+    def _values(self, admission: Admission, now: float) -> dict:
+        key = admission.key
+        return {"id": key.id, "now": now, "cost": admission.cost, "tokens": admission.tokens,
+                "requests": admission.requests, "window": admission.window,
+                "lease": admission.sql_lease, "expires": now + self.lease_seconds,
+                "next_reset": now + key.budget_seconds if key.budget_seconds else None}
+
+    def _counted(self, admission: Admission, rates: bool, values: dict) -> Usage | None:
+        """The key's counts after counting the admission, or None when a limit refuses it;
+        `admission.stale` says whether the key changed since `admission.key` was read."""
+        row = self._count(rates, values)
+        if row is None:
+            return None
+        spend, reserved, in_flight, requests, tokens, reset_at, updated_at = row
+        admission.stale = updated_at != admission.key.updated_at
+        usage = Usage(in_flight=int(in_flight), spend=spend, reserved=reserved,
+                      budget_reset_at=reset_at)
+        if rates:
+            usage.requests, usage.tokens = int(requests), int(tokens)
+        return usage
 
     def _count(self, rates: bool, values: dict) -> tuple | None:
         """The row's counters after admitting the request, or None when a limit refuses it."""
@@ -192,14 +214,15 @@ class SqlCounters:
         return len(freed)
 
     def settle(self, key_id: str, leases: Sequence[str], cost: float, window: int | None,
-               token_delta: int) -> None:
+               token_delta: int, request_delta: int = 0) -> None:
         """Release the leases, add the real cost of their requests to the key's spend, and
-        correct the token count of `window` by what they really used (None: their tokens are
-        not counted here)."""
-        tokens = window is not None and token_delta != 0
+        correct the token and request counts of `window` by what they really used (None:
+        their tokens and requests are not counted here)."""
+        tokens = window is not None and (token_delta != 0 or request_delta != 0)
         if not leases and not cost and not tokens:
             return
         values = {"id": key_id, "cost": cost, "window": window, "delta": token_delta,
+                  "requests": request_delta,
                   "leases": list(leases) if self.postgres else dumps(list(leases)).decode()}
         self._release("id = ANY(:leases)" if self.postgres else
                       "id IN (SELECT value FROM json_each(:leases))", values, tokens)
@@ -217,7 +240,8 @@ class SqlCounters:
             try:
                 self.settle(key_id, [one.lease for one in members if one.lease],
                             sum(one.cost for one in members), window,
-                            sum(one.delta for one in members))
+                            sum(one.delta for one in members),
+                            sum(one.requests for one in members))
             except Exception as exc:
                 for i in indexes:
                     errors[i] = exc
