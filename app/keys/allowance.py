@@ -36,7 +36,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from app.keys.limits import Admission, Usage, window_of
+from app.errors import ProxyError
+from app.keys.limits import Admission, Usage, has_rate_limits, window_of
+from app.keys.redis_counters import RedisCounters, served_without_limits
 from app.keys.sql_counters import Settle, SqlCounters
 from app.keys.store import KeyRecord
 from app.storage.deadline import bounded
@@ -51,9 +53,9 @@ class Slice:
     """One worker's allowance of one key, from its grant until it is given back."""
 
     key: KeyRecord
-    lease: str
+    lease: str | None        # its lease row (None: neither budget nor rates in SQL)
     window: int
-    rates: bool              # requests and tokens are counted in SQL (no Redis)
+    sql_rates: bool          # requests and tokens are counted in SQL (no Redis)
     requests: int            # granted
     tokens: int
     cost: float
@@ -66,11 +68,14 @@ class Slice:
     in_flight: int = 0
     open: bool = True        # still admitting
     given_back: bool = False
+    redis_rates: bool = False  # requests and tokens are counted in Redis
 
     def fits(self, tokens: int, cost: float) -> bool:
+        rates = self.sql_rates or self.redis_rates
         return (self.used_requests < self.requests
-                and (not self.rates or self.used_tokens + tokens <= self.tokens)
-                and self.used_cost + cost <= self.cost * (1 + _ROUNDING))
+                and (not rates or self.used_tokens + tokens <= self.tokens)
+                and (self.key.max_budget is None
+                     or self.used_cost + cost <= self.cost * (1 + _ROUNDING)))
 
     def take(self, tokens: int, cost: float) -> Usage:
         """Admit one request; the key's counts as this worker now knows them."""
@@ -78,10 +83,14 @@ class Slice:
         self.used_tokens += tokens
         self.used_cost += cost
         self.in_flight += 1
-        unused_requests = self.requests - self.used_requests
-        unused_tokens = max(0, self.tokens - self.used_tokens)
-        return dataclasses.replace(self.usage, requests=self.usage.requests - unused_requests,
-                                   tokens=self.usage.tokens - unused_tokens)
+        return self.known(self.usage)
+
+    def known(self, counted: Usage) -> Usage:
+        """The key's counts as the store has them, with this slice's unused part taken off
+        (and the real tokens of its finished requests in place of their estimates)."""
+        return dataclasses.replace(
+            counted, requests=counted.requests - (self.requests - self.used_requests),
+            tokens=max(0, counted.tokens - (self.tokens - self.used_tokens)))
 
     def usable_for(self, key: KeyRecord, window: int, now: float) -> bool:
         return (self.open and key.updated_at == self.key.updated_at and self.window == window
@@ -89,12 +98,16 @@ class Slice:
 
 
 class _Rate:
-    """Requests of one key admitted by this worker: in the current span and the last one."""
+    """Requests of one key admitted by this worker: in the current span and the last one;
+    and the tokens its finished requests really used, on average (recent ones weigh most)."""
 
-    __slots__ = ("started", "current", "last")
+    __slots__ = ("started", "current", "last", "tokens")
 
     def __init__(self, now: float):
-        self.started, self.current, self.last = now, 0, 0
+        self.started, self.current, self.last, self.tokens = now, 0, 0, 0.0
+
+    def used(self, tokens: int) -> None:
+        self.tokens = tokens if not self.tokens else 0.8 * self.tokens + 0.2 * tokens
 
     def count(self, now: float) -> None:
         if now - self.started >= SLICE_SECONDS:
@@ -104,13 +117,20 @@ class _Rate:
         self.current += 1
 
 
+def _one(grant: Admission, admission: Admission) -> Admission:
+    """The grant cut down to the one request `admission`."""
+    return dataclasses.replace(grant, tokens=admission.tokens, cost=admission.cost, requests=1)
+
+
 class Allowances:
-    def __init__(self, sql: SqlCounters, new_lease: Callable[[], str],
-                 give_back: Callable[[Slice], None], settle: Callable[[Settle], None]):
+    def __init__(self, sql: SqlCounters, redis: RedisCounters | None,
+                 new_lease: Callable[[], str], give_back: Callable[[Slice], None],
+                 settle: Callable[[Settle], None]):
         """`give_back(slice)` returns a slice (KeyService: with `write_back`, and what the
         store does not take is settled when it answers again); never raises. `settle` writes
         one settle to the store (the Enforcer's: grouped on PostgreSQL)."""
         self.sql = sql
+        self.redis = redis
         self._settle = settle
         self._new_lease = new_lease
         self._give_back = give_back
@@ -122,7 +142,7 @@ class Allowances:
         self._idle: list[Slice] = []             # closed, nothing in flight: to give back
         self._keeper_pid: int | None = None
 
-    def admit(self, admission: Admission, rates: bool, now: float) -> Usage:
+    def admit(self, admission: Admission, now: float) -> Usage:
         """Admit the request within this worker's slice of its key, taking a new slice when
         there is none or it is spent; raise the store's 429 / 401 when no slice is left.
         While one request takes a slice, the key's others wait for it (once)."""
@@ -140,13 +160,13 @@ class Allowances:
                     self._close(current)
                 granting = self._granting.get(key.id)
                 if granting is None or waited:
-                    size = self._size(key, admission, rates)
+                    size = self._size(key, admission)
                     mine = self._granting.setdefault(key.id, threading.Event())
                     break
             granting.wait(bounded(self.sql.db.timeout))
             waited = True
         try:
-            granted = self._grant(admission, rates, now, size)
+            granted = self._grant(admission, now, size)
         finally:
             with self._lock:
                 if self._granting.get(key.id) is mine:
@@ -161,6 +181,13 @@ class Allowances:
             self._keep()
             return self._take(granted, admission)
 
+    def known(self, key_id: str, counted: Usage) -> Usage:
+        """The key's counts as the store has them, as this worker knows them better."""
+        with self._lock:
+            piece = self._open.get(key_id)
+            return piece.known(counted) if piece is not None and piece.window == window_of(
+                time.time()) else counted
+
     def _take(self, piece: Slice, admission: Admission) -> Usage:
         admission.allowance = piece
         usage = piece.take(admission.tokens, admission.cost)
@@ -168,10 +195,11 @@ class Allowances:
             self._close(piece)
         return usage
 
-    def _size(self, key: KeyRecord, admission: Admission, rates: bool) -> int:
+    def _size(self, key: KeyRecord, admission: Admission) -> int:
         """How many requests like this one the next slice holds."""
         rate = self._rates[key.id]
         wanted = max(1, rate.last, rate.current)
+        tokens = self._tokens_per_request(admission)
         window, usage = self._left.get(key.id, (None, None))
         if usage is None:
             return 1
@@ -179,28 +207,65 @@ class Allowances:
         if key.max_budget is not None and admission.cost > 0:
             left = key.max_budget - usage.spend - usage.reserved
             caps.append(SHARE * left / admission.cost)
-        if rates and key.rpm_limit is not None:
+        if key.rpm_limit is not None:
             used = usage.requests if window == admission.window else 0
             caps.append(SHARE * (key.rpm_limit - used))
-        if rates and key.tpm_limit is not None and admission.tokens > 0:
+        if key.tpm_limit is not None and tokens > 0:
             used = usage.tokens if window == admission.window else 0
-            caps.append(SHARE * (key.tpm_limit - used) / admission.tokens)
+            caps.append(SHARE * (key.tpm_limit - used) / tokens)
         return max(1, min(wanted, *(math.floor(cap) for cap in caps))) if caps else wanted
 
-    def _grant(self, admission: Admission, rates: bool, now: float, size: int) -> Slice:
-        """Count a slice of `size` requests like this one in the store; when that does not
-        fit, one request (whose refusal, if any, names the limit)."""
-        grant = dataclasses.replace(admission, tokens=admission.tokens * size,
+    def _grant(self, admission: Admission, now: float, size: int) -> Slice:
+        """Count a slice of `size` requests like this one in the stores that count the key:
+        the budget (and, without Redis, the rates) in SQL, the rates in Redis. Where `size`
+        does not fit, one request (whose refusal, if any, names the limit)."""
+        key = admission.key
+        rated = has_rate_limits(key)
+        sql_rates = rated and self.redis is None
+        in_sql = key.max_budget is not None or sql_rates
+        grant = dataclasses.replace(admission, tokens=self._tokens_per_request(admission) * size,
                                     cost=admission.cost * size, requests=size,
-                                    sql_lease=self._new_lease())
-        usage = self.sql.try_admit(grant, rates, now) if size > 1 else None
-        if usage is None:
-            grant = dataclasses.replace(grant, tokens=admission.tokens, cost=admission.cost,
-                                        requests=1)
-            usage = self.sql.admit(grant, rates, now)
-        admission.stale = grant.stale
-        return Slice(admission.key, grant.sql_lease, admission.window, rates, grant.requests,
-                     grant.tokens, grant.cost, time.monotonic(), usage)
+                                    sql_lease=self._new_lease() if in_sql else None)
+        usage = Usage()
+        if in_sql:
+            usage = self.sql.try_admit(grant, sql_rates, now) if size > 1 else None
+            if usage is None:
+                grant = _one(grant, admission)
+                usage = self.sql.admit(grant, sql_rates, now)
+            admission.stale = grant.stale
+        piece = Slice(key, grant.sql_lease, admission.window, sql_rates, grant.requests,
+                      grant.tokens, grant.cost, time.monotonic(), usage)
+        if rated and self.redis is not None:
+            self._count_in_redis(piece, grant, admission, now)
+        return piece
+
+    def _count_in_redis(self, piece: Slice, grant: Admission, admission: Admission,
+                        now: float) -> None:
+        """Count the slice's requests and tokens in Redis (one request where they do not
+        fit); a refusal gives the slice back and raises the 429. Redis unreachable: the
+        slice goes without rate limits, as a request would."""
+        try:
+            counted = self.redis.admit(grant, now, refuse=grant.requests == 1)
+            if counted is None:
+                grant = _one(grant, admission)
+                counted = self.redis.admit(grant, now)
+        except ProxyError:
+            piece.open, piece.given_back = False, True
+            self._give_back(piece)
+            raise
+        except Exception:
+            served_without_limits(piece.key.id)
+            return
+        piece.redis_rates = True
+        piece.requests, piece.tokens = grant.requests, grant.tokens
+        piece.usage = dataclasses.replace(piece.usage, requests=counted.requests,
+                                          tokens=counted.tokens)
+
+    def _tokens_per_request(self, admission: Admission) -> int:
+        """Tokens a slice holds per request: its prompt, or (tpm counts the answer's tokens
+        too) what the key's requests really used of late, whichever is more."""
+        rate = self._rates.get(admission.key.id)
+        return max(admission.tokens, math.ceil(rate.tokens) if rate else 0)
 
     def _close(self, piece: Slice) -> None:
         """Stop admitting on the slice (lock held); the keeper gives it back once nothing is
@@ -232,6 +297,9 @@ class Allowances:
             piece.used_cost += cost - admission.cost
             piece.spent += cost
             piece.used_tokens += token_delta
+            rate = self._rates.get(piece.key.id)
+            if rate is not None:
+                rate.used(admission.tokens + token_delta)
             due = self._due(piece)
         if due:
             self._give_back(piece)
@@ -281,15 +349,18 @@ class Allowances:
         self.give_back_idle(math.inf)
 
     def write_back(self, piece: Slice) -> None:
-        """Give the slice back in one write: free its lease and reservation, add its real
-        spend, and return to its window the requests and tokens it did not use (once that
-        window is over, only tokens beyond those counted go to the current one)."""
-        window, tokens, requests = None, 0, 0
-        if piece.rates:
-            window = window_of(time.time())
-            tokens = piece.used_tokens - piece.tokens
-            if piece.window == window:
-                requests = piece.used_requests - piece.requests
-            else:
-                tokens = max(0, tokens)
+        """Give the slice back: its unused requests and tokens to Redis (when it counts
+        them), then in one write to SQL its real spend, its lease and reservation freed, and
+        (when SQL counts them) its unused requests and tokens. In its own window the unused
+        ones are returned; once that window is over, only tokens beyond those counted are
+        added to the current one."""
+        window, tokens, requests = window_of(time.time()), piece.used_tokens - piece.tokens, 0
+        if piece.window == window:
+            requests = piece.used_requests - piece.requests
+        else:
+            tokens = max(0, tokens)
+        if piece.redis_rates:
+            self.redis.give_back(piece.key.id, window, requests, tokens)
+        if not piece.sql_rates:
+            window, tokens, requests = None, 0, 0
         self._settle(Settle(piece.key.id, piece.lease, piece.spent, window, tokens, requests))

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Callable
 
 from app.errors import ProxyError
 from app.keys.allowance import Allowances, Slice
-from app.keys.limits import (Admission, Usage, has_rate_limits, rate_headers, window_of)
-from app.keys.redis_counters import RedisCounters
+from app.keys.limits import Admission, Usage, rate_headers, window_of
+from app.keys.redis_counters import RedisCounters, served_without_limits
 from app.keys.group_commit import GroupCommit
 from app.keys.sql_counters import Settle, SqlCounters
 from app.keys.store import KeyRecord
@@ -71,7 +71,7 @@ class Enforcer:
         # file's lock against the other workers' writers, and every settle of its worker
         # waited on that one poller (tails of seconds under load); each settles alone.
         self._settles = GroupCommit(sql.settle_many) if sql.postgres else None
-        self.allowances = Allowances(sql, self._lease_ids.next, give_back, self._settle)
+        self.allowances = Allowances(sql, redis, self._lease_ids.next, give_back, self._settle)
         # Admitted requests of this process awaiting their event. A client may reuse an
         # x-request-id, so the context's start time tells two requests apart.
         self._pending: dict[tuple[str, float], tuple[Admission, float]] = {}
@@ -80,36 +80,38 @@ class Enforcer:
     def admit(self, key: KeyRecord, body: dict, context: RequestContext) -> Admission | None:
         """Admit the request or raise the 403 / 429 that refuses it."""
         self.check_models(key, body)
-        budgeted = key.max_budget is not None
-        if not budgeted and not has_rate_limits(key):
-            return None
         now = time.time()
-        tokens, cost = self._estimate(body, budgeted, key.tpm_limit is not None)
+        tokens, cost = self._estimate(body, key.max_budget is not None,
+                                      key.tpm_limit is not None)
         admission = Admission(key, tokens, cost, window_of(now))
-        shared_rates = self.redis is not None and has_rate_limits(key)
-        sql_rates = self.redis is None and has_rate_limits(key)
-        usage = Usage()
-        if (budgeted or sql_rates) and key.max_parallel_requests is None:
-            usage = self.allowances.admit(admission, sql_rates, now)
-        elif budgeted or sql_rates:
-            admission.sql_lease, admission.sql_rates = self._lease_ids.next(), sql_rates
-            usage = self.sql.admit(admission, sql_rates, now)
-        if shared_rates:
-            admission.redis_rates = True
-            if key.max_parallel_requests is not None:
-                admission.redis_lease = self._lease_ids.next()
-            try:
-                usage = self.redis.admit(admission, now)
-            except ProxyError:
-                self._release(admission)
-                raise
-            except Exception:  # Redis unreachable: serve without the rate limits, say so
-                log.warning("rate-limit store unreachable; key %s served without its limits",
-                            key.id)
-                admission.redis_lease, admission.redis_rates = None, False
+        if key.max_parallel_requests is None:
+            usage = self.allowances.admit(admission, now)
+        else:
+            usage = self._admit_alone(admission, now)
         admission.headers = rate_headers(key, usage, now)
         self._remember(context, admission)
         return admission
+
+    def _admit_alone(self, admission: Admission, now: float) -> Usage:
+        """A key with max_parallel_requests: each request holds a slot of its own, counted in
+        Redis (with rpm / tpm) when it is set, else in SQL (with the budget)."""
+        key, usage = admission.key, Usage()
+        sql_rates = self.redis is None
+        if key.max_budget is not None or sql_rates:
+            admission.sql_lease, admission.sql_rates = self._lease_ids.next(), sql_rates
+            usage = self.sql.admit(admission, sql_rates, now)
+        if self.redis is None:
+            return usage
+        admission.redis_rates, admission.redis_lease = True, self._lease_ids.next()
+        try:
+            return self.redis.admit(admission, now)
+        except ProxyError:
+            self._release(admission)
+            raise
+        except Exception:  # Redis unreachable: serve without the rate limits, say so
+            served_without_limits(key.id)
+            admission.redis_lease, admission.redis_rates = None, False
+            return usage
 
     @staticmethod
     def check_models(key: KeyRecord, body: dict) -> None:
@@ -124,8 +126,9 @@ class Enforcer:
             return {}
         now = time.time()
         try:
-            usage = (self.redis.peek(key.id, window_of(now)) if self.redis is not None
-                     else self.sql.peek(key.id, now))
+            usage = self.allowances.known(key.id, self.redis.peek(key.id, window_of(now))
+                                          if self.redis is not None
+                                          else self.sql.peek(key.id, now))
         except Exception:
             log.warning("rate-limit store unreachable; no x-ratelimit headers")
             return {}
@@ -193,8 +196,9 @@ class Enforcer:
         """The request is still running (a long stream): its slot and reservation last
         another lease from now."""
         until = time.time() + self.lease_seconds
-        if admission.sql_lease or admission.allowance is not None:
-            self.sql.extend(admission.sql_lease or admission.allowance.lease, until)
+        lease = admission.sql_lease or (admission.allowance and admission.allowance.lease)
+        if lease:
+            self.sql.extend(lease, until)
         if admission.redis_lease:
             try:
                 self.redis.extend(admission.key.id, admission.redis_lease, until)

@@ -40,12 +40,13 @@ if ARGV[8] ~= '' then
   in_flight = redis.call('ZCARD', KEYS[3])
 end
 local wanted = tonumber(ARGV[4])
-if (tonumber(ARGV[1]) >= 0 and requests + 1 > tonumber(ARGV[1]))
+local counted = tonumber(ARGV[11])
+if (tonumber(ARGV[1]) >= 0 and requests + counted > tonumber(ARGV[1]))
     or (tonumber(ARGV[2]) >= 0 and tokens + wanted > tonumber(ARGV[2]))
     or (tonumber(ARGV[3]) >= 0 and in_flight + 1 > tonumber(ARGV[3])) then
   return {0, requests, tokens, in_flight}
 end
-redis.call('INCR', KEYS[1])
+redis.call('INCRBY', KEYS[1], counted)
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 if wanted > 0 then
   redis.call('INCRBY', KEYS[2], wanted)
@@ -56,7 +57,7 @@ if ARGV[8] ~= '' then
   redis.call('EXPIRE', KEYS[3], ARGV[9])
   in_flight = in_flight + 1
 end
-return {1, requests + 1, tokens + wanted, in_flight}
+return {1, requests + counted, tokens + wanted, in_flight}
 """
 
 _SETTLE = """
@@ -71,6 +72,24 @@ end
 return 1
 """
 
+# A slice given back: its unused requests (while their window lasts) and tokens.
+_GIVE_BACK = """
+local function add(name, delta, create)
+  if delta == 0 or (not create and redis.call('EXISTS', name) == 0) then return end
+  if redis.call('INCRBY', name, delta) < 0 then
+    redis.call('SET', name, 0, 'KEEPTTL')
+  end
+  redis.call('EXPIRE', name, ARGV[3])
+end
+add(KEYS[1], tonumber(ARGV[1]), false)
+add(KEYS[2], tonumber(ARGV[2]), true)
+return 1
+"""
+
+
+def served_without_limits(key_id: str) -> None:
+    log.warning("rate-limit store unreachable; key %s served without its limits", key_id)
+
 
 def _limit(value: int | None) -> int:
     return -1 if value is None else value
@@ -83,6 +102,7 @@ class RedisCounters:
         self.prefix = prefix
         self._admit = client.register_script(_ADMIT)
         self._settle = client.register_script(_SETTLE)
+        self._give_back = client.register_script(_GIVE_BACK)
         self._lock = threading.Lock()
         self._corrections: dict[tuple[str, int], int] = {}  # (key id, window) -> tokens
         self._sending = False                               # a sender thread runs
@@ -91,8 +111,9 @@ class RedisCounters:
     def _name(self, key_id: str, what: str) -> str:
         return f"{self.prefix}{{{key_id}}}:{what}"
 
-    def admit(self, admission: Admission, now: float) -> Usage:
-        """Count the request, or raise the 429 for the limit it breaks."""
+    def admit(self, admission: Admission, now: float, refuse: bool = True) -> Usage | None:
+        """Count the admission (`admission.requests` requests), or raise the 429 for the limit
+        it breaks (without `refuse`: None, nothing counted)."""
         key = admission.key
         correction = self._take(key.id, admission.window)
         try:
@@ -103,11 +124,13 @@ class RedisCounters:
                 args=[_limit(key.rpm_limit), _limit(key.tpm_limit),
                       _limit(key.max_parallel_requests), admission.tokens, now,
                       now + self.lease_seconds, 2 * WINDOW_SECONDS, admission.redis_lease or "",
-                      math.ceil(self.lease_seconds), correction])
+                      math.ceil(self.lease_seconds), correction, admission.requests])
         except Exception:
             self._defer(key.id, admission.window, correction)
             raise
         usage = Usage(requests=int(requests), tokens=int(tokens), in_flight=int(in_flight))
+        if not admitted and not refuse:
+            return None
         if not admitted:
             raise rate_limited(key, rate_limit_hit(key, usage, admission.tokens), usage,
                                admission.tokens, now)
@@ -120,6 +143,17 @@ class RedisCounters:
             self._send(key_id, lease, window, token_delta, self.client)
         else:
             self._defer(key_id, window, token_delta)
+
+    def give_back(self, key_id: str, window: int, requests: int, tokens: int) -> None:
+        """Return a slice's unused requests and correct its tokens in `window`; what Redis
+        does not take is lost (its requests then count until their window ends)."""
+        try:
+            self._give_back(keys=[self._name(key_id, f"requests:{window}"),
+                                  self._name(key_id, f"tokens:{window}")],
+                            args=[requests, tokens, 2 * WINDOW_SECONDS])
+        except Exception as exc:
+            log.warning("rate-limit store unreachable; a slice of key %s is not given back "
+                        "(%s)", key_id, type(exc).__name__)
 
     def _send(self, key_id: str, lease: str, window: int, token_delta: int, client) -> None:
         self._settle(keys=[self._name(key_id, "in_flight"),

@@ -137,8 +137,8 @@ class KeyService:
         """Pass a stream through, extending its admission's lease while chunks flow (no gap
         exceeds stream_timeout, far below a lease), so that a stream longer than a lease
         keeps its parallel slot and reservation to its end."""
-        if admission is None or not (admission.sql_lease or admission.redis_lease
-                                     or admission.allowance is not None):
+        if admission is None or not (admission.sql_lease or admission.redis_lease or (
+                admission.allowance is not None and admission.allowance.lease)):
             yield from chunks
             return
         renew_every = self.lease_seconds / 3
