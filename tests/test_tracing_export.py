@@ -102,3 +102,23 @@ def test_json_logs_carry_the_trace(traced, collector):
               and line["message"] == "request"]
     assert access[0]["trace_id"] == server["trace_id"]
     assert access[0]["span_id"] == server["span_id"]
+
+
+@pytest.mark.parametrize("env, sizes", [
+    ({}, {"max_queue_size": 8192, "max_export_batch_size": 2048}),
+    ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2"}, {"max_queue_size": 8192}),
+    ({"OTEL_BSP_MAX_QUEUE_SIZE": "100"}, {"max_export_batch_size": 100}),
+    ({"OTEL_BSP_MAX_QUEUE_SIZE": "lots"}, {"max_export_batch_size": 512}),
+    ({"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "10"}, {}),
+])
+def test_batch_sizes_unless_the_variables_say(monkeypatch, env, sizes):
+    """Batches of 2,048 in a queue of 8,192 by default; the standard variables decide when
+    set, and the batch processor accepts what results."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from app.tracing import batch_sizes
+    assert batch_sizes(env) == sizes
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    BatchSpanProcessor(InMemorySpanExporter(), **batch_sizes(env)).shutdown()

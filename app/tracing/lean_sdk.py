@@ -30,6 +30,9 @@ log = logging.getLogger("switchboard")
 _PLAIN = frozenset((str, int, float, bool))
 _SEQUENCES = frozenset((list, tuple))
 _UNSET = Status(StatusCode.UNSET)
+_FLAGS = {(sampled, random): TraceFlags((TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+                                        | (TraceFlags.RANDOM_TRACE_ID if random else 0))
+          for sampled in (False, True) for random in (False, True)}
 
 
 def install() -> None:
@@ -60,28 +63,28 @@ class LeanTracer(trace_api.Tracer):
     def __init__(self, sdk_tracer: sdk_trace.Tracer):
         self._sdk = sdk_tracer
         self._limits = sdk_tracer._span_limits  # pylint: disable=protected-access
+        # Fixed for the provider's life (its processors are added to this same object).
+        self._sampler, self._ids = sdk_tracer.sampler, sdk_tracer.id_generator
+        self._processor = sdk_tracer.span_processor
 
     def start_span(self, name: str, context=None, kind: SpanKind = SpanKind.INTERNAL,
                    attributes: Mapping[str, Any] | None = None, links: Sequence = (),
                    start_time: int | None = None, record_exception: bool = True,
                    set_status_on_exception: bool = True) -> trace_api.Span:
-        sdk = self._sdk
         parent = trace_api.get_current_span(context).get_span_context()
-        if not sdk._is_enabled():  # pylint: disable=protected-access
+        if not self._sdk._is_enabled():  # pylint: disable=protected-access
             return trace_api.NonRecordingSpan(parent)
-        ids = sdk.id_generator
+        ids = self._ids
         if parent is None or not parent.is_valid:
             parent, trace_id = None, ids.generate_trace_id()
             random_trace_id = ids.is_trace_id_random()
         else:
             trace_id, random_trace_id = parent.trace_id, parent.trace_flags.random_trace_id
         links = links or ()
-        sampling = sdk.sampler.should_sample(context, trace_id, name, kind, attributes, links)
-        flags = TraceFlags.SAMPLED if sampling.decision.is_sampled() else TraceFlags.DEFAULT
-        if random_trace_id:
-            flags |= TraceFlags.RANDOM_TRACE_ID
+        sampling = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        flags = _FLAGS[sampling.decision.is_sampled(), bool(random_trace_id)]
         span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
-                                   trace_flags=TraceFlags(flags), trace_state=sampling.trace_state)
+                                   trace_flags=flags, trace_state=sampling.trace_state)
         if not sampling.decision.is_recording():
             return trace_api.NonRecordingSpan(span_context)
         span = LeanSpan(name, span_context, parent, kind, self, record_exception,
@@ -91,7 +94,7 @@ class LeanTracer(trace_api.Tracer):
         for link in links:
             span.add_link(link.context, link.attributes)
         span.start_time = start_time if start_time is not None else time_ns()
-        sdk.span_processor.on_start(span, parent_context=context)
+        self._processor.on_start(span, parent_context=context)
         return span
 
     def start_as_current_span(self, name: str, context=None, kind: SpanKind = SpanKind.INTERNAL,
@@ -120,8 +123,8 @@ class LeanSpan(trace_api.Span):
         self.name, self.context, self.parent, self.kind = name, context, parent, kind
         self.start_time = self.end_time = None
         self.attributes: dict[str, Any] = {}
-        self.events: list = []
-        self.links: list = []
+        self.events: Sequence = ()  # a list from the first event (most spans have none)
+        self.links: Sequence = ()
         self.status = _UNSET
         self.dropped_attributes = self.dropped_events = self.dropped_links = 0
         self._tracer = tracer
@@ -184,6 +187,8 @@ class LeanSpan(trace_api.Span):
             if not self.events:
                 return
             del self.events[0]
+        if not self.events:
+            self.events = []
         self.events.append(sdk_trace.Event(name, BoundedAttributes(
             limits.max_event_attributes, attributes, max_value_len=limits.max_attribute_length,
             immutable=True), timestamp))
@@ -197,6 +202,8 @@ class LeanSpan(trace_api.Span):
             if not self.links:
                 return
             del self.links[0]
+        if not self.links:
+            self.links = []
         self.links.append(trace_api.Link(context, BoundedAttributes(
             limits.max_link_attributes, attributes, max_value_len=limits.max_attribute_length,
             immutable=True)))
@@ -221,7 +228,7 @@ class LeanSpan(trace_api.Span):
         if self._ended("end"):
             return
         self.end_time = end_time if end_time is not None else time_ns()
-        processor = self._tracer._sdk.span_processor
+        processor = self._tracer._processor
         processor._on_ending(self)  # pylint: disable=protected-access
         processor.on_end(self)
 
