@@ -54,10 +54,12 @@ elif worker_class == "gthread":
     worker_class = "app.gunicorn_thread_worker.ThreadWorker"  # gunicorn's, with client deadlines
 
 from app.gunicorn_errors import install as answer_parse_errors_in_json  # noqa: E402
+from app.gunicorn_environ import install as find_error_streams_when_written  # noqa: E402
 from app.gunicorn_response import install as answer_in_one_write  # noqa: E402
 
 answer_parse_errors_in_json()
 answer_in_one_write()
+find_error_streams_when_written()
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("SWITCHBOARD_THREADS", "512"))
 worker_connections = int(os.environ.get("SWITCHBOARD_WORKER_CONNECTIONS", "2000"))
