@@ -25,6 +25,8 @@ _SPAN_FLAGS = {False: b"\x85\x01" + _FIXED32.pack(_HAS_IS_REMOTE),  # field 16, 
 _SMALL = [bytes((n,)) for n in range(0x80)]  # the varints of one byte
 _ATTRIBUTE_CACHE_SIZE = 4096  # encoded (key, value) pairs kept; the cache starts over when full
 _attributes: dict[tuple, bytes] = {}
+_names: dict[str, bytes] = {}  # span names -> their encoded field (see _name)
+_UNSET_STATUS = b"\x7a\x00"  # an empty Status message: code UNSET, no description
 
 
 def _varint(value: int) -> bytes:
@@ -153,25 +155,40 @@ def _status(status) -> bytes:
 
 
 def _span(span) -> bytes:
-    """Span: fields 1-15 in order, then flags (16)."""
+    """Span: fields 1-15 in order, then flags (16); the fields a proxy span seldom has (trace
+    state, events, links, dropped counts, a status) only when it has them."""
     context, parent = span.get_span_context(), span.parent
-    return _field(0x12, b"".join((
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
-        _trace_state(context.trace_state),
-        b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent is not None else b"",
-        _text(0x2A, span.name),
-        _SMALL[0x30] + _SMALL[span.kind.value + 1],  # SDK INTERNAL=0.. -> proto INTERNAL=1..
-        _TIMES.pack(0x39, span.start_time or 0, 0x41, span.end_time or 0),
-        _attributes_of(0x4A, span.attributes),
-        _count(0x50, span.dropped_attributes),
-        b"".join([_event(event) for event in span.events]),
-        _count(0x60, span.dropped_events),
-        b"".join([_link(link) for link in span.links]),
-        _count(0x70, span.dropped_links),
-        _status(span.status),
-        _SPAN_FLAGS[parent is not None and parent.is_remote],
-    )))
+    parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"),
+             b"\x12\x08", context.span_id.to_bytes(8, "big")]
+    if context.trace_state:
+        parts.append(_trace_state(context.trace_state))
+    if parent is not None:
+        parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
+    name = _names.get(span.name) or _name(span.name)
+    parts += (name, _SMALL[0x30], _SMALL[span.kind.value + 1],  # SDK INTERNAL=0 -> proto 1
+              _TIMES.pack(0x39, span.start_time or 0, 0x41, span.end_time or 0),
+              _attributes_of(0x4A, span.attributes))
+    if span.dropped_attributes:
+        parts.append(_count(0x50, span.dropped_attributes))
+    if span.events or span.dropped_events:
+        parts += [_event(event) for event in span.events]
+        parts.append(_count(0x60, span.dropped_events))
+    if span.links or span.dropped_links:
+        parts += [_link(link) for link in span.links]
+        parts.append(_count(0x70, span.dropped_links))
+    status = span.status
+    parts += (_UNSET_STATUS if status is not None and status.status_code.value == 0
+              and not status.description else _status(status),
+              _SPAN_FLAGS[parent is not None and parent.is_remote])
+    return _field(0x12, b"".join(parts))
+
+
+def _name(name: str) -> bytes:
+    """A span's name field, kept: names repeat (the route, the operation and model)."""
+    if len(_names) >= _ATTRIBUTE_CACHE_SIZE:
+        _names.clear()
+    encoded = _names[name] = _text(0x2A, name)
+    return encoded
 
 
 def _scope(scope) -> bytes:
