@@ -166,6 +166,9 @@ class LeanSpan(trace_api.Span):
             clean = BoundedAttributes(None, attributes, max_value_len=longest)
             self.dropped_attributes += clean.dropped  # invalid keys
         entries, most = self.attributes, limits.max_span_attributes
+        if not entries and clean.__class__ is dict and (most is None or len(clean) <= most):
+            self.attributes = clean  # the first attributes, a fresh dict: taken as they are
+            return
         for key, value in clean.items():
             if key in entries:
                 del entries[key]
