@@ -185,31 +185,21 @@ class LeanSpan(trace_api.Span):
         if self._ended("add_event"):
             return
         limits = self._tracer._limits
-        if limits.max_events is not None and len(self.events) >= limits.max_events:
-            self.dropped_events += 1
-            if not self.events:
-                return
-            del self.events[0]
-        if not self.events:
-            self.events = []
-        self.events.append(sdk_trace.Event(name, BoundedAttributes(
+        event = sdk_trace.Event(name, BoundedAttributes(
             limits.max_event_attributes, attributes, max_value_len=limits.max_attribute_length,
-            immutable=True), timestamp))
+            immutable=True), timestamp)
+        self.events, dropped = _appended(self.events, event, limits.max_events)
+        self.dropped_events += dropped
 
     def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None) -> None:
         if self._ended("add_link") or not sdk_trace._is_valid_link(context, attributes):  # pylint: disable=protected-access
             return
         limits = self._tracer._limits
-        if limits.max_links is not None and len(self.links) >= limits.max_links:
-            self.dropped_links += 1
-            if not self.links:
-                return
-            del self.links[0]
-        if not self.links:
-            self.links = []
-        self.links.append(trace_api.Link(context, BoundedAttributes(
+        link = trace_api.Link(context, BoundedAttributes(
             limits.max_link_attributes, attributes, max_value_len=limits.max_attribute_length,
-            immutable=True)))
+            immutable=True))
+        self.links, dropped = _appended(self.links, link, limits.max_links)
+        self.dropped_links += dropped
 
     def update_name(self, name: str) -> None:
         if not self._ended("update_name"):
@@ -242,6 +232,17 @@ class LeanSpan(trace_api.Span):
             if self._set_status_on_exception:
                 self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
         self.end()
+
+
+def _appended(items: Sequence, item: Any, most: int | None) -> tuple[list, int]:
+    """(`items` with `item` appended, how many fell out): beyond `most` the oldest go, as from
+    the SDK's bounded lists (with `most` 0, nothing is kept). A list from the first item on."""
+    if items.__class__ is not list:
+        items = list(items)
+    items.append(item)
+    dropped = max(0, len(items) - most) if most is not None else 0
+    del items[:dropped]
+    return items, dropped
 
 
 def _plain(attributes: Mapping[str, Any]) -> dict | None:
