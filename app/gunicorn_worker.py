@@ -9,6 +9,7 @@ idle at that moment (as the gthread worker does); requests in progress, and conn
 accepted before the listener closes, are served (gunicorn closes them after the response).
 
 Each kept-alive connection takes its turn before reading its next request (`take_turns`).
+Streamed responses are written as app/gunicorn_writes.py says.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from gunicorn.workers.ggevent import GeventWorker as BaseGeventWorker
 
 from app.gunicorn_clients import HEADER_TIMEOUT, SLOW, ClientBody, TooSlow, Waiting, evict
 from app.gunicorn_errors import write_json_error
+from app.gunicorn_writes import Coalescing
 
 HANG_UP = "the worker is stopping"
 
@@ -53,6 +55,10 @@ class GeventWorker(BaseGeventWorker):
         self.open = 0
         self.room = max(1, min(50, self.worker_connections // 20))
         super().init_process()
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = Coalescing(self.wsgi)
 
     def handle(self, listener, client, addr):
         me = gevent.getcurrent()
