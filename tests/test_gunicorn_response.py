@@ -58,6 +58,14 @@ def test_an_answer_goes_out_in_one_send_with_gunicorns_bytes():
     assert ours[0].startswith(b"HTTP/1.1 200 OK\r\n") and ours[0].endswith(b'\r\n\r\n{"ok":true}')
 
 
+def test_a_stream_sends_its_head_with_the_first_chunk_then_one_send_per_chunk():
+    ours, gunicorns = both("POST", [("Content-Type", "text/event-stream")],
+                           [b"data: 1\n\n", b"data: 2\n\n"])
+    assert len(gunicorns) == 4          # head, chunk, chunk, the last (empty) chunk
+    assert ours == [gunicorns[0] + gunicorns[1], *gunicorns[2:]]
+    assert ours[1] == b"9\r\ndata: 2\n\n\r\n"
+
+
 @pytest.mark.parametrize("method, headers, pieces", [
     ("HEAD", JSON, [b'{"ok":true}']),                                  # no body on the wire
     ("POST", [("Content-Type", "text/event-stream")], [b"data: 1\n\n", b"data: 2\n\n"]),  # chunked
