@@ -1,5 +1,6 @@
-"""How a gevent worker writes a streamed response (one without a Content-Length): what the app
-produces without waiting goes out in one write, made just before it waits.
+"""How a gevent worker writes an event stream (`text/event-stream`, the completion faces'
+streams): what the app produces without waiting goes out in one write, made just before it
+waits.
 
 gunicorn writes each piece the app yields as it comes: a system call (and, through gevent's
 sendall, a second one) per piece. A stream whose upstream chunks arrived together (a burst
@@ -7,10 +8,13 @@ of new streams held the running ones back: app/service/readiness.after_other_wor
 client; a cache hit replayed) was written a chunk at a time. Here the pieces are kept until
 the app's greenlet is about to wait (app/service/readiness.flushed_before_waits) or ends, so
 a chunk never waits for the next one; a stream that is read chunk by chunk is written chunk
-by chunk, as before.
+by chunk, as before. An event stream waits only there (its upstream, or behind other work);
+other bodies without a length (app/api/keepalive.py's whitespace, which waits on an event)
+are written as gunicorn writes them.
 """
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any, Callable, Iterable, Iterator
 
 from app.errors import ClientDisconnected
@@ -29,12 +33,17 @@ class Coalescing:
         body = self.app(environ, start_response)
         response = getattr(start_response, "__self__", None)
         if (response is None or response.response_length is not None
-                or isinstance(body, (list, tuple, environ["wsgi.file_wrapper"]))):
+                or isinstance(body, (list, tuple)) or not event_stream(response.headers)):
             return body
         return Coalesced(body, response.write)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
+
+
+def event_stream(headers: list[tuple[str, str]]) -> bool:
+    return any(name.lower() == "content-type" and value.startswith("text/event-stream")
+               for name, value in headers)
 
 
 class Coalesced:
@@ -46,9 +55,14 @@ class Coalesced:
         self._pending: list[bytes] = []
 
     def __iter__(self) -> Iterator[bytes]:
-        with flushed_before_waits(self._flush_while_running):
-            for piece in self._body:
-                self._pending.append(piece)
+        try:
+            with flushed_before_waits(self._flush_while_running):
+                for piece in self._body:
+                    self._pending.append(piece)
+        except Exception:
+            with suppress(OSError):   # what came before the failure, as gunicorn wrote it
+                self._send()
+            raise
         self._send()  # a client gone raises OSError to gunicorn, as its own write would
         yield from ()
 

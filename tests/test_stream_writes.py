@@ -82,3 +82,17 @@ def test_chunks_that_arrive_apart_go_out_as_each_arrives(proxy, openai_emu):
     assert len(chunks) >= EVENTS // 2   # not held back for the next ones
     first_word = next(t for t, data in chunks if b'"content":"w0 "' in data)
     assert chunks[-1][0] - first_word >= 0.5   # 20 events 50 ms apart: ~1 s
+
+
+def test_what_came_before_a_failure_is_written_before_it_is_raised():
+    from app.gunicorn_writes import Coalesced
+
+    def body():
+        yield b"data: 1\n\n"
+        yield b"data: 2\n\n"
+        raise RuntimeError("the app failed")
+
+    written: list[bytes] = []
+    with pytest.raises(RuntimeError):
+        list(Coalesced(body(), written.append))
+    assert written == [b"data: 1\n\ndata: 2\n\n"]
