@@ -56,10 +56,12 @@ elif worker_class == "gthread":
 from app.gunicorn_errors import install as answer_parse_errors_in_json  # noqa: E402
 from app.gunicorn_environ import install as find_error_streams_when_written  # noqa: E402
 from app.gunicorn_response import install as answer_in_one_write  # noqa: E402
+from app.metrics_pid import install as count_without_getpid  # noqa: E402
 
 answer_parse_errors_in_json()
 answer_in_one_write()
 find_error_streams_when_written()
+count_without_getpid()  # before the app is loaded: it makes metric values as it starts
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("SWITCHBOARD_THREADS", "512"))
 worker_connections = int(os.environ.get("SWITCHBOARD_WORKER_CONNECTIONS", "2000"))
