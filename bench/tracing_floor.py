@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What the OpenTelemetry SDK alone costs per traced request, outside the proxy: the CPU to
+"""What a traced request's spans alone cost, outside the proxy: the CPU to
 make, fill and end a plain chat request's two spans (the SERVER span with its 19 attributes,
 the attempt's CLIENT span with its 14) and to encode them for OTLP, with the official encoder
 and with app/tracing/wire.py. The floor under what tracing can add to a request; the bench's
