@@ -57,6 +57,33 @@ def test_a_limited_key_costs_two_round_trips_per_request(keyed, postgres_url, wr
     assert info["spend"] > 0
 
 
+def test_under_load_a_keyed_request_costs_a_fraction_of_a_statement(keyed, postgres_url,
+                                                                    write_config):
+    """Requests of one key from 8 threads at once: the worker counts them by slices, each
+    taken and given back in one statement, so the store sees far fewer statements than
+    requests; and once the last slice is given back the spend is exact."""
+    client = keyed({"DATABASE_URL": postgres_url}, write_config(QUIET_LEDGER))
+    made = generate(client, rpm_limit=100_000, tpm_limit=100_000_000, max_budget=100.0)
+    headers = bearer(made["key"])
+    count = 200
+    fresh_window(20)
+    before = statements_run(postgres_url)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda _: client.post("/v1/chat/completions", json=ask(),
+                                                      headers=headers), range(count)))
+    assert [r.status_code for r in replies] == [200] * count
+    assert statements_run(postgres_url) - before <= count / 4
+    expected = sum(float(r.headers["x-switchboard-cost"]) for r in replies)
+    database = client.application.extensions["switchboard.keys"].store.db
+    deadline = time.monotonic() + 2 * SLICE_SECONDS + 1.0
+    while database.query("SELECT COUNT(*) FROM api_key_leases") != [(0,)]:
+        assert time.monotonic() < deadline, "a slice was never given back"
+        time.sleep(0.05)
+    spend, reserved, in_flight, requests = database.query(
+        "SELECT spend, reserved, in_flight, window_requests FROM api_keys")[0]
+    assert (spend, reserved, in_flight, requests) == (pytest.approx(expected), 0.0, 0, count)
+
+
 SETTLES = "%DELETE FROM api_key_leases WHERE id = ANY%"   # settling frees its requests' leases
 
 

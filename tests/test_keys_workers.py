@@ -2,12 +2,15 @@
 requests from many threads are counted exactly, budgets hold, and revocation is immediate."""
 from __future__ import annotations
 
+import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
 import urllib3
 
+from app.keys.allowance import SHARE, SLICE_SECONDS
 from tests.conftest import GunicornProxy
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.server import Fault
@@ -41,11 +44,13 @@ def admin(proxy, method: str, path: str, **kwargs):
     return response.json()
 
 
-def fire(proxy, key: str, count: int, body: dict) -> list[urllib3.BaseHTTPResponse]:
-    """`count` requests at once from as many threads."""
-    http = urllib3.PoolManager(maxsize=count)
+def fire(proxy, key: str, count: int, body: dict,
+         threads: int | None = None) -> list[urllib3.BaseHTTPResponse]:
+    """`count` requests from `threads` threads (as many as requests: all at once)."""
+    threads = threads or count
+    http = urllib3.PoolManager(maxsize=threads)
     url = f"{proxy.base_url}/v1/chat/completions"
-    with ThreadPoolExecutor(max_workers=count) as pool:
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         return list(pool.map(lambda _: http.request("POST", url, json=body, headers=bearer(key),
                                                      timeout=30), range(count)))
 
@@ -119,3 +124,41 @@ def test_a_revoked_key_finishes_its_open_stream_and_nothing_more(proxy):
             client.chat.completions.create(model="gpt-4o-mini",
                                            messages=[{"role": "user", "content": "again"}])
         assert info.value.body["code"] == "invalid_api_key"
+
+
+def settled_spend(proxy, key_id: str, expected: float) -> float:
+    """The key's spend once every worker has given its slices back (within about 1 s)."""
+    deadline = time.monotonic() + 2 * SLICE_SECONDS + 2.0
+    while True:
+        spend = admin(proxy, "GET", f"/key/info?key_id={key_id}")["spend"]
+        if spend == pytest.approx(expected) or time.monotonic() > deadline:
+            return spend
+        time.sleep(0.1)
+
+
+def test_sustained_load_on_both_workers_never_overspends_a_budget(proxy, openai_emu):
+    """Many more requests than the budget holds, 16 at a time over both workers: the workers
+    count the key by slices of several requests, yet the spend stays within the budget and,
+    once the slices are given back, is exactly what the answers cost."""
+    budget = 0.0003                     # some 60 requests of 5 tokens' answer at most
+    made = admin(proxy, "POST", "/key/generate", json={"max_budget": budget})
+    replies = fire(proxy, made["key"], 160, ask(max_tokens=5), threads=16)
+    answered = [r for r in replies if r.status == 200]
+    assert answered and len(answered) < len(replies)
+    assert {r.json()["error"]["code"] for r in replies if r.status != 200} == {"budget_exceeded"}
+    costs = sum(float(r.headers["x-switchboard-cost"]) for r in answered)
+    assert costs <= budget
+    assert settled_spend(proxy, made["key_id"], costs) == pytest.approx(costs)
+
+
+def test_rpm_under_sustained_load_is_never_exceeded_and_its_slack_is_bounded(proxy):
+    """Slices never admit beyond rpm; unused parts of other workers' slices refuse at most
+    a tenth of the limit per worker before it (README: slices)."""
+    limit = 60
+    made = admin(proxy, "POST", "/key/generate", json={"rpm_limit": limit})
+    fresh_window(10)
+    replies = fire(proxy, made["key"], 100, ask(), threads=16)
+    admitted = sum(r.status == 200 for r in replies)
+    assert limit - 2 * math.ceil(SHARE * limit) <= admitted <= limit
+    assert {r.json()["error"]["code"] for r in replies if r.status != 200} == {
+        "rate_limit_exceeded"}
