@@ -83,8 +83,8 @@ class KeyCache:
     `fresh_seconds` is not read again. A change made through this instance's admin API
     (update, delete) ends that freshness in every worker at once: it appends a byte to the
     CHANGES file, whose size each request checks (one stat). A change made through another
-    instance is seen within `fresh_seconds`, and a limited key's own admission reads its row
-    anyway (app/keys/sql_counters.py), so a deleted or changed limited key is seen at once."""
+    instance is seen within `fresh_seconds`, and a limited key is read with its row when a
+    worker next counts it there (app/keys/allowance.py: within SLICE_SECONDS)."""
 
     def __init__(self, seconds: float, folder: str | os.PathLike, fresh_seconds: float = 0.0):
         self.seconds = seconds
