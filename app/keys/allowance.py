@@ -45,6 +45,7 @@ from app.storage.deadline import bounded
 
 SLICE_SECONDS = 0.5    # a slice admits for this long; its size follows the last such span
 SHARE = 0.1            # a slice takes at most this part of what the key has left
+REFILL_FROM = 4        # a key's next slice is taken ahead once its slices hold this many
 _ROUNDING = 1e-9       # costs summed request by request still fit the slice they filled
 
 
@@ -83,14 +84,7 @@ class Slice:
         self.used_tokens += tokens
         self.used_cost += cost
         self.in_flight += 1
-        return self.known(self.usage)
-
-    def known(self, counted: Usage) -> Usage:
-        """The key's counts as the store has them, with this slice's unused part taken off
-        (and the real tokens of its finished requests in place of their estimates)."""
-        return dataclasses.replace(
-            counted, requests=counted.requests - (self.requests - self.used_requests),
-            tokens=max(0, counted.tokens - (self.tokens - self.used_tokens)))
+        return _known(self.usage, [self])
 
     def usable_for(self, key: KeyRecord, window: int, now: float) -> bool:
         return (self.open and key.updated_at == self.key.updated_at and self.window == window
@@ -117,6 +111,14 @@ class _Rate:
         self.current += 1
 
 
+def _known(counted: Usage, pieces) -> Usage:
+    """The key's counts as the store has them, with the unused part of these slices taken
+    off (and the real tokens of their finished requests in place of their estimates)."""
+    return dataclasses.replace(
+        counted, requests=counted.requests - sum(p.requests - p.used_requests for p in pieces),
+        tokens=max(0, counted.tokens - sum(p.tokens - p.used_tokens for p in pieces)))
+
+
 def _one(grant: Admission, admission: Admission) -> Admission:
     """The grant cut down to the one request `admission`."""
     return dataclasses.replace(grant, tokens=admission.tokens, cost=admission.cost, requests=1)
@@ -136,11 +138,14 @@ class Allowances:
         self._give_back = give_back
         self._lock = threading.Lock()
         self._open: dict[str, Slice] = {}        # key id -> the slice admitting its requests
+        self._next: dict[str, Slice] = {}        # key id -> the slice taken ahead of need
+        self._held: dict[str, set[Slice]] = {}   # key id -> its slices not given back yet
         self._granting: dict[str, threading.Event] = {}  # key id -> set once its grant is made
         self._rates: dict[str, _Rate] = {}
         self._left: dict[str, tuple[int, Usage]] = {}  # key id -> (window, counts at grant)
         self._idle: list[Slice] = []             # closed, nothing in flight: to give back
         self._keeper_pid: int | None = None
+        self._wake = threading.Event()           # the keeper has slices to give back
 
     def admit(self, admission: Admission, now: float) -> Usage:
         """Admit the request within this worker's slice of its key, taking a new slice when
@@ -152,12 +157,11 @@ class Allowances:
             self._rates.setdefault(key.id, _Rate(moment)).count(moment)
         while True:
             with self._lock:
-                current = self._open.get(key.id)
+                current = self._usable(admission)
                 if current is not None:
-                    if current.usable_for(key, admission.window, time.monotonic()) \
-                            and current.fits(admission.tokens, admission.cost):
-                        return self._take(current, admission)
-                    self._close(current)
+                    usage = self._take(current, admission)
+                    self._refill(current, admission)
+                    return usage
                 granting = self._granting.get(key.id)
                 if granting is None or waited:
                     size = self._size(key, admission)
@@ -181,12 +185,56 @@ class Allowances:
             self._keep()
             return self._take(granted, admission)
 
-    def known(self, key_id: str, counted: Usage) -> Usage:
-        """The key's counts as the store has them, as this worker knows them better."""
+    def _usable(self, admission: Admission) -> Slice | None:
+        """The slice this request can be admitted on (lock held): the open one, else the one
+        taken ahead, which opens; those that cannot admit it close."""
+        key, moment = admission.key, time.monotonic()
+        for pending in (self._open, self._next):
+            piece = pending.pop(key.id, None)
+            if piece is None:
+                continue
+            if piece.usable_for(key, admission.window, moment) \
+                    and piece.fits(admission.tokens, admission.cost):
+                self._open[key.id] = piece
+                return piece
+            self._close(piece)
+        return None
+
+    def _refill(self, piece: Slice, admission: Admission) -> None:
+        """Once a busy key's slice is half used or half its time is gone, take the next one
+        in the background (lock held), so that its requests do not wait for the store."""
+        key = admission.key
+        if piece.requests < REFILL_FROM or key.id in self._next or key.id in self._granting \
+                or (piece.used_requests * 2 < piece.requests
+                    and time.monotonic() - piece.granted_at < SLICE_SECONDS / 2):
+            return
+        done = self._granting[key.id] = threading.Event()
+        ahead = dataclasses.replace(admission, allowance=None, headers={}, request=None)
+        threading.Thread(target=self._take_ahead, args=(ahead, self._size(key, admission), done),
+                         name="key-allowance-ahead", daemon=True).start()
+
+    def _take_ahead(self, admission: Admission, size: int, done: threading.Event) -> None:
+        """Take the next slice; a failure here is left for a request to meet (and report)."""
+        try:
+            piece = self._grant(admission, time.time(), size)
+        except Exception:
+            piece = None
         with self._lock:
-            piece = self._open.get(key_id)
-            return piece.known(counted) if piece is not None and piece.window == window_of(
-                time.time()) else counted
+            if self._granting.get(admission.key.id) is done:
+                del self._granting[admission.key.id]
+            if piece is not None:
+                self._next[admission.key.id] = piece
+                self._left[admission.key.id] = (admission.window, piece.usage)
+                self._keep()
+        done.set()
+
+    def known(self, key_id: str, counted: Usage) -> Usage:
+        """The key's counts as the store has them, as this worker knows them better: without
+        what its slices not given back yet hold unused."""
+        window = window_of(time.time())
+        with self._lock:
+            return _known(counted, [piece for piece in self._held.get(key_id, ())
+                                    if piece.window == window])
 
     def _take(self, piece: Slice, admission: Admission) -> Usage:
         admission.allowance = piece
@@ -235,6 +283,8 @@ class Allowances:
             admission.stale = grant.stale
         piece = Slice(key, grant.sql_lease, admission.window, sql_rates, grant.requests,
                       grant.tokens, grant.cost, time.monotonic(), usage)
+        with self._lock:
+            self._held.setdefault(key.id, set()).add(piece)
         if rated and self.redis is not None:
             self._count_in_redis(piece, grant, admission, now)
         return piece
@@ -271,8 +321,13 @@ class Allowances:
         """Stop admitting on the slice (lock held); the keeper gives it back once nothing is
         in flight."""
         if self._stop(piece):
-            self._idle.append(piece)
-            self._keep()
+            self._queue(piece)
+
+    def _queue(self, piece: Slice) -> None:
+        """Have the keeper give the slice back now (lock held)."""
+        self._idle.append(piece)
+        self._keep()
+        self._wake.set()
 
     def _stop(self, piece: Slice) -> bool:
         """Stop admitting on the slice (lock held); True when it is to be given back now."""
@@ -290,7 +345,8 @@ class Allowances:
 
     def finish(self, admission: Admission, cost: float, token_delta: int) -> None:
         """A request of the slice has finished: its real cost and tokens replace its
-        estimate. The last to finish on a closed slice gives it back, now."""
+        estimate. The last to finish on a closed slice gives it back: a slice of one request
+        at once (as a request was settled), a larger one in the background."""
         piece = admission.allowance
         with self._lock:
             piece.in_flight -= 1
@@ -301,6 +357,9 @@ class Allowances:
             if rate is not None:
                 rate.used(admission.tokens + token_delta)
             due = self._due(piece)
+            if due and piece.requests > 1:
+                self._queue(piece)
+                return
         if due:
             self._give_back(piece)
 
@@ -328,18 +387,21 @@ class Allowances:
         """Every SLICE_SECONDS, close the slices that are too old to admit and give back
         those with nothing in flight. Ends when no slice is left."""
         while True:
-            time.sleep(SLICE_SECONDS)
+            self._wake.wait(SLICE_SECONDS)
+            self._wake.clear()
             self.give_back_idle(time.monotonic() - SLICE_SECONDS)
             with self._lock:
-                if not self._open and not self._idle:
+                if not self._open and not self._next and not self._idle:
                     self._keeper_pid = None
                     return
 
     def give_back_idle(self, older_than: float) -> None:
         """Close slices granted before `older_than` and give back every idle one."""
         with self._lock:
-            for piece in [p for p in self._open.values() if p.granted_at <= older_than]:
-                self._close(piece)
+            for pending in (self._open, self._next):
+                for piece in [p for p in pending.values() if p.granted_at <= older_than]:
+                    del pending[piece.key.id]
+                    self._close(piece)
             idle, self._idle = self._idle, []
         for piece in idle:
             self._give_back(piece)
@@ -348,19 +410,30 @@ class Allowances:
         """Give back every slice with nothing in flight (a worker that stops)."""
         self.give_back_idle(math.inf)
 
-    def write_back(self, piece: Slice) -> None:
+    def write_back(self, piece: Slice, store_up: bool = True) -> None:
         """Give the slice back: its unused requests and tokens to Redis (when it counts
         them), then in one write to SQL its real spend, its lease and reservation freed, and
         (when SQL counts them) its unused requests and tokens. In its own window the unused
         ones are returned; once that window is over, only tokens beyond those counted are
-        added to the current one."""
+        added to the current one. Raises when that fails (or the store is not `store_up`):
+        the slice is forgotten here either way."""
         window, tokens, requests = window_of(time.time()), piece.used_tokens - piece.tokens, 0
         if piece.window == window:
             requests = piece.used_requests - piece.requests
         else:
             tokens = max(0, tokens)
-        if piece.redis_rates:
-            self.redis.give_back(piece.key.id, window, requests, tokens)
-        if not piece.sql_rates:
-            window, tokens, requests = None, 0, 0
-        self._settle(Settle(piece.key.id, piece.lease, piece.spent, window, tokens, requests))
+        try:
+            if not store_up:
+                raise ConnectionError("the key store is unreachable")
+            if piece.redis_rates:
+                self.redis.give_back(piece.key.id, window, requests, tokens)
+            if not piece.sql_rates:
+                window, tokens, requests = None, 0, 0
+            self._settle(Settle(piece.key.id, piece.lease, piece.spent, window, tokens,
+                                requests))
+        finally:
+            with self._lock:
+                held = self._held.get(piece.key.id)
+                held.discard(piece)
+                if not held:
+                    del self._held[piece.key.id]

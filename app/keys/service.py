@@ -178,9 +178,7 @@ class KeyService:
         """Return a slice of a key to the store; its spend, when the store does not take it,
         is settled when it answers again (its reservation lapses with its lease)."""
         try:
-            if not self.guard.up:
-                raise ConnectionError("the key store is unreachable")
-            self.enforcer.allowances.write_back(piece)
+            self.enforcer.allowances.write_back(piece, self.guard.up)
         except Exception as exc:
             self._unsettled(piece.key.id, piece.spent, exc, "a slice")
 
