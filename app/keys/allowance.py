@@ -45,6 +45,7 @@ from app.storage.deadline import bounded
 
 SLICE_SECONDS = 0.5    # a slice admits for this long; its size follows the last such span
 SHARE = 0.1            # a slice takes at most this part of what the key has left
+KEEPER_IDLE_ROUNDS = 20  # the keeper ends after this many rounds without a slice
 REFILL_FROM = 4        # a key's next slice is taken ahead once its slices hold this many
 _ROUNDING = 1e-9       # costs summed request by request still fit the slice they filled
 
@@ -384,14 +385,18 @@ class Allowances:
                              daemon=True).start()
 
     def _keep_giving_back(self) -> None:
-        """Every SLICE_SECONDS, close the slices that are too old to admit and give back
-        those with nothing in flight. Ends when no slice is left."""
+        """Every SLICE_SECONDS, and when woken, close the slices that are too old to admit
+        and give back those with nothing in flight. Ends once no slice was left for
+        KEEPER_IDLE_ROUNDS rounds (a key used now and then does not start one each time)."""
+        idle_rounds = 0
         while True:
             self._wake.wait(SLICE_SECONDS)
             self._wake.clear()
             self.give_back_idle(time.monotonic() - SLICE_SECONDS)
             with self._lock:
-                if not self._open and not self._next and not self._idle:
+                busy = self._open or self._next or self._idle
+                idle_rounds = 0 if busy else idle_rounds + 1
+                if idle_rounds >= KEEPER_IDLE_ROUNDS:
                     self._keeper_pid = None
                     return
 
