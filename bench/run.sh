@@ -105,7 +105,8 @@ export MOCK_PORT SB_PORT PEER_PORT
 declare -A URL=([direct]="http://127.0.0.1:$MOCK_PORT" [switchboard]="http://127.0.0.1:$SB_PORT"
                 [switchboard+otel]="http://127.0.0.1:$OTEL_SB_PORT"
                 [switchboard+keys]="http://127.0.0.1:$KEYS_SB_PORT"
-                [switchboard+keys-pg]="http://127.0.0.1:$KEYS_PG_SB_PORT")
+                [switchboard+keys-pg]="http://127.0.0.1:$KEYS_PG_SB_PORT"
+                [switchboard+pg]="http://127.0.0.1:$KEYS_PG_SB_PORT")  # the same, called without a key
 # What a second Switchboard target runs with, beside the plain one. The keyed ones take the
 # bench's key as their master key (start-up checks and the "no key" requests use it).
 declare -A SB_TARGET_ENV=([switchboard]="SB_PORT=$SB_PORT"
@@ -482,14 +483,21 @@ virtual_key() { # target -> a new key with rpm, tpm and a budget far above what 
 
 scenario_keys() {
   start_mock 0 0
-  local keyed=(switchboard+keys) t rep
+  local keyed=(switchboard+keys) unkeyed=() t rep
   declare -A KEY=()
   if start_stores; then keyed+=(switchboard+keys-pg)
   else log "scenario keys: PostgreSQL or redis-server not installed, SQLite only"; fi
   for t in "${keyed[@]}"; do start_target "$t"; KEY[$t]=$(virtual_key "$t"); done
-  for ((rep = 1; rep <= REPEATS; rep++)); do for t in direct switchboard "${keyed[@]}"; do
+  if [[ -n "${PID[switchboard+keys-pg]:-}" ]]; then
+    # switchboard+pg: the PostgreSQL + Redis server called with the master key (no virtual
+    # key), whose ledger is in PostgreSQL too: what the key alone costs there.
+    unkeyed=(switchboard+pg); PID[switchboard+pg]=${PID[switchboard+keys-pg]}
+    ln -sfn "$OUT_DIR/switchboard+keys-pg" "$OUT_DIR/switchboard+pg"
+  fi
+  for ((rep = 1; rep <= REPEATS; rep++)); do for t in direct switchboard "${keyed[@]}" "${unkeyed[@]}"; do
     BENCH_API_KEY=${KEY[$t]:-$BENCH_API_KEY} wrk_measure keys "c=$KEYS_CONC" "$t" "$rep" "$KEYS_CONC" "$DURATION"
   done; done
+  PID[switchboard+pg]=""
   for t in "${keyed[@]}" postgres redis; do
     if [[ -n "${PID[$t]:-}" ]]; then stop_group "${PID[$t]}" 15; PID[$t]=""; fi
   done

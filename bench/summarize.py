@@ -33,6 +33,8 @@ TITLES = {
     "tracing": "tracing: OpenTelemetry on (switchboard+otel) vs off, upstream 0 ms",
 }
 KEYED = ("switchboard+keys", "switchboard+keys-pg")
+# Each keyed target beside the same server without a key (the plain switchboard when absent).
+UNKEYED = {"switchboard+keys-pg": "switchboard+pg"}
 TRACED = "switchboard+otel"
 
 
@@ -223,12 +225,18 @@ def rows_startup(tb, sc, title, case, meta):
 
 
 def rows_keys(tb, sc, title, case, meta):
-    """What a key's checks cost: each keyed Switchboard against Switchboard without a key."""
+    """What a key's checks cost: each keyed Switchboard against Switchboard without a key, and
+    on PostgreSQL + Redis also against that same server called without a key
+    (switchboard+pg: its ledger in PostgreSQL too)."""
     rows_throughput(tb, sc, title, case, meta)
     plain = tb.value(sc, case, PROXY, ok_rps)
     shown = {t: ratio(tb.value(sc, case, t, ok_rps), plain) for t in KEYED if tb.recs(sc, case, t)}
     if plain and shown:
         tb.add(title, case, "req/s with the key ÷ without a key (switchboard)", shown, "–", None)
+    same = {t: ratio(tb.value(sc, case, t, ok_rps), tb.value(sc, case, UNKEYED[t], ok_rps))
+            for t in KEYED if t in UNKEYED and tb.recs(sc, case, t) and tb.recs(sc, case, UNKEYED[t])}
+    if same:
+        tb.add(title, case, "req/s with the key ÷ the same server without a key", same, "–", None)
 
 
 def worker_shares(recs):
