@@ -104,7 +104,7 @@ def after_other_work(seconds: float) -> bool:
     from gevent.hub import Waiter, get_hub
     hub = get_hub()
     loop = hub.loop
-    if not (loop.pendingcnt or loop._callbacks):  # (gevent's queue of callbacks to run)
+    if not (loop.pendingcnt or getattr(loop, "_callbacks", None)):  # (gevent's callbacks due)
         return False
     _flush_before_waiting()
     waiter = Waiter(hub)
