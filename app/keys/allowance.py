@@ -16,9 +16,11 @@ is counted exactly as per request. The bounds this keeps:
   estimate, and each request is held to its worst case within its slice);
 - rpm and tpm are never exceeded; a key may be refused before a limit while other workers
   hold unused parts of their slices, each at most SHARE of what was left when it was taken;
-- a slice is given back once it is full or SLICE_SECONDS old, by the last of its requests
-  to finish (before its answer's last byte) or, idle, in the background within
-  2 x SLICE_SECONDS: the key's spend in the store lags its ledger by no more than that;
+- a slice is given back by the last of its requests in flight to finish (before its
+  answer's last byte), closing it if it still admitted; an untouched slice taken ahead, in
+  the background within 2 x SLICE_SECONDS. So once a key's requests are all answered its
+  spend in the store is theirs (read from any worker or instance); while they keep coming,
+  it lags by the slices open at that moment;
 - a key changed or deleted through another instance is held to its new settings within
   SLICE_SECONDS (through this instance: at once, every worker reads its keys again);
 - a killed worker's slices lapse with their lease, like a request's; the spend of its
@@ -346,8 +348,11 @@ class Allowances:
 
     def finish(self, admission: Admission, cost: float, token_delta: int) -> None:
         """A request of the slice has finished: its real cost and tokens replace its
-        estimate. The last to finish on a closed slice gives it back: a slice of one request
-        at once (as a request was settled), a larger one in the background."""
+        estimate. The last of its requests in flight gives the slice back, before its answer
+        ends, closing it if it was still open: once a key's requests have all been
+        answered, its spend in the store is theirs, read from any worker or instance (a
+        busy key's slices close when full or old, and are given back by their last request;
+        a key used one request after another is counted as per request)."""
         piece = admission.allowance
         with self._lock:
             piece.in_flight -= 1
@@ -357,10 +362,7 @@ class Allowances:
             rate = self._rates.get(piece.key.id)
             if rate is not None:
                 rate.used(admission.tokens + token_delta)
-            due = self._due(piece)
-            if due and piece.requests > 1:
-                self._queue(piece)
-                return
+            due = self._stop(piece) if piece.in_flight == 0 else False
         if due:
             self._give_back(piece)
 
