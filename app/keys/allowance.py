@@ -153,9 +153,10 @@ class Allowances:
     def admit(self, admission: Admission, now: float) -> Usage:
         """Admit the request within this worker's slice of its key, taking a new slice when
         there is none or it is spent; raise the store's 429 / 401 when no slice is left.
-        While one request takes a slice, the key's others wait for it (once)."""
+        While one request takes a slice, the key's others wait for it (as long as the store
+        would make them wait)."""
         key, moment = admission.key, time.monotonic()
-        waited = False
+        wait_until = moment + bounded(self.sql.db.timeout)
         with self._lock:
             self._rates.setdefault(key.id, _Rate(moment)).count(moment)
         while True:
@@ -166,12 +167,12 @@ class Allowances:
                     self._refill(current, admission)
                     return usage
                 granting = self._granting.get(key.id)
-                if granting is None or waited:
+                left = wait_until - time.monotonic()
+                if granting is None or left <= 0:
                     size = self._size(key, admission)
                     mine = self._granting.setdefault(key.id, threading.Event())
                     break
-            granting.wait(bounded(self.sql.db.timeout))
-            waited = True
+            granting.wait(left)
         try:
             granted = self._grant(admission, now, size)
         finally:
