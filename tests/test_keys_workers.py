@@ -152,13 +152,14 @@ def test_sustained_load_on_both_workers_never_overspends_a_budget(proxy, openai_
 
 
 def test_rpm_under_sustained_load_is_never_exceeded_and_its_slack_is_bounded(proxy):
-    """Slices never admit beyond rpm; unused parts of other workers' slices refuse at most
-    a tenth of the limit per worker before it (README: slices)."""
+    """Slices never admit beyond rpm; unused parts of other workers' slices (two at most per
+    worker: the open one and the one taken ahead, each a tenth of what was left) refuse
+    requests before it by no more than that (README: slices)."""
     limit = 60
     made = admin(proxy, "POST", "/key/generate", json={"rpm_limit": limit})
     fresh_window(10)
     replies = fire(proxy, made["key"], 100, ask(), threads=16)
     admitted = sum(r.status == 200 for r in replies)
-    assert limit - 2 * math.ceil(SHARE * limit) <= admitted <= limit
+    assert limit - 2 * 2 * math.ceil(SHARE * limit) <= admitted <= limit
     assert {r.json()["error"]["code"] for r in replies if r.status != 200} == {
         "rate_limit_exceeded"}
