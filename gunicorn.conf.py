@@ -50,6 +50,14 @@ if worker_class == "gevent":
     from gevent import monkey
     monkey.patch_all()
     worker_class = "app.gunicorn_worker.GeventWorker"  # gunicorn's, with a prompt graceful stop
+    # gevent's monitor thread (GEVENT_MONITOR_THREAD_ENABLE: bench/hubwatch.py, tests) watches
+    # the workers only (post_worker_init). In the master, its report of the master's own long
+    # step before a fork (pre_fork's collection) was printed while the master forked: the
+    # child inherited stderr's lock held by a thread it does not have, and hung at its first
+    # log line.
+    import gevent
+    watch_worker_hubs = gevent.config.monitor_thread
+    gevent.config.monitor_thread = False
 elif worker_class == "gthread":
     worker_class = "app.gunicorn_thread_worker.ThreadWorker"  # gunicorn's, with client deadlines
 
@@ -117,8 +125,13 @@ def on_exit(server):
 
 def post_worker_init(worker):
     """A new worker (one replacing a killed worker, say) replays the ledger journals that
-    stopped processes left behind, at once rather than at its first request."""
+    stopped processes left behind, at once rather than at its first request; under gevent's
+    monitor, its hub is watched from now on."""
     from app.usage.ledger import ledger_of
+    if worker_class.endswith("GeventWorker") and watch_worker_hubs:
+        import gevent
+        gevent.config.monitor_thread = True
+        gevent.get_hub().start_periodic_monitoring_thread()
     service = getattr(worker.wsgi, "extensions", {}).get("switchboard")
     ledger = ledger_of(service) if service is not None else None
     if ledger is not None:
