@@ -21,7 +21,8 @@ import uuid
 from typing import TYPE_CHECKING, Callable
 
 from app.errors import ProxyError
-from app.keys.allowance import Allowances, Slice
+from app.keys.allowance import Allowances
+from app.keys.slices import Slice
 from app.keys.limits import Admission, Usage, rate_headers, window_of
 from app.keys.redis_counters import RedisCounters, served_without_limits
 from app.keys.group_commit import GroupCommit

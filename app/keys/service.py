@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from app.config import Settings
 from app.errors import ProxyError
-from app.keys.allowance import Slice
+from app.keys.slices import Slice
 from app.keys.availability import KeyCache, StoreGuard, store_unavailable
 from app.keys.enforcer import Enforcer
 from app.keys.limits import Admission, Usage, budget_exceeded, budget_fits
