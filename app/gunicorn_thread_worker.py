@@ -28,12 +28,14 @@ from gunicorn.workers.gthread import ThreadWorker as BaseThreadWorker
 
 from app.gunicorn_clients import (HEADER_TIMEOUT, SLOW, ClientBody, TooSlow, Waiting, evict,
                                   hang_up)
+from app.gunicorn_config import freeze
 
 ACCEPT_ERRORS = {errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED}  # nothing to accept
 
 
 class ThreadWorker(BaseThreadWorker):
     def init_process(self):
+        freeze(self.cfg)  # in the worker process: its settings are fixed from here on
         self.waiting: dict[int, Waiting] = {}   # thread id -> its wait on a client, oldest first
         self.waiting_lock = threading.Lock()
         self.room = max(1, min(50, self.worker_connections // 20))

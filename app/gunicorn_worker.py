@@ -22,6 +22,7 @@ from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.ggevent import GeventWorker as BaseGeventWorker
 
 from app.gunicorn_clients import HEADER_TIMEOUT, SLOW, ClientBody, TooSlow, Waiting, evict
+from app.gunicorn_config import freeze
 from app.gunicorn_errors import write_json_error
 from app.gunicorn_writes import Coalescing
 
@@ -48,6 +49,7 @@ def take_turns() -> None:
 
 class GeventWorker(BaseGeventWorker):
     def init_process(self):
+        freeze(self.cfg)  # in the worker process: its settings are fixed from here on
         self.idle: set[gevent.Greenlet] = set()
         self.waiting: dict[gevent.Greenlet, Waiting] = {}  # oldest first
         self.served: set[gevent.Greenlet] = set()  # connections that finished a request
