@@ -89,10 +89,8 @@ class GeventWorker(BaseGeventWorker):
         finally:
             self.waiting.pop(me, None)
 
-    @contextmanager
-    def within(self, sock: socket.socket, seconds: float):
-        with gevent.Timeout(seconds, TooSlow(SLOW)):
-            yield
+    def within(self, sock: socket.socket, seconds: float) -> gevent.Timeout:
+        return gevent.Timeout(seconds, TooSlow(SLOW))  # started by `with`, cancelled after
 
     @contextmanager
     def timeout_ctx(self):
