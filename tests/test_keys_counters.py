@@ -163,6 +163,37 @@ def test_the_lease_of_a_crashed_worker_lapses_and_frees_its_slot_once(counted):
     assert database.query("SELECT in_flight, reserved FROM api_keys") == [(0, 0.0)]
 
 
+def test_a_slice_whose_requests_ran_out_keeps_admitting_with_its_spend_in_the_store(counted):
+    """One request after another: each answer's cost is in the key's spend when it arrives
+    (written by the slice's last request in flight), while the slice stays open for the next
+    request (closing it there cost a give-back and a new grant per request); what went to the
+    spend left the slice's reservation, so spend plus reservations still bound the key."""
+    client, database = counted
+    made = generate(client, rpm_limit=100_000, tpm_limit=100_000_000, max_budget=100.0)
+    headers = bearer(made["key"])
+    fresh_window(10)
+    spent, open_after = 0.0, 0
+    for _ in range(30):
+        reply = client.post("/chat/completions", json=ask(), headers=headers)
+        assert reply.status_code == 200
+        spent += float(reply.headers["x-switchboard-cost"])
+        spend, reserved, leased, leases = database.query(
+            "SELECT spend, reserved, (SELECT COALESCE(SUM(cost), 0) FROM api_key_leases), "
+            "(SELECT COUNT(*) FROM api_key_leases) FROM api_keys")[0]
+        assert spend == pytest.approx(spent)
+        assert reserved == pytest.approx(leased, abs=1e-12)
+        open_after += leases > 0
+    assert open_after >= 15, "each request's slice was given back as it finished"
+
+
+def test_counters_commit_without_waiting_for_the_disk_keys_wait(keyed, postgres_url):
+    """On PostgreSQL a key's counters are written without waiting for the WAL to reach the
+    disk (each write locks the key's row until its commit returns), its record durably."""
+    keys = keyed({"DATABASE_URL": postgres_url}).application.extensions["switchboard.keys"]
+    assert keys.enforcer.sql.db.query("SHOW synchronous_commit") == [("off",)]
+    assert keys.store.db.query("SHOW synchronous_commit") == [("on",)]
+
+
 def test_a_change_made_elsewhere_is_seen_within_the_refresh_bound(keyed, write_config):
     client = keyed(config=write_config("key_refresh_seconds: 0.5\n"))
     made = generate(client)

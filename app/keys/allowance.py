@@ -58,15 +58,17 @@ def _one(grant: Admission, admission: Admission) -> Admission:
 class Allowances:
     def __init__(self, sql: SqlCounters, redis: RedisCounters | None,
                  new_lease: Callable[[], str], give_back: Callable[[Slice], None],
-                 settle: Callable[[Settle], None]):
+                 flush: Callable[[Slice, float], None], settle: Callable[[Settle], None]):
         """`give_back(slice)` returns a slice (KeyService: with `write_back`, and what the
-        store does not take is settled when it answers again); never raises. `settle` writes
-        one settle to the store (the Enforcer's: grouped on PostgreSQL)."""
+        store does not take is settled when it answers again), `flush(slice, cost)` adds an
+        open slice's finished spend to its key's (the same way); neither raises. `settle`
+        writes one settle to the store (the Enforcer's: grouped on PostgreSQL)."""
         self.sql = sql
         self.redis = redis
         self._settle = settle
         self._new_lease = new_lease
         self._give_back = give_back
+        self._flush = flush
         self._lock = threading.Lock()
         self._open: dict[str, Slice] = {}        # key id -> the slice admitting its requests
         self._next: dict[str, Slice] = {}        # key id -> the slice taken ahead of need
@@ -277,11 +279,12 @@ class Allowances:
 
     def finish(self, admission: Admission, cost: float, token_delta: int) -> None:
         """A request of the slice has finished: its real cost and tokens replace its
-        estimate. The last of its requests in flight gives the slice back, before its answer
-        ends, closing it if it was still open: once a key's requests have all been
-        answered, its spend in the store is theirs, read from any worker or instance (a
-        busy key's slices close when full or old, and are given back by their last request;
-        a key used one request after another is counted as per request)."""
+        estimate. The last of its requests in flight, before its answer ends, gives a
+        closed slice back, or adds an open one's new spend to the key's (one write; the
+        slice keeps admitting): once a key's requests have all been answered, its spend in
+        the store is theirs, read from any worker or instance. Closing the slice there
+        instead cost a busy key a give-back and a new grant (four round trips, the key's
+        other requests waiting on the grant) each time its requests in flight ran out."""
         piece = admission.allowance
         with self._lock:
             piece.in_flight -= 1
@@ -291,9 +294,13 @@ class Allowances:
             rate = self._rates.get(piece.key.id)
             if rate is not None:
                 rate.used(admission.tokens + token_delta)
-            due = self._stop(piece) if piece.in_flight == 0 else False
+            due, unflushed = self._due(piece), 0.0
+            if piece.open and piece.in_flight == 0:
+                unflushed, piece.flushed = piece.spent - piece.flushed, piece.spent
         if due:
             self._give_back(piece)
+        elif unflushed:
+            self._flush(piece, unflushed)
 
     def release(self, admission: Admission) -> None:
         """Undo the admission of a request refused by another limit after this one (Redis); a
@@ -365,8 +372,8 @@ class Allowances:
                 self.redis.give_back(piece.key.id, window, requests, tokens)
             if not piece.sql_rates:
                 window, tokens, requests = None, 0, 0
-            self._settle(Settle(piece.key.id, piece.lease, piece.spent, window, tokens,
-                                requests))
+            self._settle(Settle(piece.key.id, piece.lease, piece.spent - piece.flushed, window,
+                                tokens, requests))
         finally:
             with self._lock:
                 held = self._held.get(piece.key.id)

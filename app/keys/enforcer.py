@@ -60,8 +60,10 @@ class LeaseIds:
 
 class Enforcer:
     def __init__(self, sql: SqlCounters, redis: RedisCounters | None, router: Router,
-                 lease_seconds: float, give_back: Callable[[Slice], None]):
-        """`give_back(slice)` returns a slice to the store (app/keys/allowance.py)."""
+                 lease_seconds: float, give_back: Callable[[Slice], None],
+                 flush: Callable[[Slice, float], None]):
+        """`give_back(slice)` returns a slice to the store, `flush(slice, cost)` adds an open
+        slice's finished spend to its key's (app/keys/allowance.py)."""
         self.sql = sql
         self.redis = redis
         self.router = router
@@ -72,7 +74,8 @@ class Enforcer:
         # file's lock against the other workers' writers, and every settle of its worker
         # waited on that one poller (tails of seconds under load); each settles alone.
         self._settles = GroupCommit(sql.settle_many) if sql.postgres else None
-        self.allowances = Allowances(sql, redis, self._lease_ids.next, give_back, self._settle)
+        self.allowances = Allowances(sql, redis, self._lease_ids.next, give_back, flush,
+                                     self._settle)
         # Admitted requests of this process awaiting their event. A client may reuse an
         # x-request-id, so the context's start time tells two requests apart.
         self._pending: dict[tuple[str, float], tuple[Admission, float]] = {}

@@ -29,6 +29,7 @@ class Slice:
     used_tokens: int = 0     # prompt tokens counted at admission, real ones once finished
     used_cost: float = 0.0   # estimates of the requests in flight, real cost of the others
     spent: float = 0.0       # real cost of the finished requests
+    flushed: float = 0.0     # the part of `spent` already added to the key's spend
     in_flight: int = 0
     open: bool = True        # still admitting
     given_back: bool = False

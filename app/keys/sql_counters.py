@@ -76,6 +76,15 @@ def _release_statement(freed: str, count: str, tokens: bool) -> str:
             "WHERE id = :id")
 
 
+# A slice's finished requests moved from its reservation to the spend (add_spend).
+_SHRINK_LEASE = "UPDATE api_key_leases SET cost = cost - :cost WHERE id = :lease"
+_ADD_SPEND = ("UPDATE api_keys SET spend = spend + :cost, reserved = CASE WHEN NOT ({kept}) "
+              "THEN reserved WHEN reserved < :cost THEN 0 ELSE reserved - :cost END "
+              "WHERE id = :id")
+_ADD_SPEND_SQLITE = _ADD_SPEND.format(kept=":kept")
+_ADD_SPEND_PG = (f"WITH l AS ({_SHRINK_LEASE} RETURNING id) "
+                 + _ADD_SPEND.format(kept="EXISTS (SELECT 1 FROM l)"))
+
 _STATE = ("SELECT max_budget, rpm_limit, tpm_limit, max_parallel_requests, "
           f"{_SPEND}, reserved, in_flight, {_REQUESTS}, {_TOKENS}, "
           "CASE WHEN budget_reset_at <= :now THEN :next_reset ELSE budget_reset_at END "
@@ -246,6 +255,17 @@ class SqlCounters:
                 for i in indexes:
                     errors[i] = exc
         return errors
+
+    def add_spend(self, key_id: str, lease: str | None, cost: float) -> None:
+        """Add the real cost of a slice's finished requests to the key's spend while the
+        slice (`lease`) stays open: its reservation shrinks by as much, so the key's spend
+        plus reservations, and the slice's bound, stay as they were."""
+        if self.postgres:
+            self.db.execute(*_bound(_ADD_SPEND_PG, {"id": key_id, "lease": lease, "cost": cost}))
+            return
+        with self.db.transaction() as tx:
+            kept = tx.execute(*_bound(_SHRINK_LEASE, {"lease": lease, "cost": cost})) > 0
+            tx.execute(*_bound(_ADD_SPEND_SQLITE, {"id": key_id, "cost": cost, "kept": kept}))
 
     def extend(self, lease: str, until: float) -> None:
         self.db.execute("UPDATE api_key_leases SET expires_at = ? WHERE id = ?", (until, lease))

@@ -56,7 +56,7 @@ class _DeadReusedConnection(psycopg.OperationalError):
 
 
 class PostgresPool:
-    def __init__(self, url: str, size: int, timeout: float):
+    def __init__(self, url: str, size: int, timeout: float, wait_for_disk: bool = True):
         self.url = url
         self.timeout = timeout
         self._slots = SharedSemaphore(size)   # request greenlets and the ledger's native thread
@@ -66,7 +66,8 @@ class PostgresPool:
         self._options = {
             "autocommit": True,
             "connect_timeout": max(LIBPQ_MIN_CONNECT_TIMEOUT, math.ceil(timeout)),
-            "options": f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}",
+            "options": f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}"
+                       + ("" if wait_for_disk else " -c synchronous_commit=off"),
         }
 
     @contextmanager
