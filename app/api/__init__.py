@@ -5,6 +5,7 @@ import logging
 import re
 import time
 import uuid
+from functools import lru_cache
 
 from flask import Flask, g, request
 
@@ -43,6 +44,9 @@ def create_app(service: CompletionService | None = None) -> Flask:
     service = service or CompletionService()
     app = Flask(__name__)
     app.wsgi_app = _timed(app.wsgi_app)
+    # Flask asks `inspect` whether each hook and the view are coroutine functions at every
+    # call (6 per chat request); the answer is fixed per function.
+    app.ensure_sync = lru_cache(maxsize=1024)(app.ensure_sync)
     app.config["MAX_CONTENT_LENGTH"] = service.settings.max_request_bytes
     app.json.sort_keys = False
     app.url_map.strict_slashes = False
