@@ -183,7 +183,7 @@ def test_a_slice_whose_requests_ran_out_keeps_admitting_with_its_spend_in_the_st
         assert spend == pytest.approx(spent)
         assert reserved == pytest.approx(leased, abs=1e-12)
         open_after += leases > 0
-    assert open_after >= 15, "each request's slice was given back as it finished"
+    assert open_after >= 10, "each request's slice was given back as it finished"
 
 
 def test_counters_commit_without_waiting_for_the_disk_keys_wait(keyed, postgres_url):
