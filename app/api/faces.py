@@ -25,11 +25,14 @@ def admitted(validate: Callable[[Any], dict], api: str = "chat"
     read, turned into the service's request by `validate` (validation, and a face's
     translation), admitted for the caller's key, cache controls applied. `api` names the
     face in the ledger. A refused request still gets its event (ledger, integrations)."""
-    started = request.environ.get("switchboard.started") or time.perf_counter()
+    # The objects behind Flask's proxies, looked up once (~1 us each time through a proxy).
+    this_request, state = request._get_current_object(), g._get_current_object()
+    environ = this_request.environ
+    started = environ.get("switchboard.started") or time.perf_counter()
     service = current_app.extensions["switchboard"]
-    context = RequestContext(request_id=g.request_id, started=started,
-                             callbacks=g.get("callbacks", True),  # see app/callbacks/optout.py
-                             client=request.environ.get("gunicorn.socket"), api=api)
+    context = RequestContext(request_id=state.request_id, started=started,
+                             callbacks=state.get("callbacks", True),  # see app/callbacks/optout.py
+                             client=environ.get("gunicorn.socket"), api=api)
     identify(context)  # the virtual key's id and alias (app/api/auth.py)
     body = None
     try:
@@ -39,7 +42,7 @@ def admitted(validate: Callable[[Any], dict], api: str = "chat"
     except ProxyError as error:
         service.record_rejection(body, error, context)
         raise
-    return service, apply_cache_control(body, request.headers.get("Cache-Control")), context
+    return service, apply_cache_control(body, this_request.headers.get("Cache-Control")), context
 
 
 def event_stream(frames: Iterable[bytes]) -> Response:
