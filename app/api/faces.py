@@ -55,24 +55,25 @@ def event_stream(frames: Iterable[bytes]) -> Response:
 
 
 def described(response: Response, outcome, started: float) -> Response:
-    """The x-switchboard-* headers of an answer: who answered, at what cost, how, from the
-    cache or not, and the overhead the proxy added."""
-    headers = response.headers
-    if outcome.chunks is None:
-        headers["x-switchboard-cost"] = outcome.bill.cost_text
-    headers["x-switchboard-model"] = outcome.target.model
-    headers["x-switchboard-provider"] = outcome.target.provider
-    headers["x-switchboard-attempted-fallbacks"] = str(outcome.trail.fallbacks)
-    headers["x-switchboard-attempted-retries"] = str(outcome.trail.retries)
-    headers["x-switchboard-cache"] = outcome.cache
+    """The x-switchboard-* headers of a new answer: who answered, at what cost, how, from
+    the cache or not, and the overhead the proxy added. Added in one go (each header set
+    alone looks for one of its name to replace: ~5 us for the seven)."""
+    headers = [] if outcome.chunks is not None else [
+        ("x-switchboard-cost", outcome.bill.cost_text)]
+    headers += [("x-switchboard-model", outcome.target.model),
+                ("x-switchboard-provider", outcome.target.provider),
+                ("x-switchboard-attempted-fallbacks", str(outcome.trail.fallbacks)),
+                ("x-switchboard-attempted-retries", str(outcome.trail.retries)),
+                ("x-switchboard-cache", outcome.cache)]
     if outcome.cache_key:
-        headers["x-switchboard-cache-key"] = outcome.cache_key
+        headers.append(("x-switchboard-cache-key", outcome.cache_key))
     if outcome.cache_similarity is not None:
-        headers["x-switchboard-cache-similarity"] = f"{outcome.cache_similarity:.4f}"
+        headers.append(("x-switchboard-cache-similarity", f"{outcome.cache_similarity:.4f}"))
     if outcome.dropped_params:
-        headers["x-switchboard-dropped-params"] = ",".join(outcome.dropped_params)
+        headers.append(("x-switchboard-dropped-params", ",".join(outcome.dropped_params)))
     overhead = (time.perf_counter() - started - outcome.upstream_seconds) * 1000
-    headers["x-switchboard-overhead-ms"] = f"{max(0.0, overhead):.2f}"
+    headers.append(("x-switchboard-overhead-ms", f"{max(0.0, overhead):.2f}"))
+    response.headers.extend(headers)
     return response
 
 
