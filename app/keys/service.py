@@ -86,7 +86,7 @@ class KeyService:
                 # hundred writes a second from all the workers. Keys themselves are written
                 # durably (the first connections).
                 counters = Database(url, timeout=self.settings.key_store_timeout,
-                                    wait_for_disk=False)
+                                    counters=True)
             redis_counters = None
             if env.get("REDIS_URL"):
                 client = redis_client(env["REDIS_URL"], self.settings.redis_timeout)

@@ -37,13 +37,14 @@ class Database:
     back is used again at once, never left broken until restart."""
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 wait_for_disk: bool = True):
-        """`wait_for_disk=False`: on PostgreSQL a commit returns before its WAL reaches the
-        disk (synchronous_commit off: a server crash may lose the last moments of commits,
-        never corrupt them), as SQLite's WAL mode with synchronous=NORMAL always does here."""
+                 counters: bool = False):
+        """`counters`: for a few hot rows written many times a second. On PostgreSQL a
+        commit then returns before its WAL reaches the disk (synchronous_commit off: a server
+        crash may lose the last moments of commits, never corrupt them), as SQLite's WAL mode
+        with synchronous=NORMAL always does here."""
         self.url = url
         self.timeout = timeout
-        self.wait_for_disk = wait_for_disk
+        self.counters = counters
         self.dialect = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
         self._idle: list[sqlite3.Connection] = []   # SQLite connections not in use
         self._idle_pid = os.getpid()
@@ -65,7 +66,7 @@ class Database:
             with self._pool_lock:
                 pool = self._pools.get(os.getpid())
                 if pool is None:
-                    pool = PostgresPool(self.url, POOL_SIZE, self.timeout, self.wait_for_disk)
+                    pool = PostgresPool(self.url, POOL_SIZE, self.timeout, self.counters)
                     self._pools = {os.getpid(): pool}
         return pool
 

@@ -27,6 +27,9 @@ from app.storage.deadline import bounded
 
 LIBPQ_MIN_CONNECT_TIMEOUT = 2   # libpq reads anything lower as 2 s
 POLL_SECONDS = 0.1              # psycopg's own interval between looks at the socket
+# Connections that write a few hot rows many times a second (Database(counters=True)): a
+# commit does not wait for the disk.
+COUNTER_OPTIONS = " -c synchronous_commit=off"
 
 
 class BoundedConnection(psycopg.Connection):
@@ -56,7 +59,7 @@ class _DeadReusedConnection(psycopg.OperationalError):
 
 
 class PostgresPool:
-    def __init__(self, url: str, size: int, timeout: float, wait_for_disk: bool = True):
+    def __init__(self, url: str, size: int, timeout: float, counters: bool = False):
         self.url = url
         self.timeout = timeout
         self._slots = SharedSemaphore(size)   # request greenlets and the ledger's native thread
@@ -67,7 +70,7 @@ class PostgresPool:
             "autocommit": True,
             "connect_timeout": max(LIBPQ_MIN_CONNECT_TIMEOUT, math.ceil(timeout)),
             "options": f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}"
-                       + ("" if wait_for_disk else " -c synchronous_commit=off"),
+                       + (COUNTER_OPTIONS if counters else ""),
         }
 
     @contextmanager
