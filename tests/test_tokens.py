@@ -54,3 +54,23 @@ def test_chat_message_overhead():
 
 def test_special_token_text_is_counted_not_rejected():
     assert count_text("gpt-4", "<|endoftext|>") > 1
+
+
+def test_a_resent_message_text_is_counted_once(monkeypatch):
+    """A keyed request counts its prompt before every call and clients resend the same texts
+    (system prompts, earlier turns): a short text is encoded once per process; a long one
+    each time. The counts are tiktoken's either way."""
+    import tiktoken
+
+    encoded = []
+    original = tiktoken.Encoding.encode
+    monkeypatch.setattr(tiktoken.Encoding, "encode",
+                        lambda self, text, **kw: encoded.append(text) or original(self, text, **kw))
+    system = f"You are assistant number {os.getpid()}, answering briefly."  # new to this process
+    long_text = "word " * 2000   # above the cached length
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": long_text}]
+    first = count_messages("gpt-3.5-turbo", messages)
+    assert first == count_messages("gpt-3.5-turbo", messages)
+    assert encoded.count(system) == 1 and encoded.count(long_text) == 2
+    assert first == 3 + 2 * 4 + count_text("gpt-3.5-turbo", system) + \
+        count_text("gpt-3.5-turbo", long_text)

@@ -208,6 +208,5 @@ def install(app: Flask, service: CompletionService) -> None:
         if not any(name in response.headers for name in RATE_HEADERS):  # our 429s carry them
             admission = g.get("admission")
             headers = admission.headers if admission else keys.enforcer.peek_headers(key)
-            for name, value in headers.items():
-                response.headers[name] = value
+            response.headers.extend(headers)   # none of them is there yet
         return response

@@ -2,7 +2,6 @@
 back) and the key's recent rate in that worker, which sizes its next slice."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from app.keys.limits import Usage
@@ -78,6 +77,11 @@ class Rate:
 def known_counts(counted: Usage, pieces) -> Usage:
     """The key's counts as the store has them, with the unused part of these slices taken
     off (and the real tokens of their finished requests in place of their estimates)."""
-    return dataclasses.replace(
-        counted, requests=counted.requests - sum(p.requests - p.used_requests for p in pieces),
-        tokens=max(0, counted.tokens - sum(p.tokens - p.used_tokens for p in pieces)))
+    unused_requests = unused_tokens = 0
+    for piece in pieces:
+        unused_requests += piece.requests - piece.used_requests
+        unused_tokens += piece.tokens - piece.used_tokens
+    return Usage(requests=counted.requests - unused_requests,
+                 tokens=max(0, counted.tokens - unused_tokens), in_flight=counted.in_flight,
+                 spend=counted.spend, reserved=counted.reserved,
+                 budget_reset_at=counted.budget_reset_at)

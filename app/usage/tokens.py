@@ -24,6 +24,10 @@ _load_lock = threading.Lock()
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
+# Message texts whose token counts a process keeps (at most CACHED_TEXTS x CACHED_TEXT_CHARS
+# characters referenced: 8 MB).
+CACHED_TEXTS = 1024
+CACHED_TEXT_CHARS = 8192
 
 
 @lru_cache(maxsize=None)
@@ -85,6 +89,21 @@ def _role_tokens(encoding_name: str, role: str) -> int:
     return len(encoding(encoding_name).encode(role, disallowed_special=()))
 
 
+@lru_cache(maxsize=CACHED_TEXTS)
+def _cached_tokens(encoding_name: str, text: str) -> int:
+    return len(encoding(encoding_name).encode(text, disallowed_special=()))
+
+
+def _content_tokens(enc: tiktoken.Encoding, text: str) -> int:
+    """Tokens of a message's text. A keyed request counts its prompt before every call, and
+    clients resend the same texts (a system prompt, a conversation's earlier turns): a text
+    of at most CACHED_TEXT_CHARS is counted once per process. Each count also releases the
+    GIL, which under load costs a wait for it to come back."""
+    if len(text) > CACHED_TEXT_CHARS:
+        return len(enc.encode(text, disallowed_special=()))
+    return _cached_tokens(enc.name, text)
+
+
 def count_messages(model: str, messages: Iterable[dict], tools: list | None = None,
                    functions: list | None = None) -> int:
     """Prompt tokens of a chat request as OpenAI bills them (tool definitions estimated)."""
@@ -93,7 +112,7 @@ def count_messages(model: str, messages: Iterable[dict], tools: list | None = No
     for message in messages:
         total += TOKENS_PER_MESSAGE
         total += _role_tokens(enc.name, message.get("role", ""))
-        total += len(enc.encode(_content_text(message.get("content")), disallowed_special=()))
+        total += _content_tokens(enc, _content_text(message.get("content")))
         if message.get("name"):
             total += TOKENS_PER_NAME + len(enc.encode(message["name"], disallowed_special=()))
         for call in message.get("tool_calls") or ():
