@@ -162,16 +162,20 @@ def install(app: Flask, service) -> None:
 
     @app.before_request
     def _link_request_and_trace():
-        environ = request.environ
+        # The request and `g` themselves, not their proxies: each read through a proxy is
+        # three calls.
+        req, context = request._get_current_object(), g._get_current_object()
+        environ = req.environ
         span = environ.get(SPAN_KEY)
         if span is None:
             return
-        if request.url_rule is not None and request.url_rule.rule != request.path:
-            environ[NAME_KEY] = f"{request.method} {request.url_rule.rule}"
+        rule = req.url_rule
+        if rule is not None and rule.rule != req.path:
+            environ[NAME_KEY] = f"{req.method} {rule.rule}"
         attributes = environ[ATTRIBUTES_KEY]
-        attributes["switchboard.request_id"] = environ[REQUEST_ID_KEY] = g.request_id
-        g.trace_ids = environ[TRACE_IDS_KEY]
-        open_spans.open(g.request_id, span, attributes)
+        request_id = attributes["switchboard.request_id"] = environ[REQUEST_ID_KEY] = context.request_id
+        context.trace_ids = environ[TRACE_IDS_KEY]
+        open_spans.open(request_id, span, attributes)
 
     app.wsgi_app = ServerSpans(app.wsgi_app,
                                lambda environ: open_spans.close(environ.get(REQUEST_ID_KEY)))

@@ -24,6 +24,9 @@ from typing import Any, Mapping, Sequence
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSampler
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 log = logging.getLogger("switchboard")
@@ -33,6 +36,10 @@ _UNSET = Status(StatusCode.UNSET)
 _FLAGS = {(sampled, random): TraceFlags((TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
                                         | (TraceFlags.RANDOM_TRACE_ID if random else 0))
           for sampled in (False, True) for random in (False, True)}
+# The SDK's span processor hooks that do nothing: not called.
+_IDLE_HOOKS = frozenset((SpanProcessor.on_start, SpanProcessor._on_ending,  # pylint: disable=protected-access
+                         BatchSpanProcessor.on_start, BatchSpanProcessor._on_ending,  # pylint: disable=protected-access
+                         SimpleSpanProcessor.on_start, SimpleSpanProcessor._on_ending))  # pylint: disable=protected-access
 
 
 def install() -> None:
@@ -65,7 +72,9 @@ class LeanTracer(trace_api.Tracer):
         self._limits = sdk_tracer._span_limits  # pylint: disable=protected-access
         # Fixed for the provider's life (its processors are added to this same object).
         self._sampler, self._ids = sdk_tracer.sampler, sdk_tracer.id_generator
+        self._decisions = _decisions_by_parent(self._sampler)
         self._processor = sdk_tracer.span_processor
+        self._hooks = _Hooks(self._processor)
 
     def start_span(self, name: str, context=None, kind: SpanKind = SpanKind.INTERNAL,
                    attributes: Mapping[str, Any] | None = None, links: Sequence = (),
@@ -81,20 +90,29 @@ class LeanTracer(trace_api.Tracer):
         else:
             trace_id, random_trace_id = parent.trace_id, parent.trace_flags.random_trace_id
         links = links or ()
-        sampling = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
-        flags = _FLAGS[sampling.decision.is_sampled(), bool(random_trace_id)]
+        if self._decisions is not None:  # as the sampler would decide, without asking it
+            decision = self._decisions[None if parent is None else
+                                       (parent.is_remote, parent.trace_flags.sampled)]
+            trace_state = parent.trace_state if parent is not None else None
+        else:
+            sampling = self._sampler.should_sample(context, trace_id, name, kind, attributes,
+                                                   links)
+            decision, trace_state, attributes = (sampling.decision, sampling.trace_state,
+                                                 sampling.attributes)
+        flags = _FLAGS[decision.is_sampled(), bool(random_trace_id)]
         span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
-                                   trace_flags=flags, trace_state=sampling.trace_state)
-        if not sampling.decision.is_recording():
+                                   trace_flags=flags, trace_state=trace_state)
+        if not decision.is_recording():
             return trace_api.NonRecordingSpan(span_context)
         span = LeanSpan(name, span_context, parent, kind, self, record_exception,
                         set_status_on_exception)
-        if sampling.attributes:
-            span.set_attributes(sampling.attributes)
+        if attributes:
+            span.set_attributes(attributes)
         for link in links:
             span.add_link(link.context, link.attributes)
         span.start_time = start_time if start_time is not None else time_ns()
-        self._processor.on_start(span, parent_context=context)
+        for on_start in self._hooks()[0]:
+            on_start(span, parent_context=context)
         return span
 
     def start_as_current_span(self, name: str, context=None, kind: SpanKind = SpanKind.INTERNAL,
@@ -106,6 +124,66 @@ class LeanTracer(trace_api.Tracer):
         return trace_api.use_span(span, end_on_exit=end_on_exit,
                                   record_exception=record_exception,
                                   set_status_on_exception=set_status_on_exception)
+
+
+def _decisions_by_parent(sampler) -> dict | None:
+    """The decisions of a sampler that decides by the parent alone (the SDK's always_on,
+    always_off and their parentbased_ forms, the default), by parent: None for a root, else
+    (is_remote, sampled). None for the other samplers (ratios, custom), which are asked.
+    Such a sampler's result keeps the span's attributes and takes the parent's trace state."""
+    def fixed(delegate) -> Decision | None:
+        return delegate._decision if type(delegate) is StaticSampler else None  # pylint: disable=protected-access
+
+    if type(sampler) is StaticSampler:
+        decisions = dict.fromkeys((None, (False, False), (False, True), (True, False),
+                                   (True, True)), fixed(sampler))
+    elif type(sampler) is ParentBased:
+        # pylint: disable=protected-access
+        decisions = {None: fixed(sampler._root),
+                     (True, True): fixed(sampler._remote_parent_sampled),
+                     (True, False): fixed(sampler._remote_parent_not_sampled),
+                     (False, True): fixed(sampler._local_parent_sampled),
+                     (False, False): fixed(sampler._local_parent_not_sampled)}
+    else:
+        return None
+    return decisions if None not in decisions.values() else None
+
+
+class _Hooks:
+    """The span processors' hooks a span's start and end call, as the provider's
+    SynchronousMultiSpanProcessor calls them, without the calls that do nothing (the SDK's
+    processors' on_start and _on_ending) and, for a batch processor, straight into its queue.
+    Read again whenever a processor is added."""
+
+    def __init__(self, processor):
+        self._processor = processor
+        self._known = None
+        self._hooks: tuple[tuple, tuple, tuple] = ((), (), ())
+
+    def __call__(self) -> tuple[tuple, tuple, tuple]:
+        """(on_start, _on_ending, on_end hooks) of the processors there are now."""
+        processor = self._processor
+        if type(processor) is not SynchronousMultiSpanProcessor:
+            return (processor.on_start,), (processor._on_ending,), (processor.on_end,)  # pylint: disable=protected-access
+        processors = processor._span_processors  # pylint: disable=protected-access
+        if processors is not self._known:
+            self._hooks = (
+                tuple(p.on_start for p in processors
+                      if getattr(type(p), "on_start", None) not in _IDLE_HOOKS),
+                tuple(p._on_ending for p in processors  # pylint: disable=protected-access
+                      if getattr(type(p), "_on_ending", None) not in _IDLE_HOOKS),
+                tuple(_sampled_into(p._batch_processor.emit)  # pylint: disable=protected-access
+                      if type(p) is BatchSpanProcessor else p.on_end for p in processors))
+            self._known = processors
+        return self._hooks
+
+
+def _sampled_into(emit):
+    """BatchSpanProcessor.on_end: a sampled span into the processor's queue."""
+    def on_end(span) -> None:
+        if span.context.trace_flags.sampled:
+            emit(span)
+    return on_end
 
 
 class LeanSpan(trace_api.Span):
@@ -221,9 +299,11 @@ class LeanSpan(trace_api.Span):
         if self._ended("end"):
             return
         self.end_time = end_time if end_time is not None else time_ns()
-        processor = self._tracer._processor
-        processor._on_ending(self)  # pylint: disable=protected-access
-        processor.on_end(self)
+        _, endings, ends = self._tracer._hooks()
+        for on_ending in endings:
+            on_ending(self)
+        for on_end in ends:
+            on_end(self)
 
     def __exit__(self, exc_type, exc_val, exc_tb) -> None:
         if exc_val is not None and self.is_recording():

@@ -7,13 +7,13 @@ made current (a context attach) only where something inside reads the current sp
 attempt whose `traceparent` goes upstream."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache, lru_cache
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from app import tracing
-from app.tracing.attributes import provider_name, request_attributes
+from app.tracing.attributes import operation_name, provider_name, request_attributes
 
 _propagate_upstream = False
 
@@ -44,13 +44,20 @@ def step(name: str, **attributes: Any) -> Iterator[Any]:
         span.end()
 
 
-@contextmanager
-def current(span) -> Iterator[None]:
+_NOTHING = nullcontext()
+
+
+def current(span):
     """`span` as the current span inside the block, so that the upstream call can name it in
-    a `traceparent`; nothing when tracing is off or nothing goes upstream."""
+    a `traceparent`; nothing (not even a generator) when tracing is off or nothing goes
+    upstream."""
     if span is None or not _propagate_upstream:
-        yield
-        return
+        return _NOTHING
+    return _current(span)
+
+
+@contextmanager
+def _current(span) -> Iterator[None]:
     from opentelemetry import context, trace
     token = context.attach(trace.set_span_in_context(span))
     try:
@@ -61,25 +68,28 @@ def current(span) -> Iterator[None]:
 
 def start_attempt(target, params: Mapping[str, Any], api: str | None, number: int):
     """The CLIENT span of one call to one deployment; None when tracing is off or the
-    request's trace is sampled out (nothing to describe: its attributes are not computed)."""
+    request's trace is sampled out. Its attributes are computed once the span is known to
+    record (so not for a trace sampled out), not passed to the sampler: the SDK's samplers
+    do not read them."""
     tracer = tracing.tracer()
-    if tracer is None or _sampled_out(_api().get_current_span()):
+    if tracer is None:
+        return None
+    span = tracer.start_span(f"{operation_name(api)} {target.upstream_model}",
+                             kind=_api().SpanKind.CLIENT)
+    if not span.is_recording():
         return None
     attributes = request_attributes(target.upstream_model, params, api)
-    attributes.update({"switchboard.attempt": number, "switchboard.deployment": target.deployment_id,
-                       "switchboard.model": target.model})
+    attributes["switchboard.attempt"] = number
+    attributes["switchboard.deployment"] = target.deployment_id
+    attributes["switchboard.model"] = target.model
     provider = provider_name(target.provider)
     if provider:
         attributes["gen_ai.provider.name"] = provider
     host = _host(target.api_base)
     if host:
         attributes["server.address"] = host
-    name = f"{attributes['gen_ai.operation.name']} {target.upstream_model}"
-    return tracer.start_span(name, kind=_api().SpanKind.CLIENT, attributes=attributes)
-
-
-def _sampled_out(parent) -> bool:
-    return not parent.is_recording() and parent.get_span_context().is_valid
+    span.set_attributes(attributes)
+    return span
 
 
 @cache
