@@ -268,3 +268,29 @@ def test_with_redis_a_key_without_parallel_limit_costs_less_than_a_call_per_requ
             "x-ratelimit-remaining-tokens"] != expected:
         assert time.monotonic() < deadline, "the real token count never reached Redis"
         time.sleep(0.05)
+
+
+def test_a_key_change_reaches_every_worker_without_a_syscall_per_request(tmp_path, monkeypatch):
+    """Two workers' key caches on one instance: a change made through one ends the other's
+    freshness at its next request, which learns it from a mapped file (a stat per request
+    released the GIL, and a keyed request then waited for it under load)."""
+    import os
+
+    from app.keys.availability import KeyCache
+    from app.keys.store import KeyRecord
+
+    first, second = (KeyCache(60, tmp_path / "key-cache", fresh_seconds=60) for _ in range(2))
+    key, token = KeyRecord(id="k1"), "sk-sb-token"
+    second.verified(token, key, time.time())
+    assert second.fresh(token) == key
+    stats = []
+    original_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda *a, **kw: stats.append(a) or original_stat(*a, **kw))
+    for _ in range(5):
+        assert second.fresh(token) == key
+    assert stats == []
+    time.sleep(0.01)
+    first.changed()
+    assert second.fresh(token) is None
+    second.verified(token, key, time.time())
+    assert second.fresh(token) == key

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 import os
 import threading
 import time
@@ -28,7 +29,8 @@ log = logging.getLogger("switchboard.keys")
 PROBE_SECONDS = 0.2
 SHARE_FRACTION = 0.25         # a key's shared entry is refreshed after this part of the bound
 SHARE_TIMEOUT_SECONDS = 0.05  # longest wait on the shared store's lock
-CHANGES = "changes"           # grows by a byte at each key change made on this instance
+STAMP_BYTES = 8
+CHANGE_STAMP = "change-stamp"  # 8 bytes: when a key was last changed on this instance (ns)
 
 
 def store_unavailable() -> ProxyError:
@@ -81,10 +83,12 @@ class KeyCache:
 
     The same memory serves the request path: a key read from the store in the last
     `fresh_seconds` is not read again. A change made through this instance's admin API
-    (update, delete) ends that freshness in every worker at once: it appends a byte to the
-    CHANGES file, whose size each request checks (one stat). A change made through another
-    instance is seen within `fresh_seconds`, and a limited key is read with its row when a
-    worker next counts it there (app/keys/allowance.py: within SLICE_SECONDS)."""
+    (update, delete) ends that freshness in every worker at once: it writes the time to the
+    CHANGE_STAMP file, which every worker maps into memory and reads at each request (a
+    memory read: a stat per request, which released the GIL, cost a keyed request a wait
+    for it under load). A change made through another instance is seen within
+    `fresh_seconds`, and a limited key is read with its row when a worker next counts it
+    there (app/keys/allowance.py: within SLICE_SECONDS)."""
 
     def __init__(self, seconds: float, folder: str | os.PathLike, fresh_seconds: float = 0.0):
         self.seconds = seconds
@@ -96,8 +100,10 @@ class KeyCache:
         self._shared_at: dict[str, float] = {}                   # token hash -> last shared
         self._spent: dict[str, float] = {}                       # key id -> spent since verified
         self._shared = None
-        self._changes = Path(folder) / CHANGES
-        self._changes_seen: tuple[int, int] | None = None        # (inode, size) last seen
+        self._stamp_path = Path(folder) / CHANGE_STAMP
+        self._stamp: mmap.mmap | None = None                     # the file, mapped
+        self._stamp_seen = bytes(STAMP_BYTES)                    # its value last seen
+        self._unwatched = False                                  # the stamp cannot be mapped
         self._changed_at = 0.0                                   # when a change was last seen
 
     @staticmethod
@@ -116,24 +122,45 @@ class KeyCache:
         return key
 
     def _last_change(self) -> float:
-        try:
-            stat = os.stat(self._changes)
-            seen = (stat.st_ino, stat.st_size)
-        except OSError:
-            seen = None
-        if seen != self._changes_seen:
-            self._changes_seen, self._changed_at = seen, time.time()
+        """When this process saw the last change made on this instance; now, when the stamp
+        cannot be mapped (keys are then read from the store at each request)."""
+        if self._stamp is None:
+            if self._unwatched:
+                return time.time()
+            try:
+                self._stamp = self._map_stamp()
+            except (OSError, ValueError) as exc:
+                self._unwatched = True
+                log.warning("cannot watch for key changes (%s); keys are read at each request",
+                            exc)
+                return time.time()
+        seen = self._stamp[:STAMP_BYTES]
+        if seen != self._stamp_seen:
+            self._stamp_seen, self._changed_at = seen, time.time()
         return self._changed_at
+
+    def _map_stamp(self) -> mmap.mmap:
+        fd = self._open_stamp()
+        try:
+            return mmap.mmap(fd, STAMP_BYTES, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+
+    def _open_stamp(self) -> int:
+        """The stamp file, created with a zero stamp when missing."""
+        os.makedirs(self.folder, exist_ok=True)
+        fd = os.open(self._stamp_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if os.fstat(fd).st_size < STAMP_BYTES:
+            os.ftruncate(fd, STAMP_BYTES)
+        return fd
 
     def changed(self) -> None:
         """A key was changed or deleted here: every worker of the instance reads keys anew."""
         self._changed_at = time.time()
         try:
-            os.makedirs(self.folder, exist_ok=True)
-            fd = os.open(self._changes, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
-                         0o600)
+            fd = self._open_stamp()
             try:
-                os.write(fd, b".")
+                os.pwrite(fd, time.time_ns().to_bytes(STAMP_BYTES, "little"), 0)
             finally:
                 os.close(fd)
         except OSError as exc:
