@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,10 +20,23 @@ from tests.emulators.openai import AzureEmulator, OpenAIEmulator
 from tests.emulators.replicate import ReplicateEmulator
 from tests.provider_fixtures import app_maker, emulator_fixture, proxy_app, sdk_for
 from tests.provider_fixtures import emulators  # noqa: F401  (the session fixture, for all tests)
-from tests.servers import (_stop, fresh_postgres_database, start_postgres, start_redis,
-                           stop_postgres)
+from tests.servers import (HANDED_OUT_PORTS, _stop, fresh_postgres_database, start_postgres,
+                           start_redis, stop_postgres)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config) -> None:
+    """The run's folder of handed-out ports (tests/servers.py free_port), made by the process
+    that starts the run; pytest-xdist's workers inherit it."""
+    if HANDED_OUT_PORTS not in os.environ:
+        os.environ[HANDED_OUT_PORTS] = config.handed_out_ports = tempfile.mkdtemp(
+            prefix="switchboard-test-ports-")
+
+
+def pytest_unconfigure(config) -> None:
+    if getattr(config, "handed_out_ports", None):
+        shutil.rmtree(config.handed_out_ports, ignore_errors=True)
 
 
 openai_emu = emulator_fixture(OpenAIEmulator, "openai_emu")

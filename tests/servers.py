@@ -20,10 +20,23 @@ from pathlib import Path
 import pytest
 
 
+HANDED_OUT_PORTS = "SWITCHBOARD_TEST_PORTS"  # the folder of the ports free_port handed out
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port that no other call in this test run (any xdist worker) returned.
+    The kernel may hand the same free port to two workers before either server binds it, and
+    gunicorn binds with SO_REUSEPORT: both would start, and split each other's connections."""
+    handed_out = Path(os.environ[HANDED_OUT_PORTS])  # a file a port (tests/conftest.py)
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            os.close(os.open(handed_out / str(port), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            continue
+        return port
 
 
 def _wait_port(port: int, process: subprocess.Popen, what: str, limit: float = 30.0) -> None:
