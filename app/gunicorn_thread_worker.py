@@ -29,6 +29,7 @@ from gunicorn.workers.gthread import ThreadWorker as BaseThreadWorker
 from app.gunicorn_clients import (HEADER_TIMEOUT, SLOW, ClientBody, TooSlow, Waiting, evict,
                                   hang_up)
 from app.gunicorn_config import freeze
+from app.service.events import answer_first
 
 ACCEPT_ERRORS = {errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED}  # nothing to accept
 
@@ -109,7 +110,8 @@ class ThreadWorker(BaseThreadWorker):
             if conn.headers_wait.evicted:
                 return False    # answered 408 by the main thread just now
         req.body = ClientBody(req, self, conn.sock)
-        return super().handle_request(req, conn)
+        with answer_first():   # metrics and integration events after the answer is written
+            return super().handle_request(req, conn)
 
     @contextmanager
     def waiting_on(self, sock: socket.socket, deadline: float = math.inf):

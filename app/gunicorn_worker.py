@@ -9,6 +9,8 @@ idle at that moment (as the gthread worker does); requests in progress, and conn
 accepted before the listener closes, are served (gunicorn closes them after the response).
 
 Each kept-alive connection takes its turn before reading its next request (`take_turns`).
+A request's metrics and integration events are handed over once its answer is written
+(app/service/events.answer_first).
 Streamed responses are written as app/gunicorn_writes.py says.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from app.gunicorn_clients import HEADER_TIMEOUT, SLOW, ClientBody, TooSlow, Wait
 from app.gunicorn_config import freeze
 from app.gunicorn_errors import write_json_error
 from app.gunicorn_writes import Coalescing
+from app.service.events import answer_first
 
 HANG_UP = "the worker is stopping"
 
@@ -130,7 +133,8 @@ class GeventWorker(BaseGeventWorker):
 
     def handle_request(self, listener_name, req, sock, addr):
         req.body = ClientBody(req, self, sock)
-        super().handle_request(listener_name, req, sock, addr)
+        with answer_first():
+            super().handle_request(listener_name, req, sock, addr)
         self.served.add(gevent.getcurrent())
 
     def handle_exit(self, sig, frame):

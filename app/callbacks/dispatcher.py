@@ -13,6 +13,8 @@ from app.service.events import RequestEvent
 
 
 class Dispatcher:
+    after_answer = True   # the integrations' queues: nothing the client waits for
+
     def __init__(self, queues: dict[str, DeliveryQueue], success: tuple[str, ...],
                  failure: tuple[str, ...]):
         self.queues = queues

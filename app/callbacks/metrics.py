@@ -55,7 +55,9 @@ def _series(metric, *labels: str):
 
 class MetricsConsumer:
     """Counts every finished request; cheap enough to run on the request's own thread
-    (a few in-memory or mmap'd increments)."""
+    (a few in-memory or mmap'd increments), after its answer is sent."""
+
+    after_answer = True
 
     def __init__(self, known_models: set[str]):
         self.known_models = known_models

@@ -65,7 +65,7 @@ class CompletionService:
         self.events = EventBus()
         self.consumers = build_consumers(self)
         for consumer in self.consumers:
-            self.events.subscribe(consumer.handle)
+            self.events.subscribe(consumer.handle, getattr(consumer, "after_answer", False))
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what the consumers still hold (ledger rows, integration events) within

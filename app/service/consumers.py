@@ -1,7 +1,9 @@
 """The consumers of request events: each one enqueues and does its work off the request path.
 
 A consumer has `handle(event)` (called once per finished request; must not block) and
-`close(timeout)` (flush on graceful shutdown within `timeout` seconds).
+`close(timeout)` (flush on graceful shutdown within `timeout` seconds), and may say
+`after_answer = True`: nothing the client's next request depends on, so under gunicorn it is
+handed the event after the answer is sent (app/service/events.answer_first).
 """
 from __future__ import annotations
 

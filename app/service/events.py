@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 log = logging.getLogger("switchboard.events")
+
+# The deliveries waiting for the answer to be sent (see `answer_first`); None: deliver now.
+_waiting_for_answer: ContextVar[list | None] = ContextVar("waiting_for_answer", default=None)
 
 
 @dataclass
@@ -77,21 +81,55 @@ class EventBus:
     """Hands each finished request's event to every subscriber.
 
     Subscribers must not block (they enqueue for their own background workers); a failing
-    subscriber is logged and never affects the request or the other subscribers.
+    subscriber is logged and never affects the request or the other subscribers. One
+    subscribed `after_answer` (metrics, integrations) is handed the event once the answer
+    has gone to the client when the request is served inside `answer_first` (gunicorn's
+    workers), so the client does not wait for it; the others (the ledger's journal line,
+    the key's spend) before the answer, as anywhere else.
     """
 
     def __init__(self):
         self._subscribers: list[Callable[[RequestEvent], None]] = []
+        self._after_answer: list[Callable[[RequestEvent], None]] = []
 
-    def subscribe(self, subscriber: Callable[[RequestEvent], None]) -> None:
-        self._subscribers.append(subscriber)
+    def subscribe(self, subscriber: Callable[[RequestEvent], None],
+                  after_answer: bool = False) -> None:
+        (self._after_answer if after_answer else self._subscribers).append(subscriber)
 
     def publish(self, event: RequestEvent) -> None:
         for subscriber in self._subscribers:
-            try:
-                subscriber(event)
-            except Exception:
-                log.exception("event subscriber %r failed", subscriber)
+            _deliver(subscriber, event)
+        waiting = _waiting_for_answer.get()
+        for subscriber in self._after_answer:
+            if waiting is None:
+                _deliver(subscriber, event)
+            else:
+                waiting.append((subscriber, event))
+
+
+def _deliver(subscriber: Callable[[RequestEvent], None], event: RequestEvent) -> None:
+    try:
+        subscriber(event)
+    except Exception:
+        log.exception("event subscriber %r failed", subscriber)
+
+
+class answer_first:  # noqa: N801 (used as a context manager, like a function)
+    """Around serving one request (its answer written when this ends): the events published
+    inside are handed to their `after_answer` subscribers on the way out, however it ends.
+    Per greenlet or thread (a context variable). A class: a generator's context manager
+    costs a few microseconds more per request."""
+
+    __slots__ = ("_waiting", "_token")
+
+    def __enter__(self) -> None:
+        self._waiting: list = []
+        self._token = _waiting_for_answer.set(self._waiting)
+
+    def __exit__(self, *exc_info) -> None:
+        _waiting_for_answer.reset(self._token)
+        for subscriber, event in self._waiting:
+            _deliver(subscriber, event)
 
 
 def build_event(context: RequestContext, body: dict, outcome, trail,
