@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from flask import Request, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.api.keepalive import STREAM_FLAG
-from app.api.limits import check_depth, check_value_count
+from app.api.limits import MAX_JSON_DEPTH, check_depth, check_value_count
 from app.errors import InvalidRequestError, ProxyError
 from app.jsonfast import loads
 
@@ -28,19 +28,38 @@ def read_json_body():
 
 
 def _parse(request: Request):
-    mimetype = request.mimetype
+    environ = request.environ
+    # The usual header as it is, or werkzeug's parse of it (~3 us: parameters, case).
+    mimetype = "application/json" if environ.get("CONTENT_TYPE") == "application/json" \
+        else request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise ProxyError("Send the body as JSON with Content-Type: application/json "
                          f"(got {mimetype or 'none'}).", status=415,
                          type="invalid_request_error", code="unsupported_media_type")
-    data = request.get_data(cache=False)
+    data = _body_bytes(request, environ)
     check_value_count(data)
     try:
         body = loads(data)
     except ValueError as exc:
         raise InvalidRequestError(f"The request body is not valid JSON: {exc}.",
                                   code="invalid_json") from None
-    check_depth(body)
+    if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH:  # fewer cannot nest deeper
+        check_depth(body)
     # Lets the keep-alive padding know a JSON answer is coming (app/api/keepalive.py).
-    request.environ[STREAM_FLAG] = isinstance(body, dict) and body.get("stream") is True
+    environ[STREAM_FLAG] = isinstance(body, dict) and body.get("stream") is True
     return body
+
+
+def _body_bytes(request: Request, environ: dict) -> bytes:
+    """The body. From a server that ends the input stream at the body's end (gunicorn:
+    `wsgi.input_terminated`) and a Content-Length, read in one call, as werkzeug would
+    after its size check; werkzeug's `get_data` wraps the stream and reads it in pieces
+    (~6 us for a chat request)."""
+    length = environ.get("CONTENT_LENGTH")
+    if (not length or not length.isdigit() or "wsgi.input_terminated" not in environ
+            or environ.get("HTTP_TRANSFER_ENCODING")):
+        return request.get_data(cache=False)
+    size = int(length)
+    if request.max_content_length is not None and size > request.max_content_length:
+        raise RequestEntityTooLarge()
+    return environ["wsgi.input"].read(size)
