@@ -11,8 +11,9 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
-from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.sdk.trace.sampling import (ALWAYS_OFF, ALWAYS_ON, ParentBased,
+                                              TraceIdRatioBased)
+from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags, TraceState
 
 from app.tracing import lean_sdk
 
@@ -123,24 +124,61 @@ def test_lean_spans_record_what_sdk_spans_record(limits):
 
 @pytest.mark.parametrize("sampler, parent_sampled, recorded", [
     (ALWAYS_OFF, None, False),
+    (ALWAYS_OFF, True, False),
+    (ALWAYS_ON, False, True),
+    (ParentBased(ALWAYS_ON), None, True),
+    (ParentBased(ALWAYS_ON), True, True),
+    (ParentBased(ALWAYS_ON), False, False),
+    (ParentBased(ALWAYS_OFF, remote_parent_not_sampled=ALWAYS_ON), False, True),
+    (ParentBased(ALWAYS_OFF), True, True),
     (ParentBased(TraceIdRatioBased(1.0)), False, False),
     (ParentBased(TraceIdRatioBased(0.0)), True, True),
     (ParentBased(TraceIdRatioBased(1.0)), None, True),
 ])
 def test_sampler_decides(sampler, parent_sampled, recorded):
     """As for the SDK's spans: a span sampled out is a NonRecordingSpan that reaches no
-    processor, and carries the decision in its flags."""
-    tracer, exporter = _tracer(True, sampler=sampler)
+    processor, and carries the decision in its flags; a remote parent's trace state is kept.
+    (The samplers that decide by the parent alone are not asked per span: held here to the
+    SDK's own spans under the same sampler.)"""
     parent = None
     if parent_sampled is not None:
         flags = TraceFlags(TraceFlags.SAMPLED if parent_sampled else TraceFlags.DEFAULT)
         parent = trace.set_span_in_context(trace.NonRecordingSpan(
-            SpanContext(REMOTE.trace_id, REMOTE.span_id, is_remote=True, trace_flags=flags)))
-    span = tracer.start_span("s", context=parent)
-    assert span.is_recording() == recorded
-    assert span.get_span_context().trace_flags.sampled == recorded
+            SpanContext(REMOTE.trace_id, REMOTE.span_id, is_remote=True, trace_flags=flags,
+                        trace_state=TraceState([("vendor", "v1")]))))
+    contexts = []
+    for lean in (True, False):
+        tracer, exporter = _tracer(lean, sampler=sampler)
+        span = tracer.start_span("s", context=parent)
+        assert span.is_recording() == recorded
+        assert span.get_span_context().trace_flags.sampled == recorded
+        span.end()
+        assert len(exporter.get_finished_spans()) == int(recorded)
+        context_ = span.get_span_context()
+        contexts.append((context_.trace_flags, context_.trace_state,
+                         context_.trace_id == REMOTE.trace_id))
+    assert contexts[0] == contexts[1]
+
+
+def test_attributes_set_later_are_computed_when_the_ended_span_is_read():
+    """set_attributes_later: computed once, at the first read after the span ended, as if
+    set last (existing keys move last, the span's limit holds); ignored once ended."""
+    computed = []
+
+    def compute(facts):
+        computed.append(facts)
+        return {"later": facts, "first": 2, "list": ["a"]}
+
+    tracer, exporter = _tracer(True, SpanLimits(max_span_attributes=3))
+    span = tracer.start_span("s", attributes={"first": 1, "second": 2, "third": 3})
+    span.set_attributes_later(compute, "told")
+    assert computed == [] and dict(span.attributes) == {"first": 1, "second": 2, "third": 3}
     span.end()
-    assert len(exporter.get_finished_spans()) == int(recorded)
+    span.set_attributes_later(compute, "too late")
+    [ended] = exporter.get_finished_spans()
+    assert computed == []
+    assert list(ended.attributes.items()) == [("later", "told"), ("first", 2), ("list", ("a",))]
+    assert ended.dropped_attributes == 3 and computed == ["told"]
 
 
 def test_batch_processor_notices_a_fork(tmp_path):

@@ -7,14 +7,14 @@ Installed only when tracing is on (app/tracing); the proxy then answers with its
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from flask import Flask, g, request
 from marshmallow import Schema, fields
 
 from app import tracing
 from app.tracing import spans
-from app.tracing.attributes import event_attributes
+from app.tracing.attributes import outcome, outcome_attributes
 
 SPAN_KEY = "switchboard.span"  # WSGI environ: the request's server span
 REQUEST_ID_KEY = "switchboard.request_id"  # WSGI environ: the id the span is known by
@@ -121,26 +121,26 @@ class _EndsSpan:
 
 
 class _OpenSpans:
-    """Server spans (and the attributes waiting to be set on them) by request id, so that the
-    request's event (published by the service, which knows nothing of HTTP) can describe its
-    outcome on the span."""
+    """Server spans by request id, so that the request's event (published by the service,
+    which knows nothing of HTTP) can describe its outcome on the span: what the event tells
+    is read now, and becomes attributes when the span is exported."""
 
     def __init__(self, capture_messages: bool):
         self.capture_messages = capture_messages
-        self._spans: dict[str, tuple] = {}  # one get, set or pop at a time: atomic, no lock
+        self._spans: dict[str, Any] = {}  # one get, set or pop at a time: atomic, no lock
 
-    def open(self, request_id: str, span, attributes: dict) -> None:
-        self._spans[request_id] = span, attributes
+    def open(self, request_id: str, span) -> None:
+        self._spans[request_id] = span
 
     def close(self, request_id: str | None) -> None:
         self._spans.pop(request_id, None)
 
     def describe(self, event) -> None:
         """Event subscriber: the outcome onto the request's span."""
-        span, attributes = self._spans.get(event.request_id) or (None, None)
+        span = self._spans.get(event.request_id)
         if span is None or not span.is_recording():  # sampled out: nothing to describe
             return
-        attributes.update(event_attributes(event, self.capture_messages))
+        span.set_attributes_later(outcome_attributes, outcome(event, self.capture_messages))
         if event.ttft_ms is not None and getattr(span, "start_time", None):
             span.add_event("gen_ai.first_token", {"switchboard.ttft_ms": event.ttft_ms},
                            timestamp=span.start_time + int(event.ttft_ms * 1_000_000))
@@ -175,7 +175,7 @@ def install(app: Flask, service) -> None:
         attributes = environ[ATTRIBUTES_KEY]
         request_id = attributes["switchboard.request_id"] = environ[REQUEST_ID_KEY] = context.request_id
         context.trace_ids = environ[TRACE_IDS_KEY]
-        open_spans.open(request_id, span, attributes)
+        open_spans.open(request_id, span)
 
     app.wsgi_app = ServerSpans(app.wsgi_app,
                                lambda environ: open_spans.close(environ.get(REQUEST_ID_KEY)))

@@ -19,7 +19,7 @@ import logging
 import os
 import types
 from time import time_ns
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
@@ -191,8 +191,8 @@ class LeanSpan(trace_api.Span):
     ReadableSpan attributes: name, context, parent, kind, times, attributes, events, links,
     status, resource, instrumentation_scope, dropped counts)."""
 
-    __slots__ = ("name", "context", "parent", "kind", "start_time", "end_time", "attributes",
-                 "events", "links", "status", "dropped_attributes", "dropped_events",
+    __slots__ = ("name", "context", "parent", "kind", "start_time", "end_time", "_attributes",
+                 "_later", "events", "links", "status", "_dropped_attributes", "dropped_events",
                  "dropped_links", "_tracer", "_record_exception", "_set_status_on_exception")
 
     def __init__(self, name: str, context: SpanContext, parent: SpanContext | None,
@@ -200,11 +200,12 @@ class LeanSpan(trace_api.Span):
                  set_status_on_exception: bool):
         self.name, self.context, self.parent, self.kind = name, context, parent, kind
         self.start_time = self.end_time = None
-        self.attributes: dict[str, Any] = {}
+        self._attributes: dict[str, Any] = {}
+        self._later: list | None = None  # (compute, facts) pairs: set_attributes_later
         self.events: Sequence = ()  # a list from the first event (most spans have none)
         self.links: Sequence = ()
         self.status = _UNSET
-        self.dropped_attributes = self.dropped_events = self.dropped_links = 0
+        self._dropped_attributes = self.dropped_events = self.dropped_links = 0
         self._tracer = tracer
         self._record_exception, self._set_status_on_exception = (record_exception,
                                                                  set_status_on_exception)
@@ -229,33 +230,67 @@ class LeanSpan(trace_api.Span):
         log.debug("%s on an ended span %s ignored", what, self.name)
         return True
 
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        """The span's attributes; those set to be computed later are computed at the first
+        read once the span has ended (the exporter's, off the request's path)."""
+        if self._later is not None:
+            self._compute_later()
+        return self._attributes
+
+    @property
+    def dropped_attributes(self) -> int:
+        if self._later is not None:
+            self._compute_later()
+        return self._dropped_attributes
+
+    def _compute_later(self) -> None:
+        if self.end_time is not None:
+            later, self._later = self._later, None
+            for compute, facts in later:
+                self._merge(compute(facts))
+
     def set_attribute(self, key: str, value: Any) -> None:
         self.set_attributes({key: value})
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         """As the SDK's span: invalid entries left out, an existing key moved last, the oldest
         entry dropped (and counted) beyond the span's attribute limit."""
-        if self._ended("set_attributes"):
+        if not self._ended("set_attributes"):
+            self._merge(attributes)
+
+    def set_attributes_later(self, compute: Callable[[Any], Mapping[str, Any]],
+                             facts: Any) -> None:
+        """`compute(facts)`'s attributes, set (as by set_attributes, after the others) only
+        when the ended span is read: what a request's path need not build. `facts` must not
+        change once given."""
+        if self._ended("set_attributes_later"):
             return
+        if self._later is None:
+            self._later = [(compute, facts)]
+        else:
+            self._later.append((compute, facts))
+
+    def _merge(self, attributes: Mapping[str, Any]) -> None:
         limits = self._tracer._limits
         longest = limits.max_span_attribute_length
         clean = _plain(attributes) if longest is None else None
         if clean is None:
             clean = BoundedAttributes(None, attributes, max_value_len=longest)
-            self.dropped_attributes += clean.dropped  # invalid keys
-        entries, most = self.attributes, limits.max_span_attributes
+            self._dropped_attributes += clean.dropped  # invalid keys
+        entries, most = self._attributes, limits.max_span_attributes
         if not entries and clean.__class__ is dict and (most is None or len(clean) <= most):
-            self.attributes = clean  # the first attributes, a fresh dict: taken as they are
+            self._attributes = clean  # the first attributes, a fresh dict: taken as they are
             return
         for key, value in clean.items():
             if key in entries:
                 del entries[key]
             elif most is not None and len(entries) >= most:
                 if most == 0:
-                    self.dropped_attributes += 1
+                    self._dropped_attributes += 1
                     continue
                 del entries[next(iter(entries))]
-                self.dropped_attributes += 1
+                self._dropped_attributes += 1
             entries[key] = value
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None,

@@ -13,7 +13,8 @@ from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from app import tracing
-from app.tracing.attributes import operation_name, provider_name, request_attributes
+from app.tracing.attributes import (finish_reasons, operation_name, provider_name,
+                                    request_attributes)
 
 _propagate_upstream = False
 
@@ -120,25 +121,29 @@ def end_attempt(span, error=None, response: Mapping[str, Any] | None = None) -> 
                                      "exception.message": message})
         span.set_status(Status(StatusCode.ERROR, message))
     elif response:
-        span.set_attributes(_answer_attributes(response))
+        usage = response.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
+        # Read now (the answer is not kept until the export), described at the export.
+        span.set_attributes_later(_answer_attributes, (
+            response.get("model"), response.get("id"), finish_reasons(response),
+            usage.get("prompt_tokens"), usage.get("completion_tokens")))
     span.end()
 
 
-def _answer_attributes(response: Mapping[str, Any]) -> dict:
+def _answer_attributes(answer: tuple) -> dict:
+    model, answer_id, reasons, input_tokens, output_tokens = answer
     attributes: dict[str, Any] = {}
-    if response.get("model"):
-        attributes["gen_ai.response.model"] = response["model"]
-    if response.get("id"):
-        attributes["gen_ai.response.id"] = response["id"]
-    reasons = [c.get("finish_reason") for c in response.get("choices") or ()
-               if isinstance(c, dict) and c.get("finish_reason")]
+    if model:
+        attributes["gen_ai.response.model"] = model
+    if answer_id:
+        attributes["gen_ai.response.id"] = answer_id
     if reasons:
         attributes["gen_ai.response.finish_reasons"] = reasons
-    usage = response.get("usage") or {}
-    for ours, theirs in (("prompt_tokens", "gen_ai.usage.input_tokens"),
-                         ("completion_tokens", "gen_ai.usage.output_tokens")):
-        if isinstance(usage.get(ours), int):
-            attributes[theirs] = usage[ours]
+    if isinstance(input_tokens, int):
+        attributes["gen_ai.usage.input_tokens"] = input_tokens
+    if isinstance(output_tokens, int):
+        attributes["gen_ai.usage.output_tokens"] = output_tokens
     return attributes
 
 
