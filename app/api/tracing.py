@@ -65,14 +65,15 @@ class ServerSpans:
         span = tracing.tracer().start_span(f"{method} {path}", context=parent,
                                            kind=trace.SpanKind.SERVER)
         environ[SPAN_KEY] = span
-        ids = span.get_span_context()
-        environ[TRACE_IDS_KEY] = trace_ids = {"trace_id": f"{ids.trace_id:032x}",
-                                              "span_id": f"{ids.span_id:016x}"}
+        # A SpanContext is the tuple (trace_id, span_id, is_remote, trace_flags,
+        # trace_state, is_valid): unpacked at once rather than read through properties.
+        trace_id, span_id, _, flags, trace_state, _ = span.get_span_context()
+        trace_hex, span_hex = f"{trace_id:032x}", f"{span_id:016x}"
+        environ[TRACE_IDS_KEY] = {"trace_id": trace_hex, "span_id": span_hex}
         environ[ATTRIBUTES_KEY] = learnt = {"http.request.method": method, "url.path": path}
-        ours = [("traceparent", f"00-{trace_ids['trace_id']}-{trace_ids['span_id']}-"
-                                f"{ids.trace_flags:02x}")]
-        if ids.trace_state:
-            ours.append(("tracestate", ids.trace_state.to_header()))
+        ours = [("traceparent", f"00-{trace_hex}-{span_hex}-{flags:02x}")]
+        if trace_state:
+            ours.append(("tracestate", trace_state.to_header()))
 
         def traced_start_response(status, headers, exc_info=None):
             code = learnt["http.response.status_code"] = int(status.split(None, 1)[0])

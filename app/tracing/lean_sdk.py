@@ -18,16 +18,20 @@ from __future__ import annotations
 import logging
 import os
 import types
+from random import getrandbits
 from time import time_ns
 from typing import Any, Callable, Mapping, Sequence
 
 from opentelemetry import trace as trace_api
+from opentelemetry.context import get_current
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSampler
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 log = logging.getLogger("switchboard")
 _PLAIN = frozenset((str, int, float, bool))
@@ -73,6 +77,7 @@ class LeanTracer(trace_api.Tracer):
         # Fixed for the provider's life (its processors are added to this same object).
         self._sampler, self._ids = sdk_tracer.sampler, sdk_tracer.id_generator
         self._decisions = _decisions_by_parent(self._sampler)
+        self._random_ids = type(self._ids) is RandomIdGenerator  # the default: drawn here
         self._processor = sdk_tracer.span_processor
         self._hooks = _Hooks(self._processor)
 
@@ -80,29 +85,41 @@ class LeanTracer(trace_api.Tracer):
                    attributes: Mapping[str, Any] | None = None, links: Sequence = (),
                    start_time: int | None = None, record_exception: bool = True,
                    set_status_on_exception: bool = True) -> trace_api.Span:
-        parent = trace_api.get_current_span(context).get_span_context()
+        current = (context if context is not None else get_current()).get(_SPAN_KEY)
+        if current.__class__ is LeanSpan:
+            parent = current.context
+        elif current is not None and isinstance(current, trace_api.Span):
+            parent = current.get_span_context()
+        else:
+            parent = trace_api.INVALID_SPAN_CONTEXT
         if not self._sdk._is_enabled():  # pylint: disable=protected-access
             return trace_api.NonRecordingSpan(parent)
         ids = self._ids
-        if parent is None or not parent.is_valid:
-            parent, trace_id = None, ids.generate_trace_id()
-            random_trace_id = ids.is_trace_id_random()
+        # A SpanContext is the tuple (trace_id, span_id, is_remote, trace_flags, trace_state,
+        # is_valid): unpacked at once rather than read through a property per field.
+        if parent is not None:
+            trace_id, _, remote, parent_flags, trace_state, valid = parent
+        if parent is None or not valid:
+            parent, trace_id = None, _random_id(128) if self._random_ids else ids.generate_trace_id()
+            random_trace_id = self._random_ids or ids.is_trace_id_random()
         else:
-            trace_id, random_trace_id = parent.trace_id, parent.trace_flags.random_trace_id
+            random_trace_id = parent_flags & TraceFlags.RANDOM_TRACE_ID
         links = links or ()
         if self._decisions is not None:  # as the sampler would decide, without asking it
             decision = self._decisions[None if parent is None else
-                                       (parent.is_remote, parent.trace_flags.sampled)]
-            trace_state = parent.trace_state if parent is not None else None
+                                       (remote, bool(parent_flags & TraceFlags.SAMPLED))]
+            if parent is None:
+                trace_state = None
         else:
             sampling = self._sampler.should_sample(context, trace_id, name, kind, attributes,
                                                    links)
             decision, trace_state, attributes = (sampling.decision, sampling.trace_state,
                                                  sampling.attributes)
-        flags = _FLAGS[decision.is_sampled(), bool(random_trace_id)]
-        span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
+        flags = _FLAGS[decision is Decision.RECORD_AND_SAMPLE, bool(random_trace_id)]
+        span_context = SpanContext(trace_id, _random_id(64) if self._random_ids
+                                   else ids.generate_span_id(), is_remote=False,
                                    trace_flags=flags, trace_state=trace_state)
-        if not decision.is_recording():
+        if decision is Decision.DROP:
             return trace_api.NonRecordingSpan(span_context)
         span = LeanSpan(name, span_context, parent, kind, self, record_exception,
                         set_status_on_exception)
@@ -124,6 +141,14 @@ class LeanTracer(trace_api.Tracer):
         return trace_api.use_span(span, end_on_exit=end_on_exit,
                                   record_exception=record_exception,
                                   set_status_on_exception=set_status_on_exception)
+
+
+def _random_id(bits: int) -> int:
+    """A RandomIdGenerator's id: random bits, never all zero."""
+    drawn = getrandbits(bits)
+    while not drawn:
+        drawn = getrandbits(bits)
+    return drawn
 
 
 def _decisions_by_parent(sampler) -> dict | None:
