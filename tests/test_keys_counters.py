@@ -273,9 +273,12 @@ def test_with_redis_a_key_without_parallel_limit_costs_less_than_a_call_per_requ
 def test_a_key_change_reaches_every_worker_without_a_syscall_per_request(tmp_path, monkeypatch):
     """Two workers' key caches on one instance: a change made through one ends the other's
     freshness at its next request, which learns it from a mapped file (a stat per request
-    released the GIL, and a keyed request then waited for it under load)."""
+    released the GIL, and a keyed request then waited for it under load) and finds its key
+    without hashing it (the hash cost more than the look-up)."""
+    import hashlib
     import os
 
+    from app.keys import availability
     from app.keys.availability import KeyCache
     from app.keys.store import KeyRecord
 
@@ -286,6 +289,8 @@ def test_a_key_change_reaches_every_worker_without_a_syscall_per_request(tmp_pat
     stats = []
     original_stat = os.stat
     monkeypatch.setattr(os, "stat", lambda *a, **kw: stats.append(a) or original_stat(*a, **kw))
+    monkeypatch.setattr(availability.hashlib, "sha256",
+                        lambda *a: stats.append(a) or hashlib.new("sha256", *a))
     for _ in range(5):
         assert second.fresh(token) == key
     assert stats == []

@@ -96,7 +96,9 @@ class KeyCache:
         self.folder = folder
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[KeyRecord, float]] = {}   # token hash -> (key, verified)
-        self._fresh: dict[str, tuple[KeyRecord, float]] = {}     # token hash -> (key, read at)
+        # token -> (key, read at): memory only, looked up at every keyed request (a SHA-256
+        # each time cost more than the look-up; the shared store on disk keeps hashes only)
+        self._fresh: dict[str, tuple[KeyRecord, float]] = {}
         self._shared_at: dict[str, float] = {}                   # token hash -> last shared
         self._spent: dict[str, float] = {}                       # key id -> spent since verified
         self._shared = None
@@ -113,7 +115,7 @@ class KeyCache:
     def fresh(self, token: str) -> KeyRecord | None:
         """The key `token` named when this process read it from the store, if that was in the
         last `fresh_seconds` and after the last change to any key made on this instance."""
-        entry = self._fresh.get(self._slot(token))
+        entry = self._fresh.get(token)
         if entry is None:
             return None
         key, read_at = entry
@@ -170,8 +172,8 @@ class KeyCache:
     def forget(self, key_id: str) -> None:
         """The key changed since it was read: read it anew on its next request."""
         with self._lock:
-            for slot in [slot for slot, (key, _) in self._fresh.items() if key.id == key_id]:
-                del self._fresh[slot]
+            for token in [token for token, (key, _) in self._fresh.items() if key.id == key_id]:
+                del self._fresh[token]
 
     def verified(self, token: str, key: KeyRecord | None, read_at: float) -> None:
         """What the store said of `token` (read when the request began, `read_at`): its key,
@@ -180,12 +182,12 @@ class KeyCache:
         with self._lock:
             if key is None:
                 known = self._entries.pop(slot, None) is not None
-                self._fresh.pop(slot, None)
+                self._fresh.pop(token, None)
                 self._shared_at.pop(slot, None)
             else:
                 self._entries[slot] = (key, now)
                 if self.fresh_seconds:
-                    self._fresh[slot] = (key, read_at)
+                    self._fresh[token] = (key, read_at)
                 self._spent[key.id] = 0.0
                 share = now - self._shared_at.get(slot, 0.0) >= self.seconds * SHARE_FRACTION
                 if share:
